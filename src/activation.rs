@@ -1,0 +1,138 @@
+//! Element-wise activations, in place and out of place, and the [`Activation`] that dense
+//! (and later conv/recurrent) kernels fuse into their output.
+
+use crate::dispatch::dispatch;
+use crate::error::check_len;
+use crate::math;
+use crate::simd::{Simd, map, map_in_place};
+use crate::{Engine, Error};
+
+/// An element-wise function applied to a kernel's output.
+///
+/// Error bounds (max over every f32 input, against f64, see the crate docs): `Exp` 2 ulp,
+/// `Tanh` and `Sigmoid` 4 ulp; results below `f32::MIN_POSITIVE` are flushed to 0.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub enum Activation {
+    /// `x`.
+    #[default]
+    Identity,
+    /// `max(x, 0)`.
+    Relu,
+    /// `min(max(x, 0), 6)`.
+    Relu6,
+    /// `x` if `x >= 0`, else `alpha * x`.
+    LeakyRelu(f32),
+    /// Hyperbolic tangent.
+    Tanh,
+    /// Logistic sigmoid `1 / (1 + e^-x)`.
+    Sigmoid,
+    /// GELU, tanh approximation (PyTorch `approximate="tanh"`, Keras `approximate=True`).
+    /// Saturates to `-0.0` for large negative finite `x`; `-inf` gives NaN.
+    Gelu,
+    /// SiLU / swish `x * sigmoid(x)`; `-inf` gives NaN.
+    Silu,
+    /// `e^x` (Keras `exponential`).
+    Exp,
+}
+
+impl Activation {
+    /// Applies the activation to one vector.
+    #[inline(always)]
+    pub(crate) fn apply<S: Simd>(self, s: S, v: S::V) -> S::V {
+        match self {
+            Activation::Identity => v,
+            Activation::Relu => s.max(s.zero(), v),
+            Activation::Relu6 => s.min(s.splat(6.0), s.max(s.zero(), v)),
+            Activation::LeakyRelu(alpha) => {
+                s.select(s.lt(v, s.zero()), s.mul(v, s.splat(alpha)), v)
+            }
+            Activation::Tanh => math::tanh(s, v),
+            Activation::Sigmoid => math::sigmoid(s, v),
+            Activation::Gelu => math::gelu(s, v),
+            Activation::Silu => math::silu(s, v),
+            Activation::Exp => math::exp(s, v),
+        }
+    }
+}
+
+/// Out of place; one loop per activation so the `match` stays outside the loop.
+#[inline(always)]
+fn activate_kernel<S: Simd>(s: S, act: Activation, x: &[f32], y: &mut [f32]) {
+    match act {
+        Activation::Identity => y.copy_from_slice(x),
+        Activation::Relu => map(s, x, y, |v| Activation::Relu.apply(s, v)),
+        Activation::Relu6 => map(s, x, y, |v| Activation::Relu6.apply(s, v)),
+        Activation::LeakyRelu(a) => map(s, x, y, |v| Activation::LeakyRelu(a).apply(s, v)),
+        Activation::Tanh => map(s, x, y, |v| math::tanh(s, v)),
+        Activation::Sigmoid => map(s, x, y, |v| math::sigmoid(s, v)),
+        Activation::Gelu => map(s, x, y, |v| math::gelu(s, v)),
+        Activation::Silu => map(s, x, y, |v| math::silu(s, v)),
+        Activation::Exp => map(s, x, y, |v| math::exp(s, v)),
+    }
+}
+
+#[inline(always)]
+fn activate_in_place_kernel<S: Simd>(s: S, act: Activation, x: &mut [f32]) {
+    match act {
+        Activation::Identity => {}
+        Activation::Relu => map_in_place(s, x, |v| Activation::Relu.apply(s, v)),
+        Activation::Relu6 => map_in_place(s, x, |v| Activation::Relu6.apply(s, v)),
+        Activation::LeakyRelu(a) => map_in_place(s, x, |v| Activation::LeakyRelu(a).apply(s, v)),
+        Activation::Tanh => map_in_place(s, x, |v| math::tanh(s, v)),
+        Activation::Sigmoid => map_in_place(s, x, |v| math::sigmoid(s, v)),
+        Activation::Gelu => map_in_place(s, x, |v| math::gelu(s, v)),
+        Activation::Silu => map_in_place(s, x, |v| math::silu(s, v)),
+        Activation::Exp => map_in_place(s, x, |v| math::exp(s, v)),
+    }
+}
+
+impl Engine {
+    /// `y[i] = act(x[i])`. Fails only if `y.len() != x.len()`.
+    ///
+    /// ```
+    /// use simdnn::{Activation, Engine};
+    /// let x = [-1.0, 0.5, 8.0];
+    /// let mut y = [0.0; 3];
+    /// Engine::new().activate(Activation::Relu6, &x, &mut y)?;
+    /// assert_eq!(y, [0.0, 0.5, 6.0]);
+    /// # Ok::<(), simdnn::Error>(())
+    /// ```
+    pub fn activate(&self, act: Activation, x: &[f32], y: &mut [f32]) -> Result<(), Error> {
+        check_len("y", y.len(), x.len())?;
+        dispatch!(self, activate_kernel(act: Activation, x: &[f32], y: &mut [f32]));
+        Ok(())
+    }
+
+    /// `x[i] = act(x[i])`; any length.
+    ///
+    /// ```
+    /// use simdnn::{Activation, Engine};
+    /// let mut x = [0.0f32, 100.0, -100.0];
+    /// Engine::new().activate_in_place(Activation::Tanh, &mut x);
+    /// assert_eq!(x, [0.0, 1.0, -1.0]);
+    /// ```
+    pub fn activate_in_place(&self, act: Activation, x: &mut [f32]) {
+        dispatch!(self, activate_in_place_kernel(act: Activation, x: &mut [f32]));
+    }
+
+    /// Fixed-size out-of-place form: lengths are checked by the type system.
+    ///
+    /// ```
+    /// use simdnn::{Activation, Engine};
+    /// let mut y = [0.0; 2];
+    /// Engine::new().activate_array(Activation::Sigmoid, &[0.0, 0.0], &mut y);
+    /// assert_eq!(y, [0.5, 0.5]);
+    /// ```
+    ///
+    /// Mismatched sizes do not compile:
+    ///
+    /// ```compile_fail
+    /// use simdnn::{Activation, Engine};
+    /// let mut y = [0.0; 3];
+    /// Engine::new().activate_array(Activation::Relu, &[0.0, 0.0], &mut y);
+    /// ```
+    pub fn activate_array<const N: usize>(&self, act: Activation, x: &[f32; N], y: &mut [f32; N]) {
+        let (x, y) = (x.as_slice(), y.as_mut_slice());
+        dispatch!(self, activate_kernel(act: Activation, x: &[f32], y: &mut [f32]));
+    }
+}

@@ -1,0 +1,611 @@
+//! Dense (linear) layers `y = act(W x + b)`, `W` row-major `[out][in]` as PyTorch
+//! `nn.Linear` stores it.
+//!
+//! Two weight forms:
+//! - [`PackedDense`]: `W` repacked once into panels of [`PANEL`] output features, each panel
+//!   stored k-major (`panel[k][j] = W[p * PANEL + j][k]`, zero-padded). The GEMM micro-kernel
+//!   keeps an `MR x PANEL` block of outputs in registers and streams the panel once per row
+//!   block; the GEMV kernel streams it once with several k-steps in flight. The layout is the
+//!   same for every backend, so weights packed once run anywhere.
+//! - Row-major `W` as given ([`Engine::dense_row_major`], [`Dense`]): dot products over
+//!   four rows at a time; no packing, so weights can stay in flash.
+
+use crate::activation::Activation;
+use crate::dispatch::dispatch;
+use crate::error::{check_len, checked_mul};
+use crate::simd::Simd;
+use crate::{Engine, Error};
+
+/// Output features per packed panel.
+pub const PANEL: usize = 32;
+/// Inner-dimension block of the GEMM: one panel block (`KC * PANEL` f32 = 32 KiB) stays in L1
+/// while every row block of the input streams past it.
+const KC: usize = 256;
+
+/// Number of f32 a packed `out_features x in_features` weight matrix occupies (saturating on
+/// overflow; [`PackedDense::pack`] reports the overflow as an error).
+///
+/// ```
+/// assert_eq!(simdnn::dense_packed_len(33, 10), 64 * 10);
+/// ```
+pub const fn dense_packed_len(out_features: usize, in_features: usize) -> usize {
+    out_features.div_ceil(PANEL).saturating_mul(PANEL).saturating_mul(in_features)
+}
+
+/// Packs row-major `w` (`out * inp` long) into `dst` (`dense_packed_len(out, inp)` long).
+/// Callers check the lengths; `const` so fixed-size weights can be packed at compile time.
+const fn pack_into(w: &[f32], out: usize, inp: usize, dst: &mut [f32]) {
+    let mut i = 0;
+    while i < dst.len() {
+        let (panel, rest) = (i / (PANEL * inp), i % (PANEL * inp));
+        let (k, j) = (rest / PANEL, rest % PANEL);
+        let o = panel * PANEL + j;
+        dst[i] = if o < out { w[o * inp + k] } else { 0.0 };
+        i += 1;
+    }
+}
+
+/// Dense weights packed for the GEMM/GEMV kernels, borrowed from caller-owned storage.
+///
+/// ```
+/// use simdnn::{Activation, Engine, PackedDense, dense_packed_len};
+/// // y = relu(W x + b) with W = [[1, 2], [3, 4], [5, 6]] (3 outputs, 2 inputs).
+/// let w = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+/// let mut storage = [0.0; dense_packed_len(3, 2)];
+/// let packed = PackedDense::pack(&w, 3, 2, &mut storage)?;
+/// let mut y = [0.0; 3];
+/// Engine::new().dense(&packed, Some(&[0.0, 0.0, -100.0]), Activation::Relu, &[1.0, 1.0], &mut y)?;
+/// assert_eq!(y, [3.0, 7.0, 0.0]);
+/// # Ok::<(), simdnn::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct PackedDense<'a> {
+    data: &'a [f32],
+    out_features: usize,
+    in_features: usize,
+}
+
+impl<'a> PackedDense<'a> {
+    /// Packs row-major `w` (`[out_features][in_features]`) into `storage`, which must be
+    /// exactly [`dense_packed_len`] long.
+    pub fn pack(
+        w: &[f32],
+        out_features: usize,
+        in_features: usize,
+        storage: &'a mut [f32],
+    ) -> Result<Self, Error> {
+        check_len("w", w.len(), checked_mul(out_features, in_features, "w length")?)?;
+        let padded = checked_mul(out_features.div_ceil(PANEL), PANEL, "packed length")?;
+        check_len("storage", storage.len(), checked_mul(padded, in_features, "packed length")?)?;
+        pack_into(w, out_features, in_features, storage);
+        Ok(PackedDense { data: storage, out_features, in_features })
+    }
+
+    /// Wraps weights packed earlier (by [`PackedDense::pack`], [`pack_dense`] at compile
+    /// time, or stored from either and read back with `bytemuck`).
+    ///
+    /// ```
+    /// use simdnn::{PackedDense, pack_dense, dense_packed_len};
+    /// const W: [[f32; 2]; 3] = [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]];
+    /// static PACKED: [f32; dense_packed_len(3, 2)] = pack_dense(&W);
+    /// let packed = PackedDense::from_packed(&PACKED, 3, 2)?;
+    /// assert_eq!(packed.out_features(), 3);
+    /// # Ok::<(), simdnn::Error>(())
+    /// ```
+    pub fn from_packed(
+        data: &'a [f32],
+        out_features: usize,
+        in_features: usize,
+    ) -> Result<Self, Error> {
+        let padded = checked_mul(out_features.div_ceil(PANEL), PANEL, "packed length")?;
+        check_len("data", data.len(), checked_mul(padded, in_features, "packed length")?)?;
+        Ok(PackedDense { data, out_features, in_features })
+    }
+
+    /// Number of outputs.
+    pub fn out_features(&self) -> usize {
+        self.out_features
+    }
+
+    /// Number of inputs.
+    pub fn in_features(&self) -> usize {
+        self.in_features
+    }
+
+    /// The packed data.
+    pub fn as_slice(&self) -> &'a [f32] {
+        self.data
+    }
+}
+
+/// Packs fixed-size row-major weights at compile time (or at run time without a storage
+/// argument). `P` must be `dense_packed_len(OUT, IN)`; anything else does not compile.
+///
+/// ```compile_fail
+/// const W: [[f32; 2]; 3] = [[0.0; 2]; 3];
+/// static P: [f32; 6] = simdnn::pack_dense(&W); // needs dense_packed_len(3, 2) = 64
+/// ```
+pub const fn pack_dense<const IN: usize, const OUT: usize, const P: usize>(
+    w: &[[f32; IN]; OUT],
+) -> [f32; P] {
+    const { assert!(P == dense_packed_len(OUT, IN), "P must be dense_packed_len(OUT, IN)") };
+    let mut dst = [0.0; P];
+    pack_into(w.as_flattened(), OUT, IN, &mut dst);
+    dst
+}
+
+/// Everything the dense kernels need besides the input and output.
+#[derive(Clone, Copy)]
+pub(crate) struct Layer<'a> {
+    packed: &'a [f32],
+    out: usize,
+    inp: usize,
+    bias: Option<&'a [f32]>,
+    act: Activation,
+}
+
+/// Per-backend register blocking. Accumulators: GEMM `MR x NV` vectors, GEMV `KU x NV`.
+/// `NV * LANES` divides [`PANEL`].
+pub(crate) trait Blocking: Simd {
+    const GEMM_MR: usize;
+    fn gemm_rows(self, layer: Layer<'_>, x: &[f32], rows: usize, y: &mut [f32]);
+    fn gemv(self, layer: Layer<'_>, x: &[f32], y: &mut [f32]);
+}
+
+macro_rules! blocking {
+    ($token:ty, mr: $mr:literal, nv: $nv:literal, gemv_nv: $gnv:literal, gemv_ku: $gku:literal) => {
+        impl Blocking for $token {
+            const GEMM_MR: usize = $mr;
+            #[inline(always)]
+            fn gemm_rows(self, layer: Layer<'_>, x: &[f32], rows: usize, y: &mut [f32]) {
+                gemm::<Self, $mr, $nv>(self, layer, x, rows, y)
+            }
+            #[inline(always)]
+            fn gemv(self, layer: Layer<'_>, x: &[f32], y: &mut [f32]) {
+                gemv::<Self, $gnv, $gku>(self, layer, x, y)
+            }
+        }
+    };
+}
+// 32 registers: 12 x 2 zmm accumulators, 2 weight vectors, broadcasts from memory.
+#[cfg(simdnn_avx512)]
+blocking!(crate::simd::Avx512, mr: 12, nv: 2, gemv_nv: 2, gemv_ku: 4);
+// 16 registers: 3 x 4 ymm accumulators and 4 weight vectors.
+#[cfg(simdnn_avx2)]
+blocking!(crate::simd::Avx2, mr: 3, nv: 4, gemv_nv: 4, gemv_ku: 2);
+// 32 registers: 3 x 8 q accumulators and 8 weight vectors.
+#[cfg(simdnn_neon)]
+blocking!(crate::simd::Neon, mr: 3, nv: 8, gemv_nv: 8, gemv_ku: 1);
+// Cortex-M4F has 32 single registers: 2 x 8 accumulators.
+blocking!(crate::simd::Scalar, mr: 2, nv: 8, gemv_nv: 8, gemv_ku: 1);
+
+/// Stores `NV` vectors to `dst` (which may be shorter: the last panel of a layer whose
+/// width is not a multiple of [`PANEL`]), after adding the bias/previous partial sums and
+/// applying the activation.
+#[inline(always)]
+fn store_block<S: Simd, const NV: usize>(
+    s: S,
+    mut acc: [S::V; NV],
+    add: Option<&[f32]>,
+    act: Option<Activation>,
+    dst: &mut [f32],
+) {
+    for (v, a) in acc.iter_mut().enumerate() {
+        let lo = (v * S::LANES).min(dst.len());
+        let hi = ((v + 1) * S::LANES).min(dst.len());
+        if let Some(add) = add {
+            *a = s.add(*a, s.load_partial(&add[lo..hi], 0.0));
+        }
+        if let Some(act) = act {
+            *a = act.apply(s, *a);
+        }
+        if hi - lo == S::LANES {
+            s.store(*a, &mut dst[lo..hi]);
+        } else if hi > lo {
+            s.store_partial(*a, &mut dst[lo..hi]);
+        }
+    }
+}
+
+/// `MR` rows of `x` (each `kc` long) times one `kc x PANEL` panel block, columns
+/// `col..col + NV * LANES` of it.
+#[inline(always)]
+fn gemm_tile<S: Simd, const MR: usize, const NV: usize>(
+    s: S,
+    x_rows: [&[f32]; MR],
+    panel: &[f32],
+    col: usize,
+) -> [[S::V; NV]; MR] {
+    let mut acc = [[s.zero(); NV]; MR];
+    let kc = x_rows[0].len();
+    for (k, wk) in (0..kc).zip(panel.chunks_exact(PANEL)) {
+        let wk = &wk[col..col + NV * S::LANES];
+        let w: [S::V; NV] = core::array::from_fn(|v| s.load(&wk[v * S::LANES..]));
+        for (acc_row, x_row) in acc.iter_mut().zip(x_rows) {
+            let a = s.splat(x_row[k]);
+            for (c, wv) in acc_row.iter_mut().zip(w) {
+                *c = s.mul_add(wv, a, *c);
+            }
+        }
+    }
+    acc
+}
+
+/// `rows` rows of `x` times the packed layer, `MR` rows at a time (the last block computes
+/// duplicate rows and discards them).
+#[inline(always)]
+fn gemm<S: Simd, const MR: usize, const NV: usize>(
+    s: S,
+    layer: Layer<'_>,
+    x: &[f32],
+    rows: usize,
+    y: &mut [f32],
+) {
+    let Layer { packed, out, inp, bias, act } = layer;
+    let block_cols = NV * S::LANES;
+    let mut k0 = 0;
+    while k0 < inp {
+        let kc = KC.min(inp - k0);
+        let (first, last) = (k0 == 0, k0 + kc == inp);
+        for (p, panel) in packed.chunks_exact(PANEL * inp).enumerate() {
+            let panel = &panel[k0 * PANEL..(k0 + kc) * PANEL];
+            for r0 in (0..rows).step_by(MR) {
+                let x_rows: [&[f32]; MR] = core::array::from_fn(|m| {
+                    let r = (r0 + m).min(rows - 1);
+                    &x[r * inp + k0..r * inp + k0 + kc]
+                });
+                for col in (0..PANEL).step_by(block_cols) {
+                    let o = p * PANEL + col;
+                    if o >= out {
+                        break;
+                    }
+                    let acc = gemm_tile::<S, MR, NV>(s, x_rows, panel, col);
+                    let width = block_cols.min(out - o);
+                    for (m, acc_row) in acc.into_iter().enumerate().take(rows - r0) {
+                        let dst = &mut y[(r0 + m) * out + o..][..width];
+                        let add = if first { bias.map(|b| &b[o..o + width]) } else { None };
+                        if first {
+                            store_block::<S, NV>(s, acc_row, add, last.then_some(act), dst);
+                        } else {
+                            let mut prev = [0.0; PANEL];
+                            let prev = &mut prev[..width];
+                            prev.copy_from_slice(dst);
+                            store_block::<S, NV>(s, acc_row, Some(prev), last.then_some(act), dst);
+                        }
+                    }
+                }
+            }
+        }
+        k0 += kc;
+    }
+}
+
+/// One row of `x` times the packed layer; `KU` k-steps in flight hide the FMA latency.
+#[inline(always)]
+fn gemv<S: Simd, const NV: usize, const KU: usize>(
+    s: S,
+    layer: Layer<'_>,
+    x: &[f32],
+    y: &mut [f32],
+) {
+    let Layer { packed, out, inp, bias, act } = layer;
+    let block_cols = NV * S::LANES;
+    for (p, panel) in packed.chunks_exact(PANEL * inp).enumerate() {
+        for col in (0..PANEL).step_by(block_cols) {
+            let o = p * PANEL + col;
+            if o >= out {
+                break;
+            }
+            let mut acc = [[s.zero(); NV]; KU];
+            let mut ws = panel.chunks_exact(PANEL * KU);
+            let mut xs = x.chunks_exact(KU);
+            for (wk, xk) in (&mut ws).zip(&mut xs) {
+                for (u, acc_u) in acc.iter_mut().enumerate() {
+                    let a = s.splat(xk[u]);
+                    let wu = &wk[u * PANEL + col..u * PANEL + col + block_cols];
+                    for (v, c) in acc_u.iter_mut().enumerate() {
+                        *c = s.mul_add(s.load(&wu[v * S::LANES..]), a, *c);
+                    }
+                }
+            }
+            for (wk, &xk) in ws.remainder().chunks_exact(PANEL).zip(xs.remainder()) {
+                let a = s.splat(xk);
+                let wu = &wk[col..col + block_cols];
+                for (v, c) in acc[0].iter_mut().enumerate() {
+                    *c = s.mul_add(s.load(&wu[v * S::LANES..]), a, *c);
+                }
+            }
+            let sum: [S::V; NV] =
+                core::array::from_fn(|v| acc.iter().fold(s.zero(), |t, a| s.add(t, a[v])));
+            let width = block_cols.min(out - o);
+            let add = bias.map(|b| &b[o..o + width]);
+            store_block::<S, NV>(s, sum, add, Some(act), &mut y[o..o + width]);
+        }
+    }
+}
+
+/// `y = act(x W^T + b)` for `x.len() / inp` rows (lengths checked by the caller, `inp > 0`,
+/// `out > 0`).
+#[inline(always)]
+fn dense_kernel<S: Blocking>(s: S, layer: Layer<'_>, x: &[f32], y: &mut [f32]) {
+    let (out, inp) = (layer.out, layer.inp);
+    let rows = x.len() / inp;
+    // Full row blocks (and a tail at least half a block) go through the GEMM; a short tail
+    // is cheaper as GEMVs than as a mostly-duplicate block.
+    let tail = rows % S::GEMM_MR;
+    let gemm_rows = match rows {
+        0 | 1 => 0,
+        _ if tail * 2 >= S::GEMM_MR => rows,
+        _ => rows - tail,
+    };
+    if gemm_rows > 0 {
+        s.gemm_rows(layer, &x[..gemm_rows * inp], gemm_rows, &mut y[..gemm_rows * out]);
+    }
+    let x_rest = x[gemm_rows * inp..].chunks_exact(inp);
+    for (xr, yr) in x_rest.zip(y[gemm_rows * out..].chunks_exact_mut(out)) {
+        s.gemv(layer, xr, yr);
+    }
+}
+
+/// `y = act(W x + b)` for row-major `W` (`out x inp`, `inp > 0`), one row of `x` at a time:
+/// four dot products share each load of `x`, two vectors per row in flight.
+#[inline(always)]
+fn gemv_row_major<S: Simd>(
+    s: S,
+    w: &[f32],
+    inp: usize,
+    bias: Option<&[f32]>,
+    act: Activation,
+    x: &[f32],
+    y: &mut [f32],
+) {
+    let step = 2 * S::LANES;
+    // Four rows, each exactly `x.len()` long.
+    let dot4 = |r: [&[f32]; 4]| -> [f32; 4] {
+        let mut acc = [[s.zero(); 4]; 2];
+        let [c0, c1, c2, c3] = r.map(|row| row.chunks_exact(step));
+        let mut xs = x.chunks_exact(step);
+        for ((((xc, w0), w1), w2), w3) in (&mut xs).zip(c0).zip(c1).zip(c2).zip(c3) {
+            let (x0, x1) = (s.load(xc), s.load(&xc[S::LANES..]));
+            for (j, wc) in [w0, w1, w2, w3].into_iter().enumerate() {
+                acc[0][j] = s.mul_add(s.load(wc), x0, acc[0][j]);
+                acc[1][j] = s.mul_add(s.load(&wc[S::LANES..]), x1, acc[1][j]);
+            }
+        }
+        let xt = xs.remainder();
+        let tail_start = x.len() - xt.len();
+        for (j, row) in r.iter().enumerate() {
+            let wt = &row[tail_start..];
+            for (h, a) in acc.iter_mut().enumerate() {
+                let lo = (h * S::LANES).min(xt.len());
+                let hi = ((h + 1) * S::LANES).min(xt.len());
+                let (xv, wv) = (s.load_partial(&xt[lo..hi], 0.0), s.load_partial(&wt[lo..hi], 0.0));
+                a[j] = s.mul_add(wv, xv, a[j]);
+            }
+        }
+        core::array::from_fn(|j| s.reduce_add(s.add(acc[0][j], acc[1][j])))
+    };
+    let out = y.len();
+    for o in (0..out).step_by(4) {
+        let rows: [&[f32]; 4] = core::array::from_fn(|j| {
+            let i = (o + j).min(out - 1);
+            &w[i * inp..(i + 1) * inp]
+        });
+        let d = dot4(rows);
+        let n = (out - o).min(4);
+        y[o..o + n].copy_from_slice(&d[..n]);
+    }
+    if let Some(b) = bias {
+        for (yo, bo) in y.iter_mut().zip(b) {
+            *yo += bo;
+        }
+    }
+    crate::simd::map_in_place(s, y, |v| act.apply(s, v));
+}
+
+/// Row-major dense for `x.len() / inp` rows (lengths checked by the caller, `inp > 0`,
+/// `w` not empty).
+#[inline(always)]
+fn dense_row_major_kernel<S: Simd>(
+    s: S,
+    w: &[f32],
+    inp: usize,
+    bias: Option<&[f32]>,
+    act: Activation,
+    x: &[f32],
+    y: &mut [f32],
+) {
+    let out = w.len() / inp;
+    for (xr, yr) in x.chunks_exact(inp).zip(y.chunks_exact_mut(out)) {
+        gemv_row_major(s, w, inp, bias, act, xr, yr);
+    }
+}
+
+/// Checks `x` (whole rows of `inp`), `y` (as many rows of `out`) and `bias`; returns the
+/// number of rows.
+fn check_dense(
+    out: usize,
+    inp: usize,
+    bias: Option<&[f32]>,
+    x: &[f32],
+    y: &[f32],
+) -> Result<usize, Error> {
+    if let Some(b) = bias {
+        check_len("bias", b.len(), out)?;
+    }
+    let rows = if inp == 0 {
+        // Without inputs the batch size comes from `y`.
+        if out == 0 { 0 } else if y.len() % out == 0 { y.len() / out } else {
+            return Err(Error::NotAMultiple { arg: "y", len: y.len(), of: out });
+        }
+    } else if x.len() % inp == 0 {
+        x.len() / inp
+    } else {
+        return Err(Error::NotAMultiple { arg: "x", len: x.len(), of: inp });
+    };
+    check_len("y", y.len(), checked_mul(rows, out, "y length")?)?;
+    Ok(rows)
+}
+
+impl Engine {
+    /// A layer without inputs: every `out`-wide row of `y` is `act(bias)` (or `act(0)`).
+    fn bias_only(&self, bias: Option<&[f32]>, act: Activation, out: usize, y: &mut [f32]) {
+        for row in y.chunks_exact_mut(out.max(1)) {
+            match bias {
+                Some(b) => row.copy_from_slice(b),
+                None => row.fill(0.0),
+            }
+        }
+        self.activate_in_place(act, y);
+    }
+
+    /// `y = act(x W^T + b)` for a batch of rows: `x` is `[batch][in]`, `y` is `[batch][out]`,
+    /// the batch size is `x.len() / in`. One row runs a GEMV, more a register-blocked GEMM.
+    ///
+    /// Error bound: each output is within `(in + 2) * 2^-24 * sum_k |W[o][k] x[k]|` of the f64
+    /// result, before the activation (whose own bound then applies).
+    ///
+    /// ```
+    /// use simdnn::{Activation, Engine, PackedDense, dense_packed_len};
+    /// let w = [1.0, 0.0, 0.0, 1.0]; // 2x2 identity
+    /// let mut storage = [0.0; dense_packed_len(2, 2)];
+    /// let packed = PackedDense::pack(&w, 2, 2, &mut storage)?;
+    /// let x = [1.0, 2.0, 3.0, 4.0]; // two rows
+    /// let mut y = [0.0; 4];
+    /// Engine::new().dense(&packed, None, Activation::Identity, &x, &mut y)?;
+    /// assert_eq!(y, x);
+    /// # Ok::<(), simdnn::Error>(())
+    /// ```
+    pub fn dense(
+        &self,
+        weights: &PackedDense<'_>,
+        bias: Option<&[f32]>,
+        act: Activation,
+        x: &[f32],
+        y: &mut [f32],
+    ) -> Result<(), Error> {
+        let (out, inp) = (weights.out_features, weights.in_features);
+        check_dense(out, inp, bias, x, y)?;
+        if y.is_empty() || inp == 0 {
+            self.bias_only(bias, act, out, y);
+            return Ok(());
+        }
+        let layer = Layer { packed: weights.data, out, inp, bias, act };
+        dispatch!(self, dense_kernel(layer: Layer<'_>, x: &[f32], y: &mut [f32]));
+        Ok(())
+    }
+
+    /// `y = act(x W^T + b)` with `W` row-major `[out][in]` as given (no packing), `out` and
+    /// `in` from `w.len() == out * in`. Fastest for a single row whose weights are used once
+    /// or live in flash; for batches or repeated use, [`Engine::dense`] is faster.
+    ///
+    /// ```
+    /// use simdnn::{Activation, Engine};
+    /// let w = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]; // 2 outputs x 3 inputs
+    /// let mut y = [0.0; 2];
+    /// Engine::new().dense_row_major(&w, 3, None, Activation::Identity, &[1.0, 1.0, 1.0], &mut y)?;
+    /// assert_eq!(y, [6.0, 15.0]);
+    /// # Ok::<(), simdnn::Error>(())
+    /// ```
+    pub fn dense_row_major(
+        &self,
+        w: &[f32],
+        in_features: usize,
+        bias: Option<&[f32]>,
+        act: Activation,
+        x: &[f32],
+        y: &mut [f32],
+    ) -> Result<(), Error> {
+        let inp = in_features;
+        let out = if inp == 0 {
+            match bias {
+                Some(b) => b.len(),
+                None if w.is_empty() => y.len(),
+                None => return Err(Error::ZeroDimension { arg: "in_features" }),
+            }
+        } else if w.len() % inp == 0 {
+            w.len() / inp
+        } else {
+            return Err(Error::NotAMultiple { arg: "w", len: w.len(), of: inp });
+        };
+        check_len("w", w.len(), checked_mul(out, inp, "w length")?)?;
+        check_dense(out, inp, bias, x, y)?;
+        if y.is_empty() || inp == 0 {
+            self.bias_only(bias, act, out, y);
+            return Ok(());
+        }
+        dispatch!(
+            self,
+            dense_row_major_kernel(
+                w: &[f32],
+                inp: usize,
+                bias: Option<&[f32]>,
+                act: Activation,
+                x: &[f32],
+                y: &mut [f32]
+            )
+        );
+        Ok(())
+    }
+}
+
+/// A fixed-size dense layer over row-major weights, e.g. `static` in flash; its shapes are
+/// checked at compile time, so [`Dense::forward`] cannot fail.
+///
+/// ```
+/// use simdnn::{Activation, Dense, Engine};
+/// static W: [[f32; 3]; 2] = [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]];
+/// static B: [f32; 2] = [0.5, -100.0];
+/// let layer = Dense::new(&W, Some(&B), Activation::Relu);
+/// let mut y = [0.0; 2];
+/// layer.forward(&Engine::new(), &[1.0, 1.0, 1.0], &mut y);
+/// assert_eq!(y, [6.5, 0.0]);
+/// ```
+///
+/// An input of the wrong size does not compile:
+///
+/// ```compile_fail
+/// use simdnn::{Activation, Dense, Engine};
+/// static W: [[f32; 3]; 2] = [[0.0; 3]; 2];
+/// let layer = Dense::new(&W, None, Activation::Relu);
+/// let mut y = [0.0; 2];
+/// layer.forward(&Engine::new(), &[1.0, 1.0], &mut y);
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Dense<'w, const IN: usize, const OUT: usize> {
+    weights: &'w [[f32; IN]; OUT],
+    bias: Option<&'w [f32; OUT]>,
+    act: Activation,
+}
+
+impl<'w, const IN: usize, const OUT: usize> Dense<'w, IN, OUT> {
+    /// A layer `y = act(W x + b)` over borrowed weights.
+    pub const fn new(
+        weights: &'w [[f32; IN]; OUT],
+        bias: Option<&'w [f32; OUT]>,
+        act: Activation,
+    ) -> Self {
+        Dense { weights, bias, act }
+    }
+
+    /// Computes `y = act(W x + b)` on `engine`'s backend.
+    pub fn forward(&self, engine: &Engine, x: &[f32; IN], y: &mut [f32; OUT]) {
+        let (w, inp, act) = (self.weights.as_flattened(), IN, self.act);
+        let (bias, x, y) = (self.bias.map(|b| b.as_slice()), x.as_slice(), y.as_mut_slice());
+        if IN == 0 || OUT == 0 {
+            engine.bias_only(bias, act, OUT, y);
+            return;
+        }
+        dispatch!(
+            engine,
+            dense_row_major_kernel(
+                w: &[f32],
+                inp: usize,
+                bias: Option<&[f32]>,
+                act: Activation,
+                x: &[f32],
+                y: &mut [f32]
+            )
+        );
+    }
+}

@@ -1,0 +1,73 @@
+//! # simdnn
+//!
+//! `#![no_std]`, allocation-free neural-network kernels with hand-written SIMD paths for
+//! AVX2+FMA, AVX-512F and NEON and a portable scalar fallback, chosen at run time.
+//!
+//! ```
+//! use simdnn::{Activation, Engine, PackedDense, dense_packed_len};
+//!
+//! let nn = Engine::new(); // fastest backend of this CPU, detected once
+//! // A 2-in, 3-out layer, weights row-major [out][in] like PyTorch's nn.Linear.
+//! let w = [0.5, -1.0, 1.0, 1.0, 2.0, 0.0];
+//! let mut storage = [0.0; dense_packed_len(3, 2)];
+//! let layer = PackedDense::pack(&w, 3, 2, &mut storage)?;
+//! let mut logits = [0.0; 3];
+//! nn.dense(&layer, Some(&[0.0, 0.0, 1.0]), Activation::Identity, &[2.0, 1.0], &mut logits)?;
+//! let mut probs = [0.0; 3];
+//! nn.softmax(&logits, 3, None, &mut probs)?;
+//! assert!((probs.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+//! # Ok::<(), simdnn::Error>(())
+//! ```
+//!
+//! ## Two API layers
+//!
+//! - Runtime-shaped: slices plus sizes; every length is checked up front and a mismatch is
+//!   an [`Error`] naming the argument, the expected and the actual length. Nothing panics.
+//! - Fixed-size: arrays and const generics ([`Dense`], [`Engine::softmax_array`],
+//!   [`Engine::activate_array`], [`pack_dense`]); shape errors are compile errors.
+//!
+//! ## Backends and dispatch
+//!
+//! [`Engine::new`] picks the best [`Backend`] this CPU supports (cargo feature
+//! `runtime-dispatch`, on by default: `cpuid` + `xgetbv` once, cached in an atomic; choosing
+//! then costs one relaxed load and a `match` per call, about 1 ns). Without that feature the
+//! backend is fixed at compile time by `-C target-feature`/`-C target-cpu`. Features `avx2`,
+//! `avx512` and `neon` choose which backends are compiled in. [`Engine::with_backend`] pins
+//! one and returns [`Error::UnsupportedBackend`] if the CPU lacks it.
+//!
+//! ## Accuracy contract
+//!
+//! Measured over every f32 input against f64 (`tests/ulp.rs`, run by CI), in ulp of the
+//! correctly rounded result, for results at or above `f32::MIN_POSITIVE`:
+//!
+//! | function | scalar | AVX2 | AVX-512 | NEON |
+//! |---|---|---|---|---|
+//! | `exp`     | 1 | 1 | 1 | 1 |
+//! | `tanh`    | 3 | 3 | 3 | 3 |
+//! | `sigmoid` | 2 | 2 | 2 | 2 |
+//!
+//! Results below `f32::MIN_POSITIVE` are flushed to 0 (`exp(x)` for `x < -87.3365`,
+//! `sigmoid(x)` for `x < -87`): no kernel produces a subnormal internally, so masked and
+//! saturated inputs run at full speed whatever the FTZ/DAZ flags, which are never touched.
+//! `exp` overflows to +inf exactly above ln(f32::MAX); NaN in gives NaN out everywhere.
+//!
+//! Sums (dense, softmax) are within `(n + 2) * 2^-24 * sum |a_i b_i|` of the f64 result.
+//! The same backend on the same input gives bit-identical output on every run; different
+//! backends differ by rounding only (the scalar path does not fuse multiply-adds and sums
+//! in a different order), within the bounds above.
+#![no_std]
+#![deny(missing_docs)]
+
+mod activation;
+mod dense;
+mod dispatch;
+mod error;
+mod math;
+mod probe;
+mod simd;
+mod softmax;
+
+pub use activation::Activation;
+pub use dense::{Dense, PANEL, PackedDense, dense_packed_len, pack_dense};
+pub use dispatch::{Backend, Engine};
+pub use error::Error;

@@ -1,0 +1,172 @@
+//! AVX2 + FMA backend, 8 lanes. Tails use `vmaskmovps`, which never touches masked-off
+//! memory, so there is no scalar remainder loop.
+
+use super::Simd;
+use core::arch::x86_64::*;
+
+/// Token proving the CPU has AVX2 and FMA.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Avx2(());
+
+impl Avx2 {
+    /// Only callable from code compiled with (hence running on) AVX2 + FMA.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    pub(crate) fn new() -> Self {
+        Avx2(())
+    }
+}
+
+/// Lane mask with the first `n` (at most 8) lanes set.
+#[inline(always)]
+fn first_lanes(n: usize) -> __m256i {
+    // SAFETY: the `Avx2` token held by every caller proves AVX2 is available.
+    unsafe {
+        _mm256_cmpgt_epi32(
+            _mm256_set1_epi32(n.min(8) as i32),
+            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        )
+    }
+}
+
+// SAFETY (every `unsafe` block below): `self` is an `Avx2` token, which exists only when the
+// CPU has AVX2 and FMA; pointer accesses stay inside the slices, as commented where needed.
+impl Simd for Avx2 {
+    type V = __m256;
+    type M = __m256;
+    const LANES: usize = 8;
+
+    #[inline(always)]
+    fn splat(self, x: f32) -> __m256 {
+        // SAFETY: token (see impl).
+        unsafe { _mm256_set1_ps(x) }
+    }
+    #[inline(always)]
+    fn load(self, src: &[f32]) -> __m256 {
+        let src = &src[..8];
+        // SAFETY: token; `src` has 8 elements.
+        unsafe { _mm256_loadu_ps(src.as_ptr()) }
+    }
+    #[inline(always)]
+    fn load_partial(self, src: &[f32], fill: f32) -> __m256 {
+        let mask = first_lanes(src.len());
+        // SAFETY: token; the mask selects only lanes below `src.len()`, and masked-off
+        // lanes are not accessed.
+        unsafe {
+            let v = _mm256_maskload_ps(src.as_ptr(), mask);
+            _mm256_blendv_ps(_mm256_set1_ps(fill), v, _mm256_castsi256_ps(mask))
+        }
+    }
+    #[inline(always)]
+    fn store(self, v: __m256, dst: &mut [f32]) {
+        let dst = &mut dst[..8];
+        // SAFETY: token; `dst` has 8 elements.
+        unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), v) }
+    }
+    #[inline(always)]
+    fn store_partial(self, v: __m256, dst: &mut [f32]) {
+        let mask = first_lanes(dst.len());
+        // SAFETY: token; only lanes below `dst.len()` are written.
+        unsafe { _mm256_maskstore_ps(dst.as_mut_ptr(), mask, v) }
+    }
+    #[inline(always)]
+    fn add(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: token (see impl).
+        unsafe { _mm256_add_ps(a, b) }
+    }
+    #[inline(always)]
+    fn sub(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: token (see impl).
+        unsafe { _mm256_sub_ps(a, b) }
+    }
+    #[inline(always)]
+    fn mul(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: token (see impl).
+        unsafe { _mm256_mul_ps(a, b) }
+    }
+    #[inline(always)]
+    fn mul_add(self, a: __m256, b: __m256, c: __m256) -> __m256 {
+        // SAFETY: token (see impl).
+        unsafe { _mm256_fmadd_ps(a, b, c) }
+    }
+    #[inline(always)]
+    fn neg_mul_add(self, a: __m256, b: __m256, c: __m256) -> __m256 {
+        // SAFETY: token (see impl).
+        unsafe { _mm256_fnmadd_ps(a, b, c) }
+    }
+    #[inline(always)]
+    fn min(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: token (see impl).
+        unsafe { _mm256_min_ps(a, b) }
+    }
+    #[inline(always)]
+    fn max(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: token (see impl).
+        unsafe { _mm256_max_ps(a, b) }
+    }
+    #[inline(always)]
+    fn abs(self, a: __m256) -> __m256 {
+        // SAFETY: token (see impl).
+        unsafe { _mm256_andnot_ps(_mm256_set1_ps(-0.0), a) }
+    }
+    #[inline(always)]
+    fn copysign(self, mag: __m256, sign: __m256) -> __m256 {
+        // SAFETY: token (see impl).
+        unsafe {
+            let s = _mm256_set1_ps(-0.0);
+            _mm256_or_ps(_mm256_andnot_ps(s, mag), _mm256_and_ps(s, sign))
+        }
+    }
+    #[inline(always)]
+    fn round(self, a: __m256) -> __m256 {
+        // SAFETY: token (see impl).
+        unsafe { _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(a) }
+    }
+    #[inline(always)]
+    fn ldexp(self, a: __m256, n: __m256) -> __m256 {
+        // SAFETY: token (see impl).
+        unsafe {
+            // Two exact power-of-two factors, so n = 128 and n = -126 both stay normal.
+            let n = _mm256_cvtps_epi32(n);
+            let half = _mm256_srai_epi32::<1>(n);
+            let rest = _mm256_sub_epi32(n, half);
+            let bias = _mm256_set1_epi32(127);
+            let p1 = _mm256_slli_epi32::<23>(_mm256_add_epi32(half, bias));
+            let p2 = _mm256_slli_epi32::<23>(_mm256_add_epi32(rest, bias));
+            _mm256_mul_ps(_mm256_mul_ps(a, _mm256_castsi256_ps(p1)), _mm256_castsi256_ps(p2))
+        }
+    }
+    #[inline(always)]
+    fn recip(self, a: __m256) -> __m256 {
+        // SAFETY: token (see impl).
+        unsafe { _mm256_div_ps(_mm256_set1_ps(1.0), a) }
+    }
+    #[inline(always)]
+    fn lt(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: token (see impl).
+        unsafe { _mm256_cmp_ps::<_CMP_LT_OQ>(a, b) }
+    }
+    #[inline(always)]
+    fn select(self, m: __m256, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: token (see impl).
+        unsafe { _mm256_blendv_ps(b, a, m) }
+    }
+    #[inline(always)]
+    fn reduce_add(self, a: __m256) -> f32 {
+        // SAFETY: token (see impl).
+        unsafe {
+            let s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps::<1>(a));
+            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+            _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+        }
+    }
+    #[inline(always)]
+    fn reduce_max(self, a: __m256) -> f32 {
+        // SAFETY: token (see impl).
+        unsafe {
+            let s = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps::<1>(a));
+            let s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+            _mm_cvtss_f32(_mm_max_ss(s, _mm_movehdup_ps(s)))
+        }
+    }
+}

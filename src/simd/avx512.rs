@@ -1,0 +1,154 @@
+//! AVX-512F backend, 16 lanes. Tails use masked loads and stores (no scalar remainder),
+//! `ldexp` is one `vscalefps`, and `recip` is `vrcp14ps` plus one Newton step (a `vdivps`
+//! on zmm would cap exp-based kernels below 2 elements per cycle).
+
+use super::Simd;
+use core::arch::x86_64::*;
+
+/// Token proving the CPU has AVX-512F (and AVX2 + FMA).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Avx512(());
+
+impl Avx512 {
+    /// Only callable from code compiled with (hence running on) AVX-512F.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[inline]
+    pub(crate) fn new() -> Self {
+        Avx512(())
+    }
+}
+
+/// Mask with the first `n` (at most 16) lanes set.
+#[inline(always)]
+fn first_lanes(n: usize) -> __mmask16 {
+    ((1u32 << n.min(16)) - 1) as __mmask16
+}
+
+// SAFETY (every `unsafe` block below): `self` is an `Avx512` token, which exists only when
+// the CPU has AVX-512F; pointer accesses stay inside the slices, as commented where needed.
+impl Simd for Avx512 {
+    type V = __m512;
+    type M = __mmask16;
+    const LANES: usize = 16;
+
+    #[inline(always)]
+    fn splat(self, x: f32) -> __m512 {
+        // SAFETY: token (see impl).
+        unsafe { _mm512_set1_ps(x) }
+    }
+    #[inline(always)]
+    fn load(self, src: &[f32]) -> __m512 {
+        let src = &src[..16];
+        // SAFETY: token; `src` has 16 elements.
+        unsafe { _mm512_loadu_ps(src.as_ptr()) }
+    }
+    #[inline(always)]
+    fn load_partial(self, src: &[f32], fill: f32) -> __m512 {
+        // SAFETY: token; masked-off lanes (at and past `src.len()`) are not accessed.
+        unsafe {
+            _mm512_mask_loadu_ps(_mm512_set1_ps(fill), first_lanes(src.len()), src.as_ptr())
+        }
+    }
+    #[inline(always)]
+    fn store(self, v: __m512, dst: &mut [f32]) {
+        let dst = &mut dst[..16];
+        // SAFETY: token; `dst` has 16 elements.
+        unsafe { _mm512_storeu_ps(dst.as_mut_ptr(), v) }
+    }
+    #[inline(always)]
+    fn store_partial(self, v: __m512, dst: &mut [f32]) {
+        // SAFETY: token; only lanes below `dst.len()` are written.
+        unsafe { _mm512_mask_storeu_ps(dst.as_mut_ptr(), first_lanes(dst.len()), v) }
+    }
+    #[inline(always)]
+    fn add(self, a: __m512, b: __m512) -> __m512 {
+        // SAFETY: token (see impl).
+        unsafe { _mm512_add_ps(a, b) }
+    }
+    #[inline(always)]
+    fn sub(self, a: __m512, b: __m512) -> __m512 {
+        // SAFETY: token (see impl).
+        unsafe { _mm512_sub_ps(a, b) }
+    }
+    #[inline(always)]
+    fn mul(self, a: __m512, b: __m512) -> __m512 {
+        // SAFETY: token (see impl).
+        unsafe { _mm512_mul_ps(a, b) }
+    }
+    #[inline(always)]
+    fn mul_add(self, a: __m512, b: __m512, c: __m512) -> __m512 {
+        // SAFETY: token (see impl).
+        unsafe { _mm512_fmadd_ps(a, b, c) }
+    }
+    #[inline(always)]
+    fn neg_mul_add(self, a: __m512, b: __m512, c: __m512) -> __m512 {
+        // SAFETY: token (see impl).
+        unsafe { _mm512_fnmadd_ps(a, b, c) }
+    }
+    #[inline(always)]
+    fn min(self, a: __m512, b: __m512) -> __m512 {
+        // SAFETY: token (see impl).
+        unsafe { _mm512_min_ps(a, b) }
+    }
+    #[inline(always)]
+    fn max(self, a: __m512, b: __m512) -> __m512 {
+        // SAFETY: token (see impl).
+        unsafe { _mm512_max_ps(a, b) }
+    }
+    #[inline(always)]
+    fn abs(self, a: __m512) -> __m512 {
+        // SAFETY: token (see impl).
+        unsafe { _mm512_abs_ps(a) }
+    }
+    #[inline(always)]
+    fn copysign(self, mag: __m512, sign: __m512) -> __m512 {
+        // SAFETY: token (see impl).
+        unsafe {
+            // Bit select: sign bit from `sign`, the rest from `mag`.
+            let m = _mm512_castps_si512(mag);
+            let s = _mm512_castps_si512(sign);
+            let r = _mm512_ternarylogic_epi32::<0xD8>(m, s, _mm512_set1_epi32(i32::MIN));
+            _mm512_castsi512_ps(r)
+        }
+    }
+    #[inline(always)]
+    fn round(self, a: __m512) -> __m512 {
+        // SAFETY: token (see impl).
+        unsafe { _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(a) }
+    }
+    #[inline(always)]
+    fn ldexp(self, a: __m512, n: __m512) -> __m512 {
+        // SAFETY: token (see impl).
+        unsafe { _mm512_scalef_ps(a, n) }
+    }
+    #[inline(always)]
+    fn recip(self, a: __m512) -> __m512 {
+        // SAFETY: token (see impl).
+        unsafe {
+            // 14-bit estimate, one Newton step: r + r * (1 - a * r), about 2^-28 relative.
+            let r = _mm512_rcp14_ps(a);
+            let e = _mm512_fnmadd_ps(a, r, _mm512_set1_ps(1.0));
+            _mm512_fmadd_ps(e, r, r)
+        }
+    }
+    #[inline(always)]
+    fn lt(self, a: __m512, b: __m512) -> __mmask16 {
+        // SAFETY: token (see impl).
+        unsafe { _mm512_cmp_ps_mask::<_CMP_LT_OQ>(a, b) }
+    }
+    #[inline(always)]
+    fn select(self, m: __mmask16, a: __m512, b: __m512) -> __m512 {
+        // SAFETY: token (see impl).
+        unsafe { _mm512_mask_blend_ps(m, b, a) }
+    }
+    #[inline(always)]
+    fn reduce_add(self, a: __m512) -> f32 {
+        // SAFETY: token (see impl).
+        unsafe { _mm512_reduce_add_ps(a) }
+    }
+    #[inline(always)]
+    fn reduce_max(self, a: __m512) -> f32 {
+        // SAFETY: token (see impl).
+        unsafe { _mm512_reduce_max_ps(a) }
+    }
+}

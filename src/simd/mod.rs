@@ -1,0 +1,110 @@
+//! The SIMD abstraction kernel bodies are written against, once for every backend.
+//!
+//! A backend is a zero-sized token type implementing [`Simd`]. Holding a token proves the
+//! CPU supports its instructions (the AVX tokens can only be built inside
+//! `#[target_feature]` code), so the trait's methods are safe to call. Kernels are generic
+//! `#[inline(always)]` functions `fn k<S: Simd>(s: S, ..)`, entered through
+//! [`crate::dispatch::dispatch`], which compiles one copy per backend.
+
+mod scalar;
+pub(crate) use scalar::Scalar;
+
+#[cfg(simdnn_avx2)]
+mod avx2;
+#[cfg(simdnn_avx2)]
+pub(crate) use avx2::Avx2;
+
+#[cfg(simdnn_avx512)]
+mod avx512;
+#[cfg(simdnn_avx512)]
+pub(crate) use avx512::Avx512;
+
+#[cfg(simdnn_neon)]
+mod neon;
+#[cfg(simdnn_neon)]
+pub(crate) use neon::Neon;
+
+/// One SIMD instruction set: a vector of `LANES` f32 and the operations kernels need.
+///
+/// Conventions every backend follows:
+/// - `min(a, b)` / `max(a, b)` return `b` when the comparison is false, so a NaN in `b`
+///   propagates (NEON also propagates a NaN in `a`). Kernels put the data in `b`.
+/// - Loads and stores never touch memory outside the slice they are given.
+pub(crate) trait Simd: Copy {
+    /// A vector of `LANES` f32.
+    type V: Copy;
+    /// The result of a lane-wise comparison.
+    type M: Copy;
+    /// Number of f32 lanes.
+    const LANES: usize;
+
+    fn splat(self, x: f32) -> Self::V;
+    /// Loads the first `LANES` elements; `src` must have at least that many.
+    fn load(self, src: &[f32]) -> Self::V;
+    /// Loads `src.len() < LANES` elements; the other lanes are `fill`.
+    fn load_partial(self, src: &[f32], fill: f32) -> Self::V;
+    /// Stores all lanes into the first `LANES` elements of `dst`.
+    fn store(self, v: Self::V, dst: &mut [f32]);
+    /// Stores the first `dst.len() < LANES` lanes.
+    fn store_partial(self, v: Self::V, dst: &mut [f32]);
+
+    fn add(self, a: Self::V, b: Self::V) -> Self::V;
+    fn sub(self, a: Self::V, b: Self::V) -> Self::V;
+    fn mul(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `a * b + c`, fused where the backend has FMA.
+    fn mul_add(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// `c - a * b`, fused where the backend has FMA.
+    fn neg_mul_add(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    fn min(self, a: Self::V, b: Self::V) -> Self::V;
+    fn max(self, a: Self::V, b: Self::V) -> Self::V;
+    fn abs(self, a: Self::V) -> Self::V;
+    /// The magnitude of `mag` with the sign bit of `sign`.
+    fn copysign(self, mag: Self::V, sign: Self::V) -> Self::V;
+    /// Round to nearest, ties to even.
+    fn round(self, a: Self::V) -> Self::V;
+    /// `a * 2^n` for integer-valued `n` in `[-126, 128]` (NaN `n` only with NaN `a`).
+    fn ldexp(self, a: Self::V, n: Self::V) -> Self::V;
+    /// `1 / a` within 1 ulp (exact division, or a refined estimate on AVX-512).
+    fn recip(self, a: Self::V) -> Self::V;
+    /// Lane-wise `a < b` (false for NaN).
+    fn lt(self, a: Self::V, b: Self::V) -> Self::M;
+    /// Lane-wise `if m { a } else { b }`.
+    fn select(self, m: Self::M, a: Self::V, b: Self::V) -> Self::V;
+    /// Sum of the lanes, in a fixed order per backend.
+    fn reduce_add(self, a: Self::V) -> f32;
+    /// Maximum of the lanes.
+    fn reduce_max(self, a: Self::V) -> f32;
+
+    #[inline(always)]
+    fn zero(self) -> Self::V {
+        self.splat(0.0)
+    }
+}
+
+/// `y[i] = f(x[i])` a vector at a time; the tail goes through a partial load and store.
+/// The caller guarantees `x.len() == y.len()`.
+#[inline(always)]
+pub(crate) fn map<S: Simd>(s: S, x: &[f32], y: &mut [f32], f: impl Fn(S::V) -> S::V) {
+    let mut xs = x.chunks_exact(S::LANES);
+    let mut ys = y.chunks_exact_mut(S::LANES);
+    for (xc, yc) in (&mut xs).zip(&mut ys) {
+        s.store(f(s.load(xc)), yc);
+    }
+    let (xt, yt) = (xs.remainder(), ys.into_remainder());
+    if !yt.is_empty() {
+        s.store_partial(f(s.load_partial(xt, 0.0)), yt);
+    }
+}
+
+/// `x[i] = f(x[i])` a vector at a time.
+#[inline(always)]
+pub(crate) fn map_in_place<S: Simd>(s: S, x: &mut [f32], f: impl Fn(S::V) -> S::V) {
+    let mut chunks = x.chunks_exact_mut(S::LANES);
+    for c in &mut chunks {
+        s.store(f(s.load(c)), c);
+    }
+    let tail = chunks.into_remainder();
+    if !tail.is_empty() {
+        s.store_partial(f(s.load_partial(tail, 0.0)), tail);
+    }
+}

@@ -1,0 +1,148 @@
+//! aarch64 Advanced SIMD backend, 4 lanes. NEON has no masked loads, so tails go through a
+//! 4-element stack buffer (one vector's worth, never past the slice).
+
+use super::Simd;
+use core::arch::aarch64::*;
+
+/// Token for NEON, which is part of the aarch64 baseline this backend is compiled for.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Neon(());
+
+impl Neon {
+    /// NEON is enabled at compile time whenever this module is compiled.
+    #[inline(always)]
+    pub(crate) fn new() -> Self {
+        Neon(())
+    }
+}
+
+// SAFETY (every `unsafe` block below): NEON is a compile-time target feature wherever this
+// module is built (see build.rs); pointer accesses stay inside the slices or stack buffers.
+impl Simd for Neon {
+    type V = float32x4_t;
+    type M = uint32x4_t;
+    const LANES: usize = 4;
+
+    #[inline(always)]
+    fn splat(self, x: f32) -> float32x4_t {
+        // SAFETY: see impl.
+        unsafe { vdupq_n_f32(x) }
+    }
+    #[inline(always)]
+    fn load(self, src: &[f32]) -> float32x4_t {
+        let src = &src[..4];
+        // SAFETY: see impl; `src` has 4 elements.
+        unsafe { vld1q_f32(src.as_ptr()) }
+    }
+    #[inline(always)]
+    fn load_partial(self, src: &[f32], fill: f32) -> float32x4_t {
+        let mut buf = [fill; 4];
+        let n = src.len().min(4);
+        buf[..n].copy_from_slice(&src[..n]);
+        // SAFETY: see impl; `buf` has 4 elements.
+        unsafe { vld1q_f32(buf.as_ptr()) }
+    }
+    #[inline(always)]
+    fn store(self, v: float32x4_t, dst: &mut [f32]) {
+        let dst = &mut dst[..4];
+        // SAFETY: see impl; `dst` has 4 elements.
+        unsafe { vst1q_f32(dst.as_mut_ptr(), v) }
+    }
+    #[inline(always)]
+    fn store_partial(self, v: float32x4_t, dst: &mut [f32]) {
+        let mut buf = [0.0; 4];
+        // SAFETY: see impl; `buf` has 4 elements.
+        unsafe { vst1q_f32(buf.as_mut_ptr(), v) }
+        let n = dst.len().min(4);
+        dst[..n].copy_from_slice(&buf[..n]);
+    }
+    #[inline(always)]
+    fn add(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        // SAFETY: see impl.
+        unsafe { vaddq_f32(a, b) }
+    }
+    #[inline(always)]
+    fn sub(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        // SAFETY: see impl.
+        unsafe { vsubq_f32(a, b) }
+    }
+    #[inline(always)]
+    fn mul(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        // SAFETY: see impl.
+        unsafe { vmulq_f32(a, b) }
+    }
+    #[inline(always)]
+    fn mul_add(self, a: float32x4_t, b: float32x4_t, c: float32x4_t) -> float32x4_t {
+        // SAFETY: see impl.
+        unsafe { vfmaq_f32(c, a, b) }
+    }
+    #[inline(always)]
+    fn neg_mul_add(self, a: float32x4_t, b: float32x4_t, c: float32x4_t) -> float32x4_t {
+        // SAFETY: see impl.
+        unsafe { vfmsq_f32(c, a, b) }
+    }
+    #[inline(always)]
+    fn min(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        // SAFETY: see impl.
+        unsafe { vminq_f32(a, b) }
+    }
+    #[inline(always)]
+    fn max(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        // SAFETY: see impl.
+        unsafe { vmaxq_f32(a, b) }
+    }
+    #[inline(always)]
+    fn abs(self, a: float32x4_t) -> float32x4_t {
+        // SAFETY: see impl.
+        unsafe { vabsq_f32(a) }
+    }
+    #[inline(always)]
+    fn copysign(self, mag: float32x4_t, sign: float32x4_t) -> float32x4_t {
+        // SAFETY: see impl.
+        unsafe { vbslq_f32(vdupq_n_u32(0x8000_0000), sign, mag) }
+    }
+    #[inline(always)]
+    fn round(self, a: float32x4_t) -> float32x4_t {
+        // SAFETY: see impl.
+        unsafe { vrndnq_f32(a) }
+    }
+    #[inline(always)]
+    fn ldexp(self, a: float32x4_t, n: float32x4_t) -> float32x4_t {
+        // SAFETY: see impl.
+        unsafe {
+            // Two exact power-of-two factors, so n = 128 and n = -126 both stay normal.
+            let n = vcvtq_s32_f32(n);
+            let half = vshrq_n_s32::<1>(n);
+            let rest = vsubq_s32(n, half);
+            let bias = vdupq_n_s32(127);
+            let p1 = vreinterpretq_f32_s32(vshlq_n_s32::<23>(vaddq_s32(half, bias)));
+            let p2 = vreinterpretq_f32_s32(vshlq_n_s32::<23>(vaddq_s32(rest, bias)));
+            vmulq_f32(vmulq_f32(a, p1), p2)
+        }
+    }
+    #[inline(always)]
+    fn recip(self, a: float32x4_t) -> float32x4_t {
+        // SAFETY: see impl.
+        unsafe { vdivq_f32(vdupq_n_f32(1.0), a) }
+    }
+    #[inline(always)]
+    fn lt(self, a: float32x4_t, b: float32x4_t) -> uint32x4_t {
+        // SAFETY: see impl.
+        unsafe { vcltq_f32(a, b) }
+    }
+    #[inline(always)]
+    fn select(self, m: uint32x4_t, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        // SAFETY: see impl.
+        unsafe { vbslq_f32(m, a, b) }
+    }
+    #[inline(always)]
+    fn reduce_add(self, a: float32x4_t) -> f32 {
+        // SAFETY: see impl.
+        unsafe { vaddvq_f32(a) }
+    }
+    #[inline(always)]
+    fn reduce_max(self, a: float32x4_t) -> f32 {
+        // SAFETY: see impl.
+        unsafe { vmaxvq_f32(a) }
+    }
+}

@@ -1,0 +1,117 @@
+//! The portable one-lane backend: plain Rust, used on every target (Cortex-M included) and
+//! as the fallback everywhere. It uses no fused multiply-add (`libm::fmaf` is software and
+//! slow), so its results differ from the SIMD backends by rounding only.
+
+use super::Simd;
+
+/// The scalar backend token; always available.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Scalar;
+
+const SIGN: u32 = 0x8000_0000;
+
+impl Simd for Scalar {
+    type V = f32;
+    type M = bool;
+    const LANES: usize = 1;
+
+    #[inline(always)]
+    fn splat(self, x: f32) -> f32 {
+        x
+    }
+    #[inline(always)]
+    fn load(self, src: &[f32]) -> f32 {
+        src[0]
+    }
+    #[inline(always)]
+    fn load_partial(self, src: &[f32], fill: f32) -> f32 {
+        src.first().copied().unwrap_or(fill)
+    }
+    #[inline(always)]
+    fn store(self, v: f32, dst: &mut [f32]) {
+        dst[0] = v;
+    }
+    #[inline(always)]
+    fn store_partial(self, v: f32, dst: &mut [f32]) {
+        if let Some(d) = dst.first_mut() {
+            *d = v;
+        }
+    }
+    #[inline(always)]
+    fn add(self, a: f32, b: f32) -> f32 {
+        a + b
+    }
+    #[inline(always)]
+    fn sub(self, a: f32, b: f32) -> f32 {
+        a - b
+    }
+    #[inline(always)]
+    fn mul(self, a: f32, b: f32) -> f32 {
+        a * b
+    }
+    #[inline(always)]
+    fn mul_add(self, a: f32, b: f32, c: f32) -> f32 {
+        a * b + c
+    }
+    #[inline(always)]
+    fn neg_mul_add(self, a: f32, b: f32, c: f32) -> f32 {
+        c - a * b
+    }
+    #[inline(always)]
+    fn min(self, a: f32, b: f32) -> f32 {
+        if a < b { a } else { b }
+    }
+    #[inline(always)]
+    fn max(self, a: f32, b: f32) -> f32 {
+        if a > b { a } else { b }
+    }
+    #[inline(always)]
+    fn abs(self, a: f32) -> f32 {
+        f32::from_bits(a.to_bits() & !SIGN)
+    }
+    #[inline(always)]
+    fn copysign(self, mag: f32, sign: f32) -> f32 {
+        f32::from_bits((mag.to_bits() & !SIGN) | (sign.to_bits() & SIGN))
+    }
+    #[inline(always)]
+    fn round(self, a: f32) -> f32 {
+        // Adding 1.5 * 2^23 pushes the fraction out of the mantissa with round-to-even;
+        // exact for |a| < 2^22, which covers every caller (exp arguments times log2 e).
+        const MAGIC: f32 = 12_582_912.0;
+        let r = (a + MAGIC) - MAGIC;
+        if self.abs(a) < 4_194_304.0 { r } else { a }
+    }
+    #[inline(always)]
+    fn ldexp(self, a: f32, n: f32) -> f32 {
+        // Two exact power-of-two factors, so n = 128 and n = -126 both stay normal.
+        let n = n as i32;
+        let half = n >> 1;
+        a * pow2(half) * pow2(n - half)
+    }
+    #[inline(always)]
+    fn recip(self, a: f32) -> f32 {
+        1.0 / a
+    }
+    #[inline(always)]
+    fn lt(self, a: f32, b: f32) -> bool {
+        a < b
+    }
+    #[inline(always)]
+    fn select(self, m: bool, a: f32, b: f32) -> f32 {
+        if m { a } else { b }
+    }
+    #[inline(always)]
+    fn reduce_add(self, a: f32) -> f32 {
+        a
+    }
+    #[inline(always)]
+    fn reduce_max(self, a: f32) -> f32 {
+        a
+    }
+}
+
+/// `2^n` for `n` in `[-126, 127]`.
+#[inline(always)]
+fn pow2(n: i32) -> f32 {
+    f32::from_bits(((n + 127) as u32) << 23)
+}

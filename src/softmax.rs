@@ -1,0 +1,256 @@
+//! Row softmax and log-softmax with an optional additive mask.
+//!
+//! Three passes over each row, all in L1 for rows up to a few thousand: add the mask and
+//! find the maximum; exponentiate `x - max` and sum; scale (or, for log-softmax, subtract
+//! `max + ln(sum)`). Masked (`-inf`) and very negative entries go through `exp`'s
+//! comparison to an exact 0, so no subnormal is ever produced: masked rows run as fast as
+//! unmasked ones. A row whose every entry is `-inf` yields zeros, never NaN.
+
+use crate::dispatch::dispatch;
+use crate::error::check_len;
+use crate::math::exp;
+use crate::simd::Simd;
+use crate::{Engine, Error};
+
+/// Softmax or log-softmax.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Softmax,
+    LogSoftmax,
+}
+
+/// Adds `mask` (if any) to `row` and returns the row's maximum (NaN-free rows only; a NaN
+/// makes the results NaN through `exp` either way).
+#[inline(always)]
+fn add_mask_and_max<S: Simd>(s: S, row: &mut [f32], mask: Option<&[f32]>) -> f32 {
+    let mut acc = s.splat(f32::NEG_INFINITY);
+    if let Some(mask) = mask {
+        let mut rs = row.chunks_exact_mut(S::LANES);
+        let mut ms = mask.chunks_exact(S::LANES);
+        for (r, m) in (&mut rs).zip(&mut ms) {
+            let v = s.add(s.load(r), s.load(m));
+            s.store(v, r);
+            acc = s.max(acc, v);
+        }
+        let (r, m) = (rs.into_remainder(), ms.remainder());
+        if !r.is_empty() {
+            let v = s.add(s.load_partial(r, f32::NEG_INFINITY), s.load_partial(m, 0.0));
+            s.store_partial(v, r);
+            acc = s.max(acc, v);
+        }
+    } else {
+        let mut rs = row.chunks_exact(S::LANES);
+        for r in &mut rs {
+            acc = s.max(acc, s.load(r));
+        }
+        let r = rs.remainder();
+        if !r.is_empty() {
+            acc = s.max(acc, s.load_partial(r, f32::NEG_INFINITY));
+        }
+    }
+    s.reduce_max(acc)
+}
+
+/// `sum(exp(row - max))`, also storing the exponentials when `store` is set.
+#[inline(always)]
+fn exp_sum<S: Simd>(s: S, row: &mut [f32], max: f32, store: bool) -> f32 {
+    let neg_max = s.splat(-max);
+    let mut acc = s.zero();
+    let mut rs = row.chunks_exact_mut(S::LANES);
+    for r in &mut rs {
+        let e = exp(s, s.add(s.load(r), neg_max));
+        if store {
+            s.store(e, r);
+        }
+        acc = s.add(acc, e);
+    }
+    let r = rs.into_remainder();
+    if !r.is_empty() {
+        // Padding lanes are -inf, whose exp is exactly 0.
+        let e = exp(s, s.add(s.load_partial(r, f32::NEG_INFINITY), neg_max));
+        if store {
+            s.store_partial(e, r);
+        }
+        acc = s.add(acc, e);
+    }
+    s.reduce_add(acc)
+}
+
+#[inline(always)]
+fn softmax_row<S: Simd>(s: S, row: &mut [f32], mask: Option<&[f32]>, kind: Kind) {
+    let max = add_mask_and_max(s, row, mask);
+    if max == f32::NEG_INFINITY {
+        row.fill(0.0);
+        return;
+    }
+    match kind {
+        Kind::Softmax => {
+            let scale = s.splat(1.0 / exp_sum(s, row, max, true));
+            crate::simd::map_in_place(s, row, |v| s.mul(v, scale));
+        }
+        Kind::LogSoftmax => {
+            let shift = s.splat(max + libm::logf(exp_sum(s, row, max, false)));
+            crate::simd::map_in_place(s, row, |v| s.sub(v, shift));
+        }
+    }
+}
+
+/// Every row of `data` (`cols` wide, `cols > 0`); `mask` is one row shared by all rows or
+/// one per row (lengths checked by the caller).
+#[inline(always)]
+fn softmax_rows<S: Simd>(s: S, data: &mut [f32], cols: usize, mask: Option<&[f32]>, kind: Kind) {
+    let per_row_mask = mask.filter(|m| m.len() != cols);
+    for (i, row) in data.chunks_exact_mut(cols).enumerate() {
+        let m = match per_row_mask {
+            Some(m) => m.get(i * cols..(i + 1) * cols),
+            None => mask,
+        };
+        softmax_row(s, row, m, kind);
+    }
+}
+
+/// Checks a softmax call: `data` is whole rows of `cols`, `mask` is one row or one per row.
+fn check_rows(data_len: usize, cols: usize, mask: Option<&[f32]>) -> Result<(), Error> {
+    if cols == 0 {
+        return if data_len == 0 { Ok(()) } else { Err(Error::ZeroDimension { arg: "cols" }) };
+    }
+    if data_len % cols != 0 {
+        return Err(Error::NotAMultiple { arg: "x", len: data_len, of: cols });
+    }
+    match mask {
+        Some(m) if m.len() != cols && m.len() != data_len => {
+            Err(Error::LengthMismatch { arg: "mask", expected: data_len, got: m.len() })
+        }
+        _ => Ok(()),
+    }
+}
+
+impl Engine {
+    fn softmax_impl(
+        &self,
+        data: &mut [f32],
+        cols: usize,
+        mask: Option<&[f32]>,
+        kind: Kind,
+    ) -> Result<(), Error> {
+        check_rows(data.len(), cols, mask)?;
+        if data.is_empty() {
+            return Ok(());
+        }
+        dispatch!(
+            self,
+            softmax_rows(data: &mut [f32], cols: usize, mask: Option<&[f32]>, kind: Kind)
+        );
+        Ok(())
+    }
+
+    /// Softmax of each `cols`-wide row of `x` plus `mask`, written to `y`.
+    ///
+    /// `mask` is additive (use `f32::NEG_INFINITY` to exclude an entry) and is either one row
+    /// (`cols` long, shared by every row) or one per row (`x.len()` long). A row whose
+    /// entries are all `-inf` gives zeros. Error: at most 2 ulp plus 1 ulp per 2^22 of row
+    /// sum mass relative to the f64 result (see the crate docs).
+    ///
+    /// ```
+    /// use simdnn::Engine;
+    /// let x = [1.0, 2.0, 3.0, 1.0, 1.0, 1.0];
+    /// let mask = [0.0, 0.0, f32::NEG_INFINITY];
+    /// let mut y = [0.0; 6];
+    /// Engine::new().softmax(&x, 3, Some(&mask), &mut y)?;
+    /// assert!((y[0] - 0.26894142).abs() < 1e-6 && y[2] == 0.0);
+    /// assert!((y[3] - 0.5).abs() < 1e-6);
+    /// # Ok::<(), simdnn::Error>(())
+    /// ```
+    pub fn softmax(
+        &self,
+        x: &[f32],
+        cols: usize,
+        mask: Option<&[f32]>,
+        y: &mut [f32],
+    ) -> Result<(), Error> {
+        check_len("y", y.len(), x.len())?;
+        check_rows(x.len(), cols, mask)?;
+        y.copy_from_slice(x);
+        self.softmax_impl(y, cols, mask, Kind::Softmax)
+    }
+
+    /// Softmax of each `cols`-wide row of `x` (plus `mask`), in place. See [`Engine::softmax`].
+    ///
+    /// ```
+    /// let mut x = [0.0f32; 4];
+    /// simdnn::Engine::new().softmax_in_place(&mut x, 4, None)?;
+    /// assert_eq!(x, [0.25; 4]);
+    /// # Ok::<(), simdnn::Error>(())
+    /// ```
+    pub fn softmax_in_place(
+        &self,
+        x: &mut [f32],
+        cols: usize,
+        mask: Option<&[f32]>,
+    ) -> Result<(), Error> {
+        self.softmax_impl(x, cols, mask, Kind::Softmax)
+    }
+
+    /// Log-softmax of each row of `x` plus `mask`, written to `y`: `x - max - ln(sum e^(x - max))`.
+    /// Masked entries give `-inf`; a fully masked row gives zeros.
+    ///
+    /// ```
+    /// let x = [0.0f32, 0.0];
+    /// let mut y = [0.0; 2];
+    /// simdnn::Engine::new().log_softmax(&x, 2, None, &mut y)?;
+    /// assert!((y[0] + core::f32::consts::LN_2).abs() < 1e-6);
+    /// # Ok::<(), simdnn::Error>(())
+    /// ```
+    pub fn log_softmax(
+        &self,
+        x: &[f32],
+        cols: usize,
+        mask: Option<&[f32]>,
+        y: &mut [f32],
+    ) -> Result<(), Error> {
+        check_len("y", y.len(), x.len())?;
+        check_rows(x.len(), cols, mask)?;
+        y.copy_from_slice(x);
+        self.softmax_impl(y, cols, mask, Kind::LogSoftmax)
+    }
+
+    /// Log-softmax in place. See [`Engine::log_softmax`].
+    ///
+    /// ```
+    /// let mut x = [5.0f32];
+    /// simdnn::Engine::new().log_softmax_in_place(&mut x, 1, None)?;
+    /// assert_eq!(x, [0.0]);
+    /// # Ok::<(), simdnn::Error>(())
+    /// ```
+    pub fn log_softmax_in_place(
+        &self,
+        x: &mut [f32],
+        cols: usize,
+        mask: Option<&[f32]>,
+    ) -> Result<(), Error> {
+        self.softmax_impl(x, cols, mask, Kind::LogSoftmax)
+    }
+
+    /// Fixed-size softmax of each row of an `R x C` array, in place; cannot fail.
+    ///
+    /// ```
+    /// let mut x = [[0.0f32; 2]; 3];
+    /// simdnn::Engine::new().softmax_array(&mut x, None);
+    /// assert_eq!(x, [[0.5; 2]; 3]);
+    /// ```
+    pub fn softmax_array<const R: usize, const C: usize>(
+        &self,
+        x: &mut [[f32; C]; R],
+        mask: Option<&[f32; C]>,
+    ) {
+        if C == 0 {
+            return;
+        }
+        let (data, cols, mask) = (x.as_flattened_mut(), C, mask.map(|m| m.as_slice()));
+        let kind = Kind::Softmax;
+        dispatch!(
+            self,
+            softmax_rows(data: &mut [f32], cols: usize, mask: Option<&[f32]>, kind: Kind)
+        );
+    }
+}

@@ -1,0 +1,96 @@
+//! Shared test helpers: the backends to test and the f64 reference implementations.
+#![allow(dead_code)]
+
+use simdnn::{Activation, Backend, Engine};
+
+/// Every backend this machine can run, forced one by one. `SIMDNN_BACKENDS=neon,scalar`
+/// restricts the list (CI uses it to run one backend per job).
+pub fn engines() -> Vec<Engine> {
+    let only = std::env::var("SIMDNN_BACKENDS").ok();
+    Backend::ALL
+        .into_iter()
+        .filter(|b| only.as_deref().is_none_or(|o| o.split(',').any(|n| n == b.name())))
+        .filter_map(|b| Engine::with_backend(b).ok())
+        .collect()
+}
+
+pub fn act_ref(act: Activation, x: f64) -> f64 {
+    match act {
+        Activation::Identity => x,
+        Activation::Relu => x.max(0.0),
+        Activation::Relu6 => x.clamp(0.0, 6.0),
+        Activation::LeakyRelu(a) => {
+            if x < 0.0 {
+                a as f64 * x
+            } else {
+                x
+            }
+        }
+        Activation::Tanh => x.tanh(),
+        Activation::Sigmoid => sigmoid_ref(x),
+        Activation::Gelu => {
+            let k = (2.0 / std::f64::consts::PI).sqrt();
+            0.5 * x * (1.0 + (k * (x + 0.044715 * x * x * x)).tanh())
+        }
+        Activation::Silu => x * sigmoid_ref(x),
+        Activation::Exp => x.exp(),
+    }
+}
+
+pub fn sigmoid_ref(x: f64) -> f64 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// Size of one ulp of f32 at the magnitude of `r` (normal range).
+pub fn ulp_of(r: f64) -> f64 {
+    let r = (r.abs() as f32).max(f32::MIN_POSITIVE);
+    let e = (r.to_bits() >> 23) as i32 - 127;
+    2f64.powi(e - 23)
+}
+
+/// Error of `y` against the exact `r`, in ulp; `None` when `y` is acceptable outright
+/// (special values matched, or a subnormal true result flushed to 0).
+pub fn ulp_error(y: f32, r: f64) -> f64 {
+    if r.is_nan() {
+        return if y.is_nan() { 0.0 } else { f64::INFINITY };
+    }
+    let r32 = r as f32;
+    if r32.is_infinite() {
+        return if y == r32 { 0.0 } else { f64::INFINITY };
+    }
+    if r.abs() < f32::MIN_POSITIVE as f64 {
+        // Flushed to zero, or exact to within one subnormal step.
+        return if y == 0.0 || (y as f64 - r).abs() <= 2f64.powi(-149) { 0.0 } else { f64::INFINITY };
+    }
+    if y.is_nan() || y.is_infinite() {
+        return f64::INFINITY;
+    }
+    (y as f64 - r).abs() / ulp_of(r)
+}
+
+/// f64 softmax (or log-softmax) of one row plus mask, with f32 semantics for the mask add.
+pub fn softmax_ref(row: &[f32], mask: Option<&[f32]>, log: bool) -> Vec<f64> {
+    let v: Vec<f32> = match mask {
+        Some(m) => row.iter().zip(m).map(|(a, b)| a + b).collect(),
+        None => row.to_vec(),
+    };
+    let max = v.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
+    if max == f64::NEG_INFINITY {
+        return vec![0.0; v.len()];
+    }
+    let sum: f64 = v.iter().map(|&x| (x as f64 - max).exp()).sum();
+    v.iter()
+        .map(|&x| {
+            if log {
+                x as f64 - max - sum.ln()
+            } else {
+                (x as f64 - max).exp() / sum
+            }
+        })
+        .collect()
+}
