@@ -46,31 +46,31 @@ pub fn sigmoid_ref(x: f64) -> f64 {
     }
 }
 
-/// Size of one ulp of f32 at the magnitude of `r` (normal range).
+/// Size of one ulp of f32 at the magnitude of `r` (normal range), from the exponent bits.
+#[inline]
 pub fn ulp_of(r: f64) -> f64 {
     let r = (r.abs() as f32).max(f32::MIN_POSITIVE);
-    let e = (r.to_bits() >> 23) as i32 - 127;
-    2f64.powi(e - 23)
+    f32::from_bits(r.to_bits() & 0x7f80_0000) as f64 * (1.0 / 8_388_608.0)
 }
 
-/// Error of `y` against the exact `r`, in ulp; `None` when `y` is acceptable outright
-/// (special values matched, or a subnormal true result flushed to 0).
+/// Error of `y` against the exact `r`, in ulp. Special values must match exactly; a true
+/// result below `f32::MIN_POSITIVE` may be flushed to 0 (or be exact to one subnormal step).
+#[inline]
 pub fn ulp_error(y: f32, r: f64) -> f64 {
+    let r32 = r as f32;
+    if r32.is_finite() && r.abs() >= f32::MIN_POSITIVE as f64 && y.is_finite() {
+        return (y as f64 - r).abs() / ulp_of(r);
+    }
     if r.is_nan() {
         return if y.is_nan() { 0.0 } else { f64::INFINITY };
     }
-    let r32 = r as f32;
     if r32.is_infinite() {
         return if y == r32 { 0.0 } else { f64::INFINITY };
     }
-    if r.abs() < f32::MIN_POSITIVE as f64 {
-        // Flushed to zero, or exact to within one subnormal step.
-        return if y == 0.0 || (y as f64 - r).abs() <= 2f64.powi(-149) { 0.0 } else { f64::INFINITY };
+    if r.abs() < f32::MIN_POSITIVE as f64 && (y == 0.0 || (y as f64 - r).abs() <= 2f64.powi(-149)) {
+        return 0.0;
     }
-    if y.is_nan() || y.is_infinite() {
-        return f64::INFINITY;
-    }
-    (y as f64 - r).abs() / ulp_of(r)
+    f64::INFINITY
 }
 
 /// f64 softmax (or log-softmax) of one row plus mask, with f32 semantics for the mask add.
