@@ -89,8 +89,10 @@ fn softmax_row<S: Simd>(s: S, row: &mut [f32], mask: Option<&[f32]>, kind: Kind)
             crate::simd::map_in_place(s, row, |v| s.mul(v, scale));
         }
         Kind::LogSoftmax => {
-            let shift = s.splat(max + libm::logf(exp_sum(s, row, max, false)));
-            crate::simd::map_in_place(s, row, |v| s.sub(v, shift));
+            // (x - max) - ln(sum): subtracting max first keeps large rows accurate.
+            let log_sum = s.splat(libm::logf(exp_sum(s, row, max, false)));
+            let max = s.splat(max);
+            crate::simd::map_in_place(s, row, |v| s.sub(s.sub(v, max), log_sum));
         }
     }
 }
@@ -191,7 +193,7 @@ impl Engine {
         self.softmax_impl(x, cols, mask, Kind::Softmax)
     }
 
-    /// Log-softmax of each row of `x` plus `mask`, written to `y`: `x - max - ln(sum e^(x - max))`.
+    /// Log-softmax of each row of `x` plus `mask`, written to `y`: `(x - max) - ln(sum e^(x - max))`.
     /// Masked entries give `-inf`; a fully masked row gives zeros.
     ///
     /// ```

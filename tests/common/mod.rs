@@ -14,7 +14,11 @@ pub fn engines() -> Vec<Engine> {
         .collect()
 }
 
+/// The exact activation; NaN propagates through every one (simdnn's contract).
 pub fn act_ref(act: Activation, x: f64) -> f64 {
+    if x.is_nan() {
+        return x;
+    }
     match act {
         Activation::Identity => x,
         Activation::Relu => x.max(0.0),
@@ -28,9 +32,10 @@ pub fn act_ref(act: Activation, x: f64) -> f64 {
         }
         Activation::Tanh => x.tanh(),
         Activation::Sigmoid => sigmoid_ref(x),
+        // 0.5 x (1 + tanh(u)) = x sigmoid(2u), without f64 cancellation for u << 0.
         Activation::Gelu => {
             let k = (2.0 / std::f64::consts::PI).sqrt();
-            0.5 * x * (1.0 + (k * (x + 0.044715 * x * x * x)).tanh())
+            x * sigmoid_ref(2.0 * k * (x + 0.044715 * x * x * x))
         }
         Activation::Silu => x * sigmoid_ref(x),
         Activation::Exp => x.exp(),
