@@ -1,1 +1,33 @@
-fn main() {}
+//! Vector math throughput (elements/s) per backend, at an embedded size and a large one.
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use simdnn::{Activation, Backend, Engine};
+use std::hint::black_box;
+
+fn math(c: &mut Criterion) {
+    for act in [
+        Activation::Exp,
+        Activation::Tanh,
+        Activation::Sigmoid,
+        Activation::Gelu,
+        Activation::Silu,
+    ] {
+        let mut g = c.benchmark_group(format!("{act:?}").to_lowercase());
+        for n in [64usize, 4096] {
+            let x: Vec<f32> = (0..n).map(|i| (i as f32 * 0.013).sin() * 20.0).collect();
+            let mut y = vec![0.0; n];
+            g.throughput(Throughput::Elements(n as u64));
+            for nn in Backend::ALL
+                .into_iter()
+                .filter_map(|b| Engine::with_backend(b).ok())
+            {
+                g.bench_function(format!("{}/{n}", nn.backend().name()), |b| {
+                    b.iter(|| nn.activate(act, black_box(&x), &mut y).unwrap())
+                });
+            }
+        }
+        g.finish();
+    }
+}
+
+criterion_group!(benches, math);
+criterion_main!(benches);

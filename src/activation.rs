@@ -4,7 +4,7 @@
 use crate::dispatch::dispatch;
 use crate::error::check_len;
 use crate::math;
-use crate::simd::{Simd, map, map_in_place};
+use crate::simd::{Simd, VecOp, map, map_in_place};
 use crate::{Engine, Error};
 
 /// An element-wise function applied to a kernel's output.
@@ -55,34 +55,43 @@ impl Activation {
     }
 }
 
-/// Out of place; one loop per activation so the `match` stays outside the loop.
+impl<S: Simd> VecOp<S> for Activation {
+    #[inline(always)]
+    fn apply(self, s: S, v: S::V) -> S::V {
+        Activation::apply(self, s, v)
+    }
+}
+
+/// Out of place. Each arm passes a constant, so after inlining every activation gets its
+/// own loop with the `match` folded away.
 #[inline(always)]
 fn activate_kernel<S: Simd>(s: S, act: Activation, x: &[f32], y: &mut [f32]) {
     match act {
         Activation::Identity => y.copy_from_slice(x),
-        Activation::Relu => map(s, x, y, |v| Activation::Relu.apply(s, v)),
-        Activation::Relu6 => map(s, x, y, |v| Activation::Relu6.apply(s, v)),
-        Activation::LeakyRelu(a) => map(s, x, y, |v| Activation::LeakyRelu(a).apply(s, v)),
-        Activation::Tanh => map(s, x, y, |v| math::tanh(s, v)),
-        Activation::Sigmoid => map(s, x, y, |v| math::sigmoid(s, v)),
-        Activation::Gelu => map(s, x, y, |v| math::gelu(s, v)),
-        Activation::Silu => map(s, x, y, |v| math::silu(s, v)),
-        Activation::Exp => map(s, x, y, |v| math::exp(s, v)),
+        Activation::Relu => map(s, x, y, Activation::Relu),
+        Activation::Relu6 => map(s, x, y, Activation::Relu6),
+        Activation::LeakyRelu(a) => map(s, x, y, Activation::LeakyRelu(a)),
+        Activation::Tanh => map(s, x, y, Activation::Tanh),
+        Activation::Sigmoid => map(s, x, y, Activation::Sigmoid),
+        Activation::Gelu => map(s, x, y, Activation::Gelu),
+        Activation::Silu => map(s, x, y, Activation::Silu),
+        Activation::Exp => map(s, x, y, Activation::Exp),
     }
 }
 
+/// In place; see [`activate_kernel`].
 #[inline(always)]
 fn activate_in_place_kernel<S: Simd>(s: S, act: Activation, x: &mut [f32]) {
     match act {
         Activation::Identity => {}
-        Activation::Relu => map_in_place(s, x, |v| Activation::Relu.apply(s, v)),
-        Activation::Relu6 => map_in_place(s, x, |v| Activation::Relu6.apply(s, v)),
-        Activation::LeakyRelu(a) => map_in_place(s, x, |v| Activation::LeakyRelu(a).apply(s, v)),
-        Activation::Tanh => map_in_place(s, x, |v| math::tanh(s, v)),
-        Activation::Sigmoid => map_in_place(s, x, |v| math::sigmoid(s, v)),
-        Activation::Gelu => map_in_place(s, x, |v| math::gelu(s, v)),
-        Activation::Silu => map_in_place(s, x, |v| math::silu(s, v)),
-        Activation::Exp => map_in_place(s, x, |v| math::exp(s, v)),
+        Activation::Relu => map_in_place(s, x, Activation::Relu),
+        Activation::Relu6 => map_in_place(s, x, Activation::Relu6),
+        Activation::LeakyRelu(a) => map_in_place(s, x, Activation::LeakyRelu(a)),
+        Activation::Tanh => map_in_place(s, x, Activation::Tanh),
+        Activation::Sigmoid => map_in_place(s, x, Activation::Sigmoid),
+        Activation::Gelu => map_in_place(s, x, Activation::Gelu),
+        Activation::Silu => map_in_place(s, x, Activation::Silu),
+        Activation::Exp => map_in_place(s, x, Activation::Exp),
     }
 }
 

@@ -29,7 +29,10 @@ const KC: usize = 256;
 /// assert_eq!(simdnn::dense_packed_len(33, 10), 64 * 10);
 /// ```
 pub const fn dense_packed_len(out_features: usize, in_features: usize) -> usize {
-    out_features.div_ceil(PANEL).saturating_mul(PANEL).saturating_mul(in_features)
+    out_features
+        .div_ceil(PANEL)
+        .saturating_mul(PANEL)
+        .saturating_mul(in_features)
 }
 
 /// Packs row-major `w` (`out * inp` long) into `dst` (`dense_packed_len(out, inp)` long).
@@ -74,11 +77,23 @@ impl<'a> PackedDense<'a> {
         in_features: usize,
         storage: &'a mut [f32],
     ) -> Result<Self, Error> {
-        check_len("w", w.len(), checked_mul(out_features, in_features, "w length")?)?;
+        check_len(
+            "w",
+            w.len(),
+            checked_mul(out_features, in_features, "w length")?,
+        )?;
         let padded = checked_mul(out_features.div_ceil(PANEL), PANEL, "packed length")?;
-        check_len("storage", storage.len(), checked_mul(padded, in_features, "packed length")?)?;
+        check_len(
+            "storage",
+            storage.len(),
+            checked_mul(padded, in_features, "packed length")?,
+        )?;
         pack_into(w, out_features, in_features, storage);
-        Ok(PackedDense { data: storage, out_features, in_features })
+        Ok(PackedDense {
+            data: storage,
+            out_features,
+            in_features,
+        })
     }
 
     /// Wraps weights packed earlier (by [`PackedDense::pack`], [`pack_dense`] at compile
@@ -98,8 +113,16 @@ impl<'a> PackedDense<'a> {
         in_features: usize,
     ) -> Result<Self, Error> {
         let padded = checked_mul(out_features.div_ceil(PANEL), PANEL, "packed length")?;
-        check_len("data", data.len(), checked_mul(padded, in_features, "packed length")?)?;
-        Ok(PackedDense { data, out_features, in_features })
+        check_len(
+            "data",
+            data.len(),
+            checked_mul(padded, in_features, "packed length")?,
+        )?;
+        Ok(PackedDense {
+            data,
+            out_features,
+            in_features,
+        })
     }
 
     /// Number of outputs.
@@ -128,7 +151,12 @@ impl<'a> PackedDense<'a> {
 pub const fn pack_dense<const IN: usize, const OUT: usize, const P: usize>(
     w: &[[f32; IN]; OUT],
 ) -> [f32; P] {
-    const { assert!(P == dense_packed_len(OUT, IN), "P must be dense_packed_len(OUT, IN)") };
+    const {
+        assert!(
+            P == dense_packed_len(OUT, IN),
+            "P must be dense_packed_len(OUT, IN)"
+        )
+    };
     let mut dst = [0.0; P];
     pack_into(w.as_flattened(), OUT, IN, &mut dst);
     dst
@@ -220,7 +248,10 @@ fn gemm_tile<S: Simd, const MR: usize, const NV: usize>(
     let kc = x_rows[0].len();
     for (k, wk) in (0..kc).zip(panel.chunks_exact(PANEL)) {
         let wk = &wk[col..col + NV * S::LANES];
-        let w: [S::V; NV] = core::array::from_fn(|v| s.load(&wk[v * S::LANES..]));
+        let mut w = [s.zero(); NV];
+        for (v, wv) in w.iter_mut().enumerate() {
+            *wv = s.load(&wk[v * S::LANES..]);
+        }
         for (acc_row, x_row) in acc.iter_mut().zip(x_rows) {
             let a = s.splat(x_row[k]);
             for (c, wv) in acc_row.iter_mut().zip(w) {
@@ -241,7 +272,13 @@ fn gemm<S: Simd, const MR: usize, const NV: usize>(
     rows: usize,
     y: &mut [f32],
 ) {
-    let Layer { packed, out, inp, bias, act } = layer;
+    let Layer {
+        packed,
+        out,
+        inp,
+        bias,
+        act,
+    } = layer;
     let block_cols = NV * S::LANES;
     let mut k0 = 0;
     while k0 < inp {
@@ -263,7 +300,11 @@ fn gemm<S: Simd, const MR: usize, const NV: usize>(
                     let width = block_cols.min(out - o);
                     for (m, acc_row) in acc.into_iter().enumerate().take(rows - r0) {
                         let dst = &mut y[(r0 + m) * out + o..][..width];
-                        let add = if first { bias.map(|b| &b[o..o + width]) } else { None };
+                        let add = if first {
+                            bias.map(|b| &b[o..o + width])
+                        } else {
+                            None
+                        };
                         if first {
                             store_block::<S, NV>(s, acc_row, add, last.then_some(act), dst);
                         } else {
@@ -288,7 +329,13 @@ fn gemv<S: Simd, const NV: usize, const KU: usize>(
     x: &[f32],
     y: &mut [f32],
 ) {
-    let Layer { packed, out, inp, bias, act } = layer;
+    let Layer {
+        packed,
+        out,
+        inp,
+        bias,
+        act,
+    } = layer;
     let block_cols = NV * S::LANES;
     for (p, panel) in packed.chunks_exact(PANEL * inp).enumerate() {
         for col in (0..PANEL).step_by(block_cols) {
@@ -315,8 +362,12 @@ fn gemv<S: Simd, const NV: usize, const KU: usize>(
                     *c = s.mul_add(s.load(&wu[v * S::LANES..]), a, *c);
                 }
             }
-            let sum: [S::V; NV] =
-                core::array::from_fn(|v| acc.iter().fold(s.zero(), |t, a| s.add(t, a[v])));
+            let mut sum = acc[0];
+            for a in &acc[1..] {
+                for (t, &av) in sum.iter_mut().zip(a) {
+                    *t = s.add(*t, av);
+                }
+            }
             let width = block_cols.min(out - o);
             let add = bias.map(|b| &b[o..o + width]);
             store_block::<S, NV>(s, sum, add, Some(act), &mut y[o..o + width]);
@@ -339,7 +390,12 @@ fn dense_kernel<S: Blocking>(s: S, layer: Layer<'_>, x: &[f32], y: &mut [f32]) {
         _ => rows - tail,
     };
     if gemm_rows > 0 {
-        s.gemm_rows(layer, &x[..gemm_rows * inp], gemm_rows, &mut y[..gemm_rows * out]);
+        s.gemm_rows(
+            layer,
+            &x[..gemm_rows * inp],
+            gemm_rows,
+            &mut y[..gemm_rows * out],
+        );
     }
     let x_rest = x[gemm_rows * inp..].chunks_exact(inp);
     for (xr, yr) in x_rest.zip(y[gemm_rows * out..].chunks_exact_mut(out)) {
@@ -347,8 +403,44 @@ fn dense_kernel<S: Blocking>(s: S, layer: Layer<'_>, x: &[f32], y: &mut [f32]) {
     }
 }
 
+/// Four dot products with `x`, each row exactly `x.len()` long; two vectors per row in
+/// flight hide the FMA latency.
+#[inline(always)]
+fn dot4<S: Simd>(s: S, x: &[f32], r: [&[f32]; 4]) -> [f32; 4] {
+    let step = 2 * S::LANES;
+    let mut acc = [[s.zero(); 4]; 2];
+    let [c0, c1, c2, c3] = r.map(|row| row.chunks_exact(step));
+    let mut xs = x.chunks_exact(step);
+    for ((((xc, w0), w1), w2), w3) in (&mut xs).zip(c0).zip(c1).zip(c2).zip(c3) {
+        let (x0, x1) = (s.load(xc), s.load(&xc[S::LANES..]));
+        for (j, wc) in [w0, w1, w2, w3].into_iter().enumerate() {
+            acc[0][j] = s.mul_add(s.load(wc), x0, acc[0][j]);
+            acc[1][j] = s.mul_add(s.load(&wc[S::LANES..]), x1, acc[1][j]);
+        }
+    }
+    let xt = xs.remainder();
+    let tail_start = x.len() - xt.len();
+    for (j, row) in r.iter().enumerate() {
+        let wt = &row[tail_start..];
+        for (h, a) in acc.iter_mut().enumerate() {
+            let lo = (h * S::LANES).min(xt.len());
+            let hi = ((h + 1) * S::LANES).min(xt.len());
+            let (xv, wv) = (
+                s.load_partial(&xt[lo..hi], 0.0),
+                s.load_partial(&wt[lo..hi], 0.0),
+            );
+            a[j] = s.mul_add(wv, xv, a[j]);
+        }
+    }
+    let mut dots = [0.0; 4];
+    for (j, d) in dots.iter_mut().enumerate() {
+        *d = s.reduce_add(s.add(acc[0][j], acc[1][j]));
+    }
+    dots
+}
+
 /// `y = act(W x + b)` for row-major `W` (`out x inp`, `inp > 0`), one row of `x` at a time:
-/// four dot products share each load of `x`, two vectors per row in flight.
+/// four dot products share each load of `x`.
 #[inline(always)]
 fn gemv_row_major<S: Simd>(
     s: S,
@@ -359,39 +451,13 @@ fn gemv_row_major<S: Simd>(
     x: &[f32],
     y: &mut [f32],
 ) {
-    let step = 2 * S::LANES;
-    // Four rows, each exactly `x.len()` long.
-    let dot4 = |r: [&[f32]; 4]| -> [f32; 4] {
-        let mut acc = [[s.zero(); 4]; 2];
-        let [c0, c1, c2, c3] = r.map(|row| row.chunks_exact(step));
-        let mut xs = x.chunks_exact(step);
-        for ((((xc, w0), w1), w2), w3) in (&mut xs).zip(c0).zip(c1).zip(c2).zip(c3) {
-            let (x0, x1) = (s.load(xc), s.load(&xc[S::LANES..]));
-            for (j, wc) in [w0, w1, w2, w3].into_iter().enumerate() {
-                acc[0][j] = s.mul_add(s.load(wc), x0, acc[0][j]);
-                acc[1][j] = s.mul_add(s.load(&wc[S::LANES..]), x1, acc[1][j]);
-            }
-        }
-        let xt = xs.remainder();
-        let tail_start = x.len() - xt.len();
-        for (j, row) in r.iter().enumerate() {
-            let wt = &row[tail_start..];
-            for (h, a) in acc.iter_mut().enumerate() {
-                let lo = (h * S::LANES).min(xt.len());
-                let hi = ((h + 1) * S::LANES).min(xt.len());
-                let (xv, wv) = (s.load_partial(&xt[lo..hi], 0.0), s.load_partial(&wt[lo..hi], 0.0));
-                a[j] = s.mul_add(wv, xv, a[j]);
-            }
-        }
-        core::array::from_fn(|j| s.reduce_add(s.add(acc[0][j], acc[1][j])))
-    };
     let out = y.len();
     for o in (0..out).step_by(4) {
         let rows: [&[f32]; 4] = core::array::from_fn(|j| {
             let i = (o + j).min(out - 1);
             &w[i * inp..(i + 1) * inp]
         });
-        let d = dot4(rows);
+        let d = dot4(s, x, rows);
         let n = (out - o).min(4);
         y[o..o + n].copy_from_slice(&d[..n]);
     }
@@ -400,7 +466,7 @@ fn gemv_row_major<S: Simd>(
             *yo += bo;
         }
     }
-    crate::simd::map_in_place(s, y, |v| act.apply(s, v));
+    crate::simd::map_in_place(s, y, act);
 }
 
 /// Row-major dense for `x.len() / inp` rows (lengths checked by the caller, `inp > 0`,
@@ -435,13 +501,25 @@ fn check_dense(
     }
     let rows = if inp == 0 {
         // Without inputs the batch size comes from `y`.
-        if out == 0 { 0 } else if y.len() % out == 0 { y.len() / out } else {
-            return Err(Error::NotAMultiple { arg: "y", len: y.len(), of: out });
+        if out == 0 {
+            0
+        } else if y.len() % out == 0 {
+            y.len() / out
+        } else {
+            return Err(Error::NotAMultiple {
+                arg: "y",
+                len: y.len(),
+                of: out,
+            });
         }
     } else if x.len() % inp == 0 {
         x.len() / inp
     } else {
-        return Err(Error::NotAMultiple { arg: "x", len: x.len(), of: inp });
+        return Err(Error::NotAMultiple {
+            arg: "x",
+            len: x.len(),
+            of: inp,
+        });
     };
     check_len("y", y.len(), checked_mul(rows, out, "y length")?)?;
     Ok(rows)
@@ -490,7 +568,13 @@ impl Engine {
             self.bias_only(bias, act, out, y);
             return Ok(());
         }
-        let layer = Layer { packed: weights.data, out, inp, bias, act };
+        let layer = Layer {
+            packed: weights.data,
+            out,
+            inp,
+            bias,
+            act,
+        };
         dispatch!(self, dense_kernel(layer: Layer<'_>, x: &[f32], y: &mut [f32]));
         Ok(())
     }
@@ -526,7 +610,11 @@ impl Engine {
         } else if w.len() % inp == 0 {
             w.len() / inp
         } else {
-            return Err(Error::NotAMultiple { arg: "w", len: w.len(), of: inp });
+            return Err(Error::NotAMultiple {
+                arg: "w",
+                len: w.len(),
+                of: inp,
+            });
         };
         check_len("w", w.len(), checked_mul(out, inp, "w length")?)?;
         check_dense(out, inp, bias, x, y)?;
@@ -591,7 +679,11 @@ impl<'w, const IN: usize, const OUT: usize> Dense<'w, IN, OUT> {
     /// Computes `y = act(W x + b)` on `engine`'s backend.
     pub fn forward(&self, engine: &Engine, x: &[f32; IN], y: &mut [f32; OUT]) {
         let (w, inp, act) = (self.weights.as_flattened(), IN, self.act);
-        let (bias, x, y) = (self.bias.map(|b| b.as_slice()), x.as_slice(), y.as_mut_slice());
+        let (bias, x, y) = (
+            self.bias.map(|b| b.as_slice()),
+            x.as_slice(),
+            y.as_mut_slice(),
+        );
         if IN == 0 || OUT == 0 {
             engine.bias_only(bias, act, OUT, y);
             return;

@@ -22,7 +22,12 @@ pub enum Backend {
 
 impl Backend {
     /// Every backend, slowest first.
-    pub const ALL: [Backend; 4] = [Backend::Scalar, Backend::Avx2, Backend::Avx512, Backend::Neon];
+    pub const ALL: [Backend; 4] = [
+        Backend::Scalar,
+        Backend::Avx2,
+        Backend::Avx512,
+        Backend::Neon,
+    ];
 
     /// The short name used in reports and JSON: `scalar`, `avx2`, `avx512` or `neon`.
     ///
@@ -86,7 +91,10 @@ fn cpu() -> CpuFeatures {
         bits = KNOWN | u8::from(f.avx2_fma) | (u8::from(f.avx512f) << 1);
         DETECTED.store(bits, Ordering::Relaxed);
     }
-    CpuFeatures { avx2_fma: bits & 1 != 0, avx512f: bits & 2 != 0 }
+    CpuFeatures {
+        avx2_fma: bits & 1 != 0,
+        avx512f: bits & 2 != 0,
+    }
 }
 
 #[cfg(all(target_arch = "x86_64", feature = "runtime-dispatch", not(miri)))]
@@ -100,7 +108,10 @@ fn detect() -> CpuFeatures {
         unsafe { _xgetbv(0) }
     }
 
-    let none = CpuFeatures { avx2_fma: false, avx512f: false };
+    let none = CpuFeatures {
+        avx2_fma: false,
+        avx512f: false,
+    };
     // CPUID exists on every x86-64 CPU.
     #[allow(unused_unsafe)]
     // SAFETY: `cpuid` is always available on x86-64.
@@ -121,7 +132,10 @@ fn detect() -> CpuFeatures {
     let avx2 = leaf7.ebx & (1 << 5) != 0;
     let avx512f = leaf7.ebx & (1 << 16) != 0;
     let avx2_fma = ymm_state && avx2 && fma;
-    CpuFeatures { avx2_fma, avx512f: avx2_fma && zmm_state && avx512f }
+    CpuFeatures {
+        avx2_fma,
+        avx512f: avx2_fma && zmm_state && avx512f,
+    }
 }
 
 /// Without run-time dispatch (and under Miri, which cannot run `cpuid`), only what the
@@ -129,7 +143,10 @@ fn detect() -> CpuFeatures {
 #[cfg(not(all(target_arch = "x86_64", feature = "runtime-dispatch", not(miri))))]
 fn detect() -> CpuFeatures {
     let avx2_fma = cfg!(all(target_feature = "avx2", target_feature = "fma"));
-    CpuFeatures { avx2_fma, avx512f: avx2_fma && cfg!(target_feature = "avx512f") }
+    CpuFeatures {
+        avx2_fma,
+        avx512f: avx2_fma && cfg!(target_feature = "avx512f"),
+    }
 }
 
 /// A handle that runs every kernel on one backend. It is `Copy` and costs nothing to keep.
@@ -155,7 +172,9 @@ pub struct Engine {
 impl Engine {
     /// The fastest backend this CPU and build support.
     pub fn new() -> Engine {
-        Engine { backend: Backend::best() }
+        Engine {
+            backend: Backend::best(),
+        }
     }
 
     /// A specific backend, or [`Error::UnsupportedBackend`] if this CPU or build lacks it.

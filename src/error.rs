@@ -47,12 +47,19 @@ impl fmt::Display for Error {
                 write!(f, "`{arg}` has length {got}, expected {expected}")
             }
             Error::NotAMultiple { arg, len, of } => {
-                write!(f, "`{arg}` has length {len}, which is not a multiple of {of}")
+                write!(
+                    f,
+                    "`{arg}` has length {len}, which is not a multiple of {of}"
+                )
             }
             Error::ZeroDimension { arg } => write!(f, "`{arg}` must be positive"),
             Error::SizeOverflow { what } => write!(f, "{what} overflows usize"),
             Error::UnsupportedBackend(b) => {
-                write!(f, "backend `{}` is not available on this CPU or build", b.name())
+                write!(
+                    f,
+                    "backend `{}` is not available on this CPU or build",
+                    b.name()
+                )
             }
         }
     }

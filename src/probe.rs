@@ -1,9 +1,9 @@
 //! A peak floating-point throughput probe, so reports can state "% of peak" for the
 //! machine they run on rather than a datasheet number.
 
+use crate::Engine;
 use crate::dispatch::dispatch;
 use crate::simd::Simd;
-use crate::Engine;
 
 /// Independent FMA chains: enough to cover 2 FMA units x 5 cycles latency.
 const CHAINS: usize = 12;
@@ -17,7 +17,10 @@ fn fma_chains<S: Simd>(s: S, iterations: u64) -> f32 {
             *a = s.mul_add(*a, m, c);
         }
     }
-    let total = acc.iter().fold(s.zero(), |t, a| s.add(t, *a));
+    let mut total = s.zero();
+    for a in acc {
+        total = s.add(total, a);
+    }
     s.reduce_add(total)
 }
 

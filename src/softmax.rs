@@ -9,7 +9,7 @@
 use crate::dispatch::dispatch;
 use crate::error::check_len;
 use crate::math::exp;
-use crate::simd::Simd;
+use crate::simd::{Scale, Simd, SubSub, map_in_place};
 use crate::{Engine, Error};
 
 /// Softmax or log-softmax.
@@ -86,13 +86,13 @@ fn softmax_row<S: Simd>(s: S, row: &mut [f32], mask: Option<&[f32]>, kind: Kind)
     match kind {
         Kind::Softmax => {
             let scale = s.splat(1.0 / exp_sum(s, row, max, true));
-            crate::simd::map_in_place(s, row, |v| s.mul(v, scale));
+            map_in_place(s, row, Scale(scale));
         }
         Kind::LogSoftmax => {
             // (x - max) - ln(sum): subtracting max first keeps large rows accurate.
             let log_sum = s.splat(libm::logf(exp_sum(s, row, max, false)));
             let max = s.splat(max);
-            crate::simd::map_in_place(s, row, |v| s.sub(s.sub(v, max), log_sum));
+            map_in_place(s, row, SubSub(max, log_sum));
         }
     }
 }
@@ -114,15 +114,25 @@ fn softmax_rows<S: Simd>(s: S, data: &mut [f32], cols: usize, mask: Option<&[f32
 /// Checks a softmax call: `data` is whole rows of `cols`, `mask` is one row or one per row.
 fn check_rows(data_len: usize, cols: usize, mask: Option<&[f32]>) -> Result<(), Error> {
     if cols == 0 {
-        return if data_len == 0 { Ok(()) } else { Err(Error::ZeroDimension { arg: "cols" }) };
+        return if data_len == 0 {
+            Ok(())
+        } else {
+            Err(Error::ZeroDimension { arg: "cols" })
+        };
     }
     if data_len % cols != 0 {
-        return Err(Error::NotAMultiple { arg: "x", len: data_len, of: cols });
+        return Err(Error::NotAMultiple {
+            arg: "x",
+            len: data_len,
+            of: cols,
+        });
     }
     match mask {
-        Some(m) if m.len() != cols && m.len() != data_len => {
-            Err(Error::LengthMismatch { arg: "mask", expected: data_len, got: m.len() })
-        }
+        Some(m) if m.len() != cols && m.len() != data_len => Err(Error::LengthMismatch {
+            arg: "mask",
+            expected: data_len,
+            got: m.len(),
+        }),
         _ => Ok(()),
     }
 }

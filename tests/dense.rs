@@ -6,7 +6,11 @@ use proptest::prelude::*;
 use simdnn::{Activation, Dense, PackedDense, dense_packed_len, pack_dense};
 
 fn config() -> ProptestConfig {
-    ProptestConfig { cases: if cfg!(miri) { 4 } else { 48 }, failure_persistence: None, ..ProptestConfig::default() }
+    ProptestConfig {
+        cases: if cfg!(miri) { 4 } else { 48 },
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
 }
 
 fn activations() -> impl Strategy<Value = Activation> {
@@ -36,8 +40,14 @@ struct Problem {
 }
 
 fn problem(max_out: usize, max_in: usize, max_batch: usize) -> impl Strategy<Value = Problem> {
-    (1..=max_out, 0..=max_in, 0..=max_batch, any::<bool>(), activations()).prop_flat_map(
-        |(out, inp, batch, has_bias, act)| {
+    (
+        1..=max_out,
+        0..=max_in,
+        0..=max_batch,
+        any::<bool>(),
+        activations(),
+    )
+        .prop_flat_map(|(out, inp, batch, has_bias, act)| {
             (
                 prop::collection::vec(value(), out * inp),
                 prop::collection::vec(value(), if has_bias { out } else { 0 }),
@@ -52,8 +62,7 @@ fn problem(max_out: usize, max_in: usize, max_batch: usize) -> impl Strategy<Val
                     x,
                     act,
                 })
-        },
-    )
+        })
 }
 
 /// Checks `y` against the f64 reference: pre-activation error within
@@ -71,9 +80,15 @@ fn check(p: &Problem, y: &[f32], what: &str) -> Result<(), TestCaseError> {
             }
             let b = p.bias.as_ref().map_or(0.0, |b| b[o] as f64);
             let want = common::act_ref(p.act, acc + b);
-            let tol = (p.inp as f64 + 2.0) * eps * mag + 2.0 * eps * b.abs() + 4.0 * common::ulp_of(want) + 1e-30;
+            let tol = (p.inp as f64 + 2.0) * eps * mag
+                + 2.0 * eps * b.abs()
+                + 4.0 * common::ulp_of(want)
+                + 1e-30;
             let got = y[r * p.out + o] as f64;
-            prop_assert!((got - want).abs() <= tol, "{what}: row {r} out {o}: got {got:e} want {want:e} tol {tol:e}");
+            prop_assert!(
+                (got - want).abs() <= tol,
+                "{what}: row {r} out {o}: got {got:e} want {want:e} tol {tol:e}"
+            );
         }
     }
     Ok(())
@@ -144,15 +159,23 @@ fn fixed_size_and_compile_time_packing_match_runtime() {
     static B: [f32; 3] = [0.5, -0.5, 0.0];
     static PACKED: [f32; dense_packed_len(3, 5)] = pack_dense(&W);
     let x = [1.0, 2.0, 3.0, 4.0, 5.0];
-    let want = [0.1 - 0.4 + 0.9 + 1.6 + 2.5 + 0.5, 15.0 - 0.5, -1.0 + 4.0 - 9.0 + 16.0 - 25.0];
+    let want = [
+        0.1 - 0.4 + 0.9 + 1.6 + 2.5 + 0.5,
+        15.0 - 0.5,
+        -1.0 + 4.0 - 9.0 + 16.0 - 25.0,
+    ];
     for e in common::engines() {
         let mut y = [0.0; 3];
         Dense::new(&W, Some(&B), Activation::Identity).forward(&e, &x, &mut y);
         let packed = PackedDense::from_packed(&PACKED, 3, 5).unwrap();
         let mut z = [0.0; 3];
-        e.dense(&packed, Some(&B), Activation::Identity, &x, &mut z).unwrap();
+        e.dense(&packed, Some(&B), Activation::Identity, &x, &mut z)
+            .unwrap();
         for i in 0..3 {
-            assert!((y[i] - want[i]).abs() < 1e-5 && (z[i] - want[i]).abs() < 1e-5, "{y:?} {z:?}");
+            assert!(
+                (y[i] - want[i]).abs() < 1e-5 && (z[i] - want[i]).abs() < 1e-5,
+                "{y:?} {z:?}"
+            );
         }
     }
     // The bytes of the packed weights, read back without a copy (as from include_bytes!).
@@ -166,10 +189,25 @@ fn zero_inputs_give_activation_of_bias() {
     for e in common::engines() {
         let packed = PackedDense::from_packed(&[], 3, 0).unwrap();
         let mut y = [9.0; 6];
-        e.dense(&packed, Some(&[1.0, -1.0, 2.0]), Activation::Relu, &[], &mut y).unwrap();
+        e.dense(
+            &packed,
+            Some(&[1.0, -1.0, 2.0]),
+            Activation::Relu,
+            &[],
+            &mut y,
+        )
+        .unwrap();
         assert_eq!(y, [1.0, 0.0, 2.0, 1.0, 0.0, 2.0]);
         let mut z = [9.0; 3];
-        e.dense_row_major(&[], 0, Some(&[1.0, -1.0, 2.0]), Activation::Relu, &[], &mut z).unwrap();
+        e.dense_row_major(
+            &[],
+            0,
+            Some(&[1.0, -1.0, 2.0]),
+            Activation::Relu,
+            &[],
+            &mut z,
+        )
+        .unwrap();
         assert_eq!(z, [1.0, 0.0, 2.0]);
     }
 }

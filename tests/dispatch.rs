@@ -22,7 +22,10 @@ fn auto_backend_is_the_best_available() {
 fn expected_backends_are_available() {
     if let Ok(list) = std::env::var("SIMDNN_EXPECT_BACKENDS") {
         for name in list.split(',') {
-            let b = Backend::ALL.into_iter().find(|b| b.name() == name).expect("backend name");
+            let b = Backend::ALL
+                .into_iter()
+                .find(|b| b.name() == name)
+                .expect("backend name");
             assert!(b.is_available(), "{name} expected but not available");
         }
     }

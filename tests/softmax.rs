@@ -5,7 +5,11 @@ mod common;
 use proptest::prelude::*;
 
 fn config() -> ProptestConfig {
-    ProptestConfig { cases: if cfg!(miri) { 8 } else { 96 }, failure_persistence: None, ..ProptestConfig::default() }
+    ProptestConfig {
+        cases: if cfg!(miri) { 8 } else { 96 },
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
 }
 
 fn value() -> impl Strategy<Value = f32> {
@@ -20,15 +24,22 @@ fn value() -> impl Strategy<Value = f32> {
 fn problem() -> impl Strategy<Value = (usize, Vec<f32>, Option<Vec<f32>>)> {
     (1usize..5, 1usize..70).prop_flat_map(|(rows, cols)| {
         let mask_len = prop_oneof![Just(0usize), Just(cols), Just(rows * cols)];
-        (Just(cols), prop::collection::vec(value(), rows * cols), mask_len).prop_flat_map(
-            |(cols, x, mask_len)| {
+        (
+            Just(cols),
+            prop::collection::vec(value(), rows * cols),
+            mask_len,
+        )
+            .prop_flat_map(|(cols, x, mask_len)| {
                 let mask = prop::collection::vec(
                     prop_oneof![4 => -3.0f32..3.0, 1 => Just(f32::NEG_INFINITY)],
                     mask_len,
                 );
-                (Just(cols), Just(x), mask.prop_map(|m| if m.is_empty() { None } else { Some(m) }))
-            },
-        )
+                (
+                    Just(cols),
+                    Just(x),
+                    mask.prop_map(|m| if m.is_empty() { None } else { Some(m) }),
+                )
+            })
     })
 }
 
@@ -48,7 +59,13 @@ fn check(log: bool, cols: usize, x: &[f32], mask: Option<&[f32]>) -> Result<(), 
         }
         prop_assert_eq!(&y, &z);
         for (r, (xr, yr)) in x.chunks(cols).zip(y.chunks(cols)).enumerate() {
-            let mr = mask.map(|m| if m.len() == cols { m } else { &m[r * cols..(r + 1) * cols] });
+            let mr = mask.map(|m| {
+                if m.len() == cols {
+                    m
+                } else {
+                    &m[r * cols..(r + 1) * cols]
+                }
+            });
             let want = common::softmax_ref(xr, mr, log);
             let v: Vec<f32> = match mr {
                 Some(m) => xr.iter().zip(m).map(|(a, b)| a + b).collect(),
@@ -58,15 +75,27 @@ fn check(log: bool, cols: usize, x: &[f32], mask: Option<&[f32]>) -> Result<(), 
             for ((&got, &want), &vi) in yr.iter().zip(&want).zip(&v) {
                 // exp's 2 ulp, the f32 rounding of x - max (relative 2^-24 |x - max|), the
                 // sum (cols * 2^-24) and the final scaling.
-                let gap = if vi == f32::NEG_INFINITY { 0.0 } else { (vi as f64 - max).abs() };
+                let gap = if vi == f32::NEG_INFINITY {
+                    0.0
+                } else {
+                    (vi as f64 - max).abs()
+                };
                 let rel = (4.0 + gap + cols as f64) * 2f64.powi(-24);
                 let tol = if log {
                     rel * (1.0 + want.abs()) + (cols as f64) * 2f64.powi(-24)
                 } else {
                     rel * want.abs() + 1e-38
                 };
-                let ok = if want == f64::NEG_INFINITY { got == f32::NEG_INFINITY } else { (got as f64 - want).abs() <= tol };
-                prop_assert!(ok, "{:?} log={log} row {r}: got {got:e}, want {want:e}", e.backend());
+                let ok = if want == f64::NEG_INFINITY {
+                    got == f32::NEG_INFINITY
+                } else {
+                    (got as f64 - want).abs() <= tol
+                };
+                prop_assert!(
+                    ok,
+                    "{:?} log={log} row {r}: got {got:e}, want {want:e}",
+                    e.backend()
+                );
             }
         }
     }
@@ -110,14 +139,19 @@ fn nan_propagates_to_its_row_only() {
     for e in common::engines() {
         let mut y = [0.0; 6];
         e.softmax(&x, 3, None, &mut y).unwrap();
-        assert!(y[..3].iter().all(|v| v.is_nan()), "{:?}: {y:?}", e.backend());
+        assert!(
+            y[..3].iter().all(|v| v.is_nan()),
+            "{:?}: {y:?}",
+            e.backend()
+        );
         assert!(y[3..].iter().all(|v| v.is_finite()));
     }
 }
 
 #[test]
 fn fixed_size_matches_runtime() {
-    let mut a: [[f32; 13]; 3] = core::array::from_fn(|r| core::array::from_fn(|c| (r * c) as f32 * 0.3));
+    let mut a: [[f32; 13]; 3] =
+        core::array::from_fn(|r| core::array::from_fn(|c| (r * c) as f32 * 0.3));
     let x = a.as_flattened().to_vec();
     for e in common::engines() {
         let mut b = x.clone();

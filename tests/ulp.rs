@@ -26,7 +26,10 @@ struct Worst {
 #[test]
 #[ignore = "exhaustive: minutes in release mode; CI runs it"]
 fn every_f32_input_within_documented_ulp() {
-    let stride: u64 = std::env::var("SIMDNN_ULP_STRIDE").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    let stride: u64 = std::env::var("SIMDNN_ULP_STRIDE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
     let engines = common::engines();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
     const BLOCK: u64 = 1 << 16;
@@ -41,7 +44,8 @@ fn every_f32_input_within_documented_ulp() {
                 let (engines, worst) = (&engines, &worst);
                 scope.spawn(move || {
                     let mut local = vec![Worst::default(); engines.len()];
-                    let (mut x, mut r, mut y) = (Vec::new(), Vec::new(), vec![0.0f32; BLOCK as usize]);
+                    let (mut x, mut r, mut y) =
+                        (Vec::new(), Vec::new(), vec![0.0f32; BLOCK as usize]);
                     for b in (t..blocks).step_by(threads as usize) {
                         x.clear();
                         // NaN patterns are checked once below, not 2^24 times each.
@@ -57,9 +61,17 @@ fn every_f32_input_within_documented_ulp() {
                             e.activate(act, &x, y).unwrap();
                             for ((&xi, &yi), &ri) in x.iter().zip(y.iter()).zip(&r) {
                                 let flushed = xi < flush_below && yi == 0.0;
-                                let u = if flushed { 0.0 } else { common::ulp_error(yi, ri) };
+                                let u = if flushed {
+                                    0.0
+                                } else {
+                                    common::ulp_error(yi, ri)
+                                };
                                 if u > w.ulp {
-                                    *w = Worst { ulp: u, input: xi, output: yi };
+                                    *w = Worst {
+                                        ulp: u,
+                                        input: xi,
+                                        output: yi,
+                                    };
                                 }
                             }
                         }
@@ -92,14 +104,30 @@ fn every_f32_input_within_documented_ulp() {
 
 #[test]
 fn nan_in_nan_out_and_saturation() {
-    let nans = [f32::NAN, -f32::NAN, f32::from_bits(0x7f80_0001), f32::from_bits(0xffc0_1234)];
+    let nans = [
+        f32::NAN,
+        -f32::NAN,
+        f32::from_bits(0x7f80_0001),
+        f32::from_bits(0xffc0_1234),
+    ];
     for e in common::engines() {
         for (act, _, _) in BOUNDS {
             let mut y = [0.0; 4];
             e.activate(act, &nans, &mut y).unwrap();
-            assert!(y.iter().all(|v| v.is_nan()), "{act:?} on {:?}: {y:?}", e.backend());
+            assert!(
+                y.iter().all(|v| v.is_nan()),
+                "{act:?} on {:?}: {y:?}",
+                e.backend()
+            );
         }
-        let x = [f32::INFINITY, f32::NEG_INFINITY, 88.72283, 88.722_84, -87.336_55, -1000.0];
+        let x = [
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            88.72283,
+            88.722_84,
+            -87.336_55,
+            -1000.0,
+        ];
         let mut y = [0.0; 6];
         e.activate(Activation::Exp, &x, &mut y).unwrap();
         assert_eq!(y[..2], [f32::INFINITY, 0.0]);

@@ -133,7 +133,10 @@ impl Simd for Avx2 {
             let bias = _mm256_set1_epi32(127);
             let p1 = _mm256_slli_epi32::<23>(_mm256_add_epi32(half, bias));
             let p2 = _mm256_slli_epi32::<23>(_mm256_add_epi32(rest, bias));
-            _mm256_mul_ps(_mm256_mul_ps(a, _mm256_castsi256_ps(p1)), _mm256_castsi256_ps(p2))
+            _mm256_mul_ps(
+                _mm256_mul_ps(a, _mm256_castsi256_ps(p1)),
+                _mm256_castsi256_ps(p2),
+            )
         }
     }
     #[inline(always)]

@@ -45,9 +45,7 @@ impl Simd for Avx512 {
     #[inline(always)]
     fn load_partial(self, src: &[f32], fill: f32) -> __m512 {
         // SAFETY: token; masked-off lanes (at and past `src.len()`) are not accessed.
-        unsafe {
-            _mm512_mask_loadu_ps(_mm512_set1_ps(fill), first_lanes(src.len()), src.as_ptr())
-        }
+        unsafe { _mm512_mask_loadu_ps(_mm512_set1_ps(fill), first_lanes(src.len()), src.as_ptr()) }
     }
     #[inline(always)]
     fn store(self, v: __m512, dst: &mut [f32]) {

@@ -81,30 +81,59 @@ pub(crate) trait Simd: Copy {
     }
 }
 
-/// `y[i] = f(x[i])` a vector at a time; the tail goes through a partial load and store.
-/// The caller guarantees `x.len() == y.len()`.
-#[inline(always)]
-pub(crate) fn map<S: Simd>(s: S, x: &[f32], y: &mut [f32], f: impl Fn(S::V) -> S::V) {
-    let mut xs = x.chunks_exact(S::LANES);
-    let mut ys = y.chunks_exact_mut(S::LANES);
-    for (xc, yc) in (&mut xs).zip(&mut ys) {
-        s.store(f(s.load(xc)), yc);
-    }
-    let (xt, yt) = (xs.remainder(), ys.into_remainder());
-    if !yt.is_empty() {
-        s.store_partial(f(s.load_partial(xt, 0.0)), yt);
+/// A lane-wise operation passed to [`map`] and [`map_in_place`].
+///
+/// Kernels use this instead of closures: a closure's body is compiled without the
+/// `#[target_feature]`s of the kernel that calls it, so LLVM could not inline the
+/// intrinsics inside it. `#[inline(always)]` trait methods have no such problem.
+pub(crate) trait VecOp<S: Simd>: Copy {
+    fn apply(self, s: S, v: S::V) -> S::V;
+}
+
+/// `v * factor`.
+#[derive(Clone, Copy)]
+pub(crate) struct Scale<V>(pub V);
+impl<S: Simd> VecOp<S> for Scale<S::V> {
+    #[inline(always)]
+    fn apply(self, s: S, v: S::V) -> S::V {
+        s.mul(v, self.0)
     }
 }
 
-/// `x[i] = f(x[i])` a vector at a time.
+/// `(v - a) - b`.
+#[derive(Clone, Copy)]
+pub(crate) struct SubSub<V>(pub V, pub V);
+impl<S: Simd> VecOp<S> for SubSub<S::V> {
+    #[inline(always)]
+    fn apply(self, s: S, v: S::V) -> S::V {
+        s.sub(s.sub(v, self.0), self.1)
+    }
+}
+
+/// `y[i] = op(x[i])` a vector at a time; the tail goes through a partial load and store.
+/// The caller guarantees `x.len() == y.len()`.
 #[inline(always)]
-pub(crate) fn map_in_place<S: Simd>(s: S, x: &mut [f32], f: impl Fn(S::V) -> S::V) {
+pub(crate) fn map<S: Simd>(s: S, x: &[f32], y: &mut [f32], op: impl VecOp<S>) {
+    let mut xs = x.chunks_exact(S::LANES);
+    let mut ys = y.chunks_exact_mut(S::LANES);
+    for (xc, yc) in (&mut xs).zip(&mut ys) {
+        s.store(op.apply(s, s.load(xc)), yc);
+    }
+    let (xt, yt) = (xs.remainder(), ys.into_remainder());
+    if !yt.is_empty() {
+        s.store_partial(op.apply(s, s.load_partial(xt, 0.0)), yt);
+    }
+}
+
+/// `x[i] = op(x[i])` a vector at a time.
+#[inline(always)]
+pub(crate) fn map_in_place<S: Simd>(s: S, x: &mut [f32], op: impl VecOp<S>) {
     let mut chunks = x.chunks_exact_mut(S::LANES);
     for c in &mut chunks {
-        s.store(f(s.load(c)), c);
+        s.store(op.apply(s, s.load(c)), c);
     }
     let tail = chunks.into_remainder();
     if !tail.is_empty() {
-        s.store_partial(f(s.load_partial(tail, 0.0)), tail);
+        s.store_partial(op.apply(s, s.load_partial(tail, 0.0)), tail);
     }
 }

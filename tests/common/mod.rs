@@ -9,7 +9,10 @@ pub fn engines() -> Vec<Engine> {
     let only = std::env::var("SIMDNN_BACKENDS").ok();
     Backend::ALL
         .into_iter()
-        .filter(|b| only.as_deref().is_none_or(|o| o.split(',').any(|n| n == b.name())))
+        .filter(|b| {
+            only.as_deref()
+                .is_none_or(|o| o.split(',').any(|n| n == b.name()))
+        })
         .filter_map(|b| Engine::with_backend(b).ok())
         .collect()
 }

@@ -1,0 +1,270 @@
+//! The simdnn report: median time and GFLOP/s of the standard workloads
+//! (`shared/WORKLOADS.md` plus the kernel-level rows of the issues) on every backend this
+//! CPU has, next to each backend's measured peak FMA throughput.
+//!
+//! `cargo run --release --example report [-- --json] [--only NAME[,NAME]] [--quick]`
+//!
+//! Adding a workload is one line in `WORKLOADS`.
+use simdnn::{Activation, Backend, Engine, PackedDense, dense_packed_len};
+use std::hint::black_box;
+use std::time::Instant;
+
+/// A workload: name, FLOPs per call (a multiply-add counts 2; `None` where FLOPs are not
+/// meaningful) and a constructor returning the call to time.
+struct Workload {
+    name: &'static str,
+    flops: Option<f64>,
+    make: fn(Engine) -> Box<dyn FnMut()>,
+}
+
+const WORKLOADS: &[Workload] = &[
+    Workload {
+        name: "dense_gemv_256x256",
+        flops: Some(2.0 * 256.0 * 256.0),
+        make: |nn| dense(nn, 1, 256, 256),
+    },
+    Workload {
+        name: "dense_gemm_64x256x256",
+        flops: Some(2.0 * 64.0 * 256.0 * 256.0),
+        make: |nn| dense(nn, 64, 256, 256),
+    },
+    Workload {
+        name: "dense_rowmajor_gemv_256x256",
+        flops: Some(2.0 * 256.0 * 256.0),
+        make: |nn| dense_row_major(nn, 256, 256),
+    },
+    Workload {
+        name: "softmax_8x1024",
+        flops: None,
+        make: |nn| softmax(nn, 8, 1024, false),
+    },
+    Workload {
+        name: "softmax_masked_8x1024",
+        flops: None,
+        make: |nn| softmax(nn, 8, 1024, true),
+    },
+    Workload {
+        name: "tanh_4096",
+        flops: None,
+        make: |nn| activation(nn, Activation::Tanh, 4096),
+    },
+    Workload {
+        name: "exp_4096",
+        flops: None,
+        make: |nn| activation(nn, Activation::Exp, 4096),
+    },
+    Workload {
+        name: "sigmoid_4096",
+        flops: None,
+        make: |nn| activation(nn, Activation::Sigmoid, 4096),
+    },
+];
+
+/// Best single-threaded peer time (microseconds) from `shared/ANCHORS.md`, where one exists.
+const ANCHORS_US: &[(&str, f64)] = &[];
+
+/// Deterministic pseudo-random data in [-1, 1).
+fn data(n: usize, seed: u32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(2_654_435_761).max(1);
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            (s >> 8) as f32 / (1u32 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
+fn dense(nn: Engine, batch: usize, out: usize, inp: usize) -> Box<dyn FnMut()> {
+    let w = data(out * inp, 1);
+    let mut storage = vec![0.0; dense_packed_len(out, inp)];
+    PackedDense::pack(&w, out, inp, &mut storage).unwrap();
+    let (b, x, mut y) = (data(out, 2), data(batch * inp, 3), vec![0.0; batch * out]);
+    Box::new(move || {
+        let packed = PackedDense::from_packed(&storage, out, inp).unwrap();
+        nn.dense(
+            &packed,
+            Some(&b),
+            Activation::Identity,
+            black_box(&x),
+            &mut y,
+        )
+        .unwrap();
+        black_box(&y);
+    })
+}
+
+fn dense_row_major(nn: Engine, out: usize, inp: usize) -> Box<dyn FnMut()> {
+    let (w, b, x, mut y) = (
+        data(out * inp, 1),
+        data(out, 2),
+        data(inp, 3),
+        vec![0.0; out],
+    );
+    Box::new(move || {
+        nn.dense_row_major(
+            &w,
+            inp,
+            Some(&b),
+            Activation::Identity,
+            black_box(&x),
+            &mut y,
+        )
+        .unwrap();
+        black_box(&y);
+    })
+}
+
+fn softmax(nn: Engine, rows: usize, cols: usize, masked: bool) -> Box<dyn FnMut()> {
+    let x: Vec<f32> = data(rows * cols, 4).iter().map(|v| v * 10.0).collect();
+    let mask: Vec<f32> = (0..cols)
+        .map(|c| {
+            if masked && c >= cols / 2 {
+                f32::NEG_INFINITY
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let mut y = vec![0.0; rows * cols];
+    Box::new(move || {
+        nn.softmax(black_box(&x), cols, Some(&mask), &mut y)
+            .unwrap();
+        black_box(&y);
+    })
+}
+
+fn activation(nn: Engine, act: Activation, n: usize) -> Box<dyn FnMut()> {
+    let x: Vec<f32> = data(n, 5).iter().map(|v| v * 20.0).collect();
+    let mut y = vec![0.0; n];
+    Box::new(move || {
+        nn.activate(act, black_box(&x), &mut y).unwrap();
+        black_box(&y);
+    })
+}
+
+/// Median nanoseconds per call: calibrate a batch to about `target_ms`, then take
+/// `samples` batches.
+fn median_ns(f: &mut dyn FnMut(), samples: usize, target_ms: f64) -> f64 {
+    f();
+    let mut iters = 1u64;
+    loop {
+        let t = Instant::now();
+        for _ in 0..iters {
+            f();
+        }
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        if ms > target_ms / 4.0 || iters > 1 << 30 {
+            iters = ((iters as f64) * target_ms / ms.max(1e-6)).ceil().max(1.0) as u64;
+            break;
+        }
+        iters *= 4;
+    }
+    let mut times: Vec<f64> = (0..samples)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..iters {
+                f();
+            }
+            t.elapsed().as_secs_f64() * 1e9 / iters as f64
+        })
+        .collect();
+    times.sort_by(|a, b| a.total_cmp(b));
+    times[samples / 2]
+}
+
+/// Peak GFLOP/s of the backend's FMA units on one core (median of the samples).
+fn peak_gflops(nn: Engine, samples: usize) -> f64 {
+    let iters = 200_000;
+    let flops = nn.fma_probe(iters) as f64;
+    let ns = median_ns(
+        &mut || {
+            black_box(nn.fma_probe(black_box(iters)));
+        },
+        samples,
+        20.0,
+    );
+    flops / ns
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let json = args.iter().any(|a| a == "--json");
+    let quick = args.iter().any(|a| a == "--quick");
+    let only: Option<Vec<String>> = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(|s| s.split(',').map(str::to_owned).collect());
+    if let Some(only) = &only {
+        for name in only {
+            if !WORKLOADS.iter().any(|w| w.name == name) {
+                eprintln!(
+                    "unknown workload `{name}`; known: {}",
+                    WORKLOADS
+                        .iter()
+                        .map(|w| w.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                std::process::exit(2);
+            }
+        }
+    }
+    let (samples, target_ms) = if quick { (3, 2.0) } else { (11, 20.0) };
+
+    let engines: Vec<Engine> = Backend::ALL
+        .into_iter()
+        .filter_map(|b| Engine::with_backend(b).ok())
+        .collect();
+    let peaks: Vec<f64> = engines.iter().map(|&nn| peak_gflops(nn, samples)).collect();
+    if !json {
+        println!("simdnn report: one thread, f32, batch 1; medians of {samples} samples");
+        for (nn, peak) in engines.iter().zip(&peaks) {
+            println!(
+                "  peak FMA throughput {:<7} {peak:7.1} GFLOP/s",
+                nn.backend().name()
+            );
+        }
+        println!();
+        println!(
+            "{:<28} {:<7} {:>12} {:>9} {:>7} {:>10}",
+            "workload", "backend", "median us", "GFLOP/s", "% peak", "peer us"
+        );
+    }
+    for w in WORKLOADS
+        .iter()
+        .filter(|w| only.as_ref().is_none_or(|o| o.iter().any(|n| n == w.name)))
+    {
+        for (&nn, &peak) in engines.iter().zip(&peaks) {
+            let mut f = (w.make)(nn);
+            let ns = median_ns(&mut *f, samples, target_ms);
+            let gflops = w.flops.map(|fl| fl / ns);
+            if json {
+                let g = gflops.map_or("null".to_owned(), |g| format!("{g:.3}"));
+                println!(
+                    "{{\"workload\": \"{}\", \"backend\": \"{}\", \"median_ns\": {ns:.1}, \"gflops\": {g}, \"peak_gflops\": {peak:.1}}}",
+                    w.name,
+                    nn.backend().name()
+                );
+            } else {
+                let g = gflops.map_or("-".to_owned(), |g| format!("{g:.1}"));
+                let pct = gflops.map_or("-".to_owned(), |g| format!("{:.0}%", 100.0 * g / peak));
+                let peer = ANCHORS_US
+                    .iter()
+                    .find(|a| a.0 == w.name)
+                    .map_or("-".to_owned(), |a| format!("{:.1}", a.1));
+                println!(
+                    "{:<28} {:<7} {:>12.3} {:>9} {:>7} {:>10}",
+                    w.name,
+                    nn.backend().name(),
+                    ns / 1e3,
+                    g,
+                    pct,
+                    peer
+                );
+            }
+        }
+    }
+}

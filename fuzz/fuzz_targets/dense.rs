@@ -1,0 +1,46 @@
+//! Arbitrary dense shapes and lengths (packed and row-major): never panics, bad shapes are
+//! errors, and the best backend agrees with scalar within the summation bound.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use simdnn::{Activation, Backend, Engine, PackedDense, dense_packed_len};
+
+fuzz_target!(|data: &[u8]| {
+    if data.len() < 6 {
+        return;
+    }
+    let (out, inp) = (data[0] as usize % 70, data[1] as usize % 40);
+    let (x_len, y_len) = (data[2] as usize % 200, data[3] as usize % 200);
+    let has_bias = data[4] & 1 == 1;
+    let act = if data[4] & 2 == 0 { Activation::Identity } else { Activation::Tanh };
+    let vals: Vec<f32> = data[5..]
+        .chunks_exact(2)
+        .map(|c| i16::from_le_bytes([c[0], c[1]]) as f32 / 4096.0)
+        .collect();
+    let take = |n: usize, skip: usize| -> Vec<f32> { (0..n).map(|i| vals.get(skip + i).copied().unwrap_or(0.5)).collect() };
+    let w = take(out * inp, 0);
+    let x = take(x_len, 7);
+    let bias = has_bias.then(|| take(out, 3));
+    let best = Engine::new();
+    let scalar = Engine::with_backend(Backend::Scalar).unwrap();
+
+    let mut storage = vec![0.0; dense_packed_len(out, inp)];
+    let packed = PackedDense::pack(&w, out, inp, &mut storage).unwrap();
+    let (mut y, mut z) = (vec![0.0; y_len], vec![0.0; y_len]);
+    let r = best.dense(&packed, bias.as_deref(), act, &x, &mut y);
+    let rows = if inp == 0 { if out == 0 { 0 } else { y_len / out } } else { x_len / inp };
+    let valid = (inp == 0 || x_len % inp == 0)
+        && (inp != 0 || out == 0 || y_len % out == 0)
+        && y_len == rows * out;
+    assert_eq!(r.is_ok(), valid, "out {out} in {inp} x {x_len} y {y_len}");
+    if valid {
+        scalar.dense(&packed, bias.as_deref(), act, &x, &mut z).unwrap();
+        // Inputs are within ±8, so sum |w x| <= 64 inp + |b|; each backend is within
+        // (inp + 2) 2^-24 of that (tanh only shrinks differences).
+        let mag = 64.0 * inp as f32 + 8.0;
+        let tol = 2.0 * (inp as f32 + 2.0) * 6e-8 * mag + 1e-6;
+        for (a, b) in y.iter().zip(&z) {
+            assert!((a - b).abs() <= tol, "{a} vs {b}");
+        }
+    }
+    let _ = best.dense_row_major(&w, inp, bias.as_deref(), act, &x, &mut y);
+});
