@@ -118,26 +118,9 @@ impl Simd for Avx2 {
         }
     }
     #[inline(always)]
-    fn round(self, a: __m256) -> __m256 {
+    fn shl23(self, a: __m256) -> __m256 {
         // SAFETY: token (see impl).
-        unsafe { _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(a) }
-    }
-    #[inline(always)]
-    fn ldexp(self, a: __m256, n: __m256) -> __m256 {
-        // SAFETY: token (see impl).
-        unsafe {
-            // Two exact power-of-two factors, so n = 128 and n = -126 both stay normal.
-            let n = _mm256_cvtps_epi32(n);
-            let half = _mm256_srai_epi32::<1>(n);
-            let rest = _mm256_sub_epi32(n, half);
-            let bias = _mm256_set1_epi32(127);
-            let p1 = _mm256_slli_epi32::<23>(_mm256_add_epi32(half, bias));
-            let p2 = _mm256_slli_epi32::<23>(_mm256_add_epi32(rest, bias));
-            _mm256_mul_ps(
-                _mm256_mul_ps(a, _mm256_castsi256_ps(p1)),
-                _mm256_castsi256_ps(p2),
-            )
-        }
+        unsafe { _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_castps_si256(a))) }
     }
     #[inline(always)]
     fn recip(self, a: __m256) -> __m256 {

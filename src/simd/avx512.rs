@@ -1,5 +1,5 @@
 //! AVX-512F backend, 16 lanes. Tails use masked loads and stores (no scalar remainder),
-//! `ldexp` is one `vscalefps`, and `recip` is `vrcp14ps` plus one Newton step (a `vdivps`
+//! `mul_pow2` is one `vscalefps`, and `recip` is `vrcp14ps` plus one Newton step (a `vdivps`
 //! on zmm would cap exp-based kernels below 2 elements per cycle).
 
 use super::Simd;
@@ -110,14 +110,14 @@ impl Simd for Avx512 {
         }
     }
     #[inline(always)]
-    fn round(self, a: __m512) -> __m512 {
+    fn shl23(self, a: __m512) -> __m512 {
         // SAFETY: token (see impl).
-        unsafe { _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(a) }
+        unsafe { _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_castps_si512(a))) }
     }
     #[inline(always)]
-    fn ldexp(self, a: __m512, n: __m512) -> __m512 {
+    fn mul_pow2(self, p: __m512, n: __m512, _t: __m512) -> __m512 {
         // SAFETY: token (see impl).
-        unsafe { _mm512_scalef_ps(a, n) }
+        unsafe { _mm512_scalef_ps(p, n) }
     }
     #[inline(always)]
     fn recip(self, a: __m512) -> __m512 {

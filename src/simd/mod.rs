@@ -60,10 +60,17 @@ pub(crate) trait Simd: Copy {
     fn abs(self, a: Self::V) -> Self::V;
     /// The magnitude of `mag` with the sign bit of `sign`.
     fn copysign(self, mag: Self::V, sign: Self::V) -> Self::V;
-    /// Round to nearest, ties to even.
-    fn round(self, a: Self::V) -> Self::V;
-    /// `a * 2^n` for integer-valued `n` in `[-126, 128]` (NaN `n` only with NaN `a`).
-    fn ldexp(self, a: Self::V, n: Self::V) -> Self::V;
+    /// The bit pattern shifted left by 23: moves a small integer held in the low mantissa
+    /// bits into the exponent field.
+    fn shl23(self, a: Self::V) -> Self::V;
+    /// `p * 2^n` for integer-valued `n` in `[-125, 128]`, given `t = 1.5 * 2^23 + 126 + n`
+    /// (see `math::reduce`), whose low bits already hold the biased exponent of `2^(n-1)`.
+    /// Exact unless the result overflows (to inf). AVX-512 uses `vscalefps` instead.
+    #[inline(always)]
+    fn mul_pow2(self, p: Self::V, n: Self::V, t: Self::V) -> Self::V {
+        let _ = n;
+        self.mul(self.add(p, p), self.shl23(t))
+    }
     /// `1 / a` within 1 ulp (exact division, or a refined estimate on AVX-512).
     fn recip(self, a: Self::V) -> Self::V;
     /// Lane-wise `a < b` (false for NaN).
@@ -110,12 +117,27 @@ impl<S: Simd> VecOp<S> for SubSub<S::V> {
     }
 }
 
+/// Vectors per step of [`map`]: long dependency chains (exp, tanh: ~30 dependent
+/// operations) need several independent vectors in flight to fill the FP pipes.
+const UNROLL: usize = 4;
+
 /// `y[i] = op(x[i])` a vector at a time; the tail goes through a partial load and store.
 /// The caller guarantees `x.len() == y.len()`.
 #[inline(always)]
 pub(crate) fn map<S: Simd>(s: S, x: &[f32], y: &mut [f32], op: impl VecOp<S>) {
-    let mut xs = x.chunks_exact(S::LANES);
-    let mut ys = y.chunks_exact_mut(S::LANES);
+    let mut xs = x.chunks_exact(UNROLL * S::LANES);
+    let mut ys = y.chunks_exact_mut(UNROLL * S::LANES);
+    for (xc, yc) in (&mut xs).zip(&mut ys) {
+        let mut v = [s.zero(); UNROLL];
+        for (u, vu) in v.iter_mut().enumerate() {
+            *vu = op.apply(s, s.load(&xc[u * S::LANES..]));
+        }
+        for (u, vu) in v.into_iter().enumerate() {
+            s.store(vu, &mut yc[u * S::LANES..]);
+        }
+    }
+    let mut xs = xs.remainder().chunks_exact(S::LANES);
+    let mut ys = ys.into_remainder().chunks_exact_mut(S::LANES);
     for (xc, yc) in (&mut xs).zip(&mut ys) {
         s.store(op.apply(s, s.load(xc)), yc);
     }
@@ -125,10 +147,20 @@ pub(crate) fn map<S: Simd>(s: S, x: &[f32], y: &mut [f32], op: impl VecOp<S>) {
     }
 }
 
-/// `x[i] = op(x[i])` a vector at a time.
+/// `x[i] = op(x[i])` a vector at a time, [`UNROLL`] vectors per step.
 #[inline(always)]
 pub(crate) fn map_in_place<S: Simd>(s: S, x: &mut [f32], op: impl VecOp<S>) {
-    let mut chunks = x.chunks_exact_mut(S::LANES);
+    let mut chunks = x.chunks_exact_mut(UNROLL * S::LANES);
+    for c in &mut chunks {
+        let mut v = [s.zero(); UNROLL];
+        for (u, vu) in v.iter_mut().enumerate() {
+            *vu = op.apply(s, s.load(&c[u * S::LANES..]));
+        }
+        for (u, vu) in v.into_iter().enumerate() {
+            s.store(vu, &mut c[u * S::LANES..]);
+        }
+    }
+    let mut chunks = chunks.into_remainder().chunks_exact_mut(S::LANES);
     for c in &mut chunks {
         s.store(op.apply(s, s.load(c)), c);
     }

@@ -102,23 +102,9 @@ impl Simd for Neon {
         unsafe { vbslq_f32(vdupq_n_u32(0x8000_0000), sign, mag) }
     }
     #[inline(always)]
-    fn round(self, a: float32x4_t) -> float32x4_t {
+    fn shl23(self, a: float32x4_t) -> float32x4_t {
         // SAFETY: see impl.
-        unsafe { vrndnq_f32(a) }
-    }
-    #[inline(always)]
-    fn ldexp(self, a: float32x4_t, n: float32x4_t) -> float32x4_t {
-        // SAFETY: see impl.
-        unsafe {
-            // Two exact power-of-two factors, so n = 128 and n = -126 both stay normal.
-            let n = vcvtq_s32_f32(n);
-            let half = vshrq_n_s32::<1>(n);
-            let rest = vsubq_s32(n, half);
-            let bias = vdupq_n_s32(127);
-            let p1 = vreinterpretq_f32_s32(vshlq_n_s32::<23>(vaddq_s32(half, bias)));
-            let p2 = vreinterpretq_f32_s32(vshlq_n_s32::<23>(vaddq_s32(rest, bias)));
-            vmulq_f32(vmulq_f32(a, p1), p2)
-        }
+        unsafe { vreinterpretq_f32_u32(vshlq_n_u32::<23>(vreinterpretq_u32_f32(a))) }
     }
     #[inline(always)]
     fn recip(self, a: float32x4_t) -> float32x4_t {

@@ -74,19 +74,8 @@ impl Simd for Scalar {
         f32::from_bits((mag.to_bits() & !SIGN) | (sign.to_bits() & SIGN))
     }
     #[inline(always)]
-    fn round(self, a: f32) -> f32 {
-        // Adding 1.5 * 2^23 pushes the fraction out of the mantissa with round-to-even;
-        // exact for |a| < 2^22, which covers every caller (exp arguments times log2 e).
-        const MAGIC: f32 = 12_582_912.0;
-        let r = (a + MAGIC) - MAGIC;
-        if self.abs(a) < 4_194_304.0 { r } else { a }
-    }
-    #[inline(always)]
-    fn ldexp(self, a: f32, n: f32) -> f32 {
-        // Two exact power-of-two factors, so n = 128 and n = -126 both stay normal.
-        let n = n as i32;
-        let half = n >> 1;
-        a * pow2(half) * pow2(n - half)
+    fn shl23(self, a: f32) -> f32 {
+        f32::from_bits(a.to_bits() << 23)
     }
     #[inline(always)]
     fn recip(self, a: f32) -> f32 {
@@ -108,10 +97,4 @@ impl Simd for Scalar {
     fn reduce_max(self, a: f32) -> f32 {
         a
     }
-}
-
-/// `2^n` for `n` in `[-126, 127]`.
-#[inline(always)]
-fn pow2(n: i32) -> f32 {
-    f32::from_bits(((n + 127) as u32) << 23)
 }
