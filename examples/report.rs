@@ -250,7 +250,14 @@ fn main() {
                 );
             } else {
                 let g = gflops.map_or("-".to_owned(), |g| format!("{g:.1}"));
-                let pct = gflops.map_or("-".to_owned(), |g| format!("{:.0}%", 100.0 * g / peak));
+                // The scalar probe times one-lane chains, while LLVM auto-vectorises the scalar
+                // kernels to the baseline SIMD (SSE2 on x86-64): a percentage would mislead.
+                let pct = match gflops {
+                    Some(g) if nn.backend() != Backend::Scalar => {
+                        format!("{:.0}%", 100.0 * g / peak)
+                    }
+                    _ => "-".to_owned(),
+                };
                 let peer = ANCHORS_US
                     .iter()
                     .find(|a| a.0 == w.name)

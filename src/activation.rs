@@ -10,7 +10,7 @@ use crate::{Engine, Error};
 /// An element-wise function applied to a kernel's output.
 ///
 /// Error bounds (max over every f32 input, against f64, see the crate docs): `Exp` 2 ulp,
-/// `Tanh` and `Sigmoid` 4 ulp; results below `f32::MIN_POSITIVE` are flushed to 0.
+/// `Tanh` and `Sigmoid` 4 ulp; results below about 2.4e-38 are flushed to 0.
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
 pub enum Activation {
     /// `x`.

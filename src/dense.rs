@@ -198,9 +198,9 @@ macro_rules! blocking {
 // 32 registers: 12 x 2 zmm accumulators, 2 weight vectors, broadcasts from memory.
 #[cfg(simdnn_avx512)]
 blocking!(crate::simd::Avx512, mr: 12, nv: 2, gemv_nv: 2, gemv_ku: 4);
-// 16 registers: 3 x 4 ymm accumulators and 4 weight vectors.
+// 16 registers: 6 x 2 ymm accumulators, 2 weight vectors, 1 broadcast.
 #[cfg(simdnn_avx2)]
-blocking!(crate::simd::Avx2, mr: 3, nv: 4, gemv_nv: 4, gemv_ku: 2);
+blocking!(crate::simd::Avx2, mr: 6, nv: 2, gemv_nv: 4, gemv_ku: 2);
 // 32 registers: 3 x 8 q accumulators and 8 weight vectors.
 #[cfg(simdnn_neon)]
 blocking!(crate::simd::Neon, mr: 3, nv: 8, gemv_nv: 8, gemv_ku: 1);
@@ -503,7 +503,7 @@ fn check_dense(
         // Without inputs the batch size comes from `y`.
         if out == 0 {
             0
-        } else if y.len() % out == 0 {
+        } else if y.len().is_multiple_of(out) {
             y.len() / out
         } else {
             return Err(Error::NotAMultiple {
@@ -512,7 +512,7 @@ fn check_dense(
                 of: out,
             });
         }
-    } else if x.len() % inp == 0 {
+    } else if x.len().is_multiple_of(inp) {
         x.len() / inp
     } else {
         return Err(Error::NotAMultiple {
@@ -607,7 +607,7 @@ impl Engine {
                 None if w.is_empty() => y.len(),
                 None => return Err(Error::ZeroDimension { arg: "in_features" }),
             }
-        } else if w.len() % inp == 0 {
+        } else if w.len().is_multiple_of(inp) {
             w.len() / inp
         } else {
             return Err(Error::NotAMultiple {

@@ -46,8 +46,8 @@
 //! | `tanh`    | 3 | 3 | 3 | 3 |
 //! | `sigmoid` | 2 | 2 | 2 | 2 |
 //!
-//! Results below `f32::MIN_POSITIVE` are flushed to 0 (`exp(x)` for `x < -87.3365`,
-//! `sigmoid(x)` for `x < -87`): no kernel produces a subnormal internally, so masked and
+//! Results below about 2.4e-38 (twice `f32::MIN_POSITIVE`) are flushed to 0 (`exp(x)` for
+//! `x < -86.98`, `sigmoid(x)` for `x < -87`): no kernel produces a subnormal internally, so masked and
 //! saturated inputs run at full speed whatever the FTZ/DAZ flags, which are never touched.
 //! `exp` overflows to +inf exactly above ln(f32::MAX); NaN in gives NaN out everywhere.
 //!

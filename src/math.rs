@@ -36,7 +36,7 @@ const TANH_SATURATE: f32 = 9.1;
 /// Below this, `sigmoid` returns 0 (keeps `1 + exp(-x)` finite and the result normal).
 const SIGMOID_LO: f32 = -87.0;
 /// sqrt(2/pi) doubled (gelu's tanh form rewritten as a sigmoid) and times 0.044715.
-const GELU_K1: f32 = 1.595_769_1;
+const GELU_K1: f32 = 1.595_769;
 const GELU_K3: f32 = 0.071_354_82;
 
 /// Adding this rounds to an integer `n` (the ulp of 1.5 * 2^23 is 1) and leaves `126 + n`

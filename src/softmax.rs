@@ -85,13 +85,12 @@ fn softmax_row<S: Simd>(s: S, row: &mut [f32], mask: Option<&[f32]>, kind: Kind)
     }
     match kind {
         Kind::Softmax => {
-            let scale = s.splat(1.0 / exp_sum(s, row, max, true));
-            map_in_place(s, row, Scale(scale));
+            let sum = exp_sum(s, row, max, true);
+            map_in_place(s, row, Scale(1.0 / sum));
         }
         Kind::LogSoftmax => {
             // (x - max) - ln(sum): subtracting max first keeps large rows accurate.
-            let log_sum = s.splat(libm::logf(exp_sum(s, row, max, false)));
-            let max = s.splat(max);
+            let log_sum = libm::logf(exp_sum(s, row, max, false));
             map_in_place(s, row, SubSub(max, log_sum));
         }
     }
@@ -120,7 +119,7 @@ fn check_rows(data_len: usize, cols: usize, mask: Option<&[f32]>) -> Result<(), 
             Err(Error::ZeroDimension { arg: "cols" })
         };
     }
-    if data_len % cols != 0 {
+    if !data_len.is_multiple_of(cols) {
         return Err(Error::NotAMultiple {
             arg: "x",
             len: data_len,

@@ -7,7 +7,9 @@
 //! [`crate::dispatch::dispatch`], which compiles one copy per backend.
 
 mod scalar;
+mod unroll;
 pub(crate) use scalar::Scalar;
+pub(crate) use unroll::X4;
 
 #[cfg(simdnn_avx2)]
 mod avx2;
@@ -97,44 +99,35 @@ pub(crate) trait VecOp<S: Simd>: Copy {
     fn apply(self, s: S, v: S::V) -> S::V;
 }
 
-/// `v * factor`.
+/// `v * factor` (the splat is hoisted out of the loop).
 #[derive(Clone, Copy)]
-pub(crate) struct Scale<V>(pub V);
-impl<S: Simd> VecOp<S> for Scale<S::V> {
+pub(crate) struct Scale(pub f32);
+impl<S: Simd> VecOp<S> for Scale {
     #[inline(always)]
     fn apply(self, s: S, v: S::V) -> S::V {
-        s.mul(v, self.0)
+        s.mul(v, s.splat(self.0))
     }
 }
 
 /// `(v - a) - b`.
 #[derive(Clone, Copy)]
-pub(crate) struct SubSub<V>(pub V, pub V);
-impl<S: Simd> VecOp<S> for SubSub<S::V> {
+pub(crate) struct SubSub(pub f32, pub f32);
+impl<S: Simd> VecOp<S> for SubSub {
     #[inline(always)]
     fn apply(self, s: S, v: S::V) -> S::V {
-        s.sub(s.sub(v, self.0), self.1)
+        s.sub(s.sub(v, s.splat(self.0)), s.splat(self.1))
     }
 }
 
-/// Vectors per step of [`map`]: long dependency chains (exp, tanh: ~30 dependent
-/// operations) need several independent vectors in flight to fill the FP pipes.
-const UNROLL: usize = 4;
-
-/// `y[i] = op(x[i])` a vector at a time; the tail goes through a partial load and store.
-/// The caller guarantees `x.len() == y.len()`.
+/// `y[i] = op(x[i])`: four vectors at a time through [`X4`], then single vectors, then a
+/// partial tail. The caller guarantees `x.len() == y.len()`.
 #[inline(always)]
-pub(crate) fn map<S: Simd>(s: S, x: &[f32], y: &mut [f32], op: impl VecOp<S>) {
-    let mut xs = x.chunks_exact(UNROLL * S::LANES);
-    let mut ys = y.chunks_exact_mut(UNROLL * S::LANES);
+pub(crate) fn map<S: Simd, Op: VecOp<S> + VecOp<X4<S>>>(s: S, x: &[f32], y: &mut [f32], op: Op) {
+    let wide = X4(s);
+    let mut xs = x.chunks_exact(X4::<S>::LANES);
+    let mut ys = y.chunks_exact_mut(X4::<S>::LANES);
     for (xc, yc) in (&mut xs).zip(&mut ys) {
-        let mut v = [s.zero(); UNROLL];
-        for (u, vu) in v.iter_mut().enumerate() {
-            *vu = op.apply(s, s.load(&xc[u * S::LANES..]));
-        }
-        for (u, vu) in v.into_iter().enumerate() {
-            s.store(vu, &mut yc[u * S::LANES..]);
-        }
+        wide.store(op.apply(wide, wide.load(xc)), yc);
     }
     let mut xs = xs.remainder().chunks_exact(S::LANES);
     let mut ys = ys.into_remainder().chunks_exact_mut(S::LANES);
@@ -147,18 +140,13 @@ pub(crate) fn map<S: Simd>(s: S, x: &[f32], y: &mut [f32], op: impl VecOp<S>) {
     }
 }
 
-/// `x[i] = op(x[i])` a vector at a time, [`UNROLL`] vectors per step.
+/// `x[i] = op(x[i])`, as [`map`].
 #[inline(always)]
-pub(crate) fn map_in_place<S: Simd>(s: S, x: &mut [f32], op: impl VecOp<S>) {
-    let mut chunks = x.chunks_exact_mut(UNROLL * S::LANES);
+pub(crate) fn map_in_place<S: Simd, Op: VecOp<S> + VecOp<X4<S>>>(s: S, x: &mut [f32], op: Op) {
+    let wide = X4(s);
+    let mut chunks = x.chunks_exact_mut(X4::<S>::LANES);
     for c in &mut chunks {
-        let mut v = [s.zero(); UNROLL];
-        for (u, vu) in v.iter_mut().enumerate() {
-            *vu = op.apply(s, s.load(&c[u * S::LANES..]));
-        }
-        for (u, vu) in v.into_iter().enumerate() {
-            s.store(vu, &mut c[u * S::LANES..]);
-        }
+        wide.store(op.apply(wide, wide.load(c)), c);
     }
     let mut chunks = chunks.into_remainder().chunks_exact_mut(S::LANES);
     for c in &mut chunks {
