@@ -165,11 +165,11 @@ pub const fn pack_dense<const IN: usize, const OUT: usize, const P: usize>(
 /// Everything the dense kernels need besides the input and output.
 #[derive(Clone, Copy)]
 pub(crate) struct Layer<'a> {
-    packed: &'a [f32],
-    out: usize,
-    inp: usize,
-    bias: Option<&'a [f32]>,
-    act: Activation,
+    pub(crate) packed: &'a [f32],
+    pub(crate) out: usize,
+    pub(crate) inp: usize,
+    pub(crate) bias: Option<&'a [f32]>,
+    pub(crate) act: Activation,
 }
 
 /// Per-backend register blocking. Accumulators: GEMM `MR x NV` vectors, GEMV `KU x NV`.
@@ -178,6 +178,7 @@ pub(crate) trait Blocking: Simd {
     const GEMM_MR: usize;
     fn gemm_rows(self, layer: Layer<'_>, x: &[f32], rows: usize, y: &mut [f32]);
     fn gemv(self, layer: Layer<'_>, x: &[f32], y: &mut [f32]);
+    fn conv(self, call: crate::conv::ConvCall<'_>, x: &[f32], y: &mut [f32]);
 }
 
 macro_rules! blocking {
@@ -191,6 +192,10 @@ macro_rules! blocking {
             #[inline(always)]
             fn gemv(self, layer: Layer<'_>, x: &[f32], y: &mut [f32]) {
                 gemv::<Self, $gnv, $gku>(self, layer, x, y)
+            }
+            #[inline(always)]
+            fn conv(self, call: crate::conv::ConvCall<'_>, x: &[f32], y: &mut [f32]) {
+                crate::conv::conv_general::<Self, $mr, $nv>(self, call, x, y)
             }
         }
     };
@@ -211,7 +216,7 @@ blocking!(crate::simd::Scalar, mr: 2, nv: 8, gemv_nv: 8, gemv_ku: 1);
 /// width is not a multiple of [`PANEL`]), after adding the bias/previous partial sums and
 /// applying the activation.
 #[inline(always)]
-fn store_block<S: Simd, const NV: usize>(
+pub(crate) fn store_block<S: Simd, const NV: usize>(
     s: S,
     mut acc: [S::V; NV],
     add: Option<&[f32]>,
@@ -235,16 +240,16 @@ fn store_block<S: Simd, const NV: usize>(
     }
 }
 
-/// `MR` rows of `x` (each `kc` long) times one `kc x PANEL` panel block, columns
-/// `col..col + NV * LANES` of it.
+/// `acc += ` `MR` rows of `x` (each `kc` long) times one `kc x PANEL` panel block, columns
+/// `col..col + NV * LANES` of it. The GEMM and the convolutions' implicit GEMM share it.
 #[inline(always)]
-fn gemm_tile<S: Simd, const MR: usize, const NV: usize>(
+pub(crate) fn gemm_tile<S: Simd, const MR: usize, const NV: usize>(
     s: S,
+    acc: &mut [[S::V; NV]; MR],
     x_rows: [&[f32]; MR],
     panel: &[f32],
     col: usize,
-) -> [[S::V; NV]; MR] {
-    let mut acc = [[s.zero(); NV]; MR];
+) {
     let kc = x_rows[0].len();
     for (k, wk) in (0..kc).zip(panel.chunks_exact(PANEL)) {
         let wk = &wk[col..col + NV * S::LANES];
@@ -259,7 +264,6 @@ fn gemm_tile<S: Simd, const MR: usize, const NV: usize>(
             }
         }
     }
-    acc
 }
 
 /// `rows` rows of `x` times the packed layer, `MR` rows at a time (the last block computes
@@ -296,7 +300,8 @@ fn gemm<S: Simd, const MR: usize, const NV: usize>(
                     if o >= out {
                         break;
                     }
-                    let acc = gemm_tile::<S, MR, NV>(s, x_rows, panel, col);
+                    let mut acc = [[s.zero(); NV]; MR];
+                    gemm_tile::<S, MR, NV>(s, &mut acc, x_rows, panel, col);
                     let width = block_cols.min(out - o);
                     for (m, acc_row) in acc.into_iter().enumerate().take(rows - r0) {
                         let dst = &mut y[(r0 + m) * out + o..][..width];
@@ -378,7 +383,7 @@ fn gemv<S: Simd, const NV: usize, const KU: usize>(
 /// `y = act(x W^T + b)` for `x.len() / inp` rows (lengths checked by the caller, `inp > 0`,
 /// `out > 0`).
 #[inline(always)]
-fn dense_kernel<S: Blocking>(s: S, layer: Layer<'_>, x: &[f32], y: &mut [f32]) {
+pub(crate) fn dense_kernel<S: Blocking>(s: S, layer: Layer<'_>, x: &[f32], y: &mut [f32]) {
     let (out, inp) = (layer.out, layer.inp);
     let rows = x.len() / inp;
     // Full row blocks (and a tail at least half a block) go through the GEMM; a short tail

@@ -36,6 +36,11 @@ pub enum Error {
         /// What was being computed.
         what: &'static str,
     },
+    /// The shape is inconsistent in a way no single length describes.
+    InvalidShape {
+        /// What is wrong.
+        what: &'static str,
+    },
     /// The backend was asked for explicitly but is not compiled in or not supported by this CPU.
     UnsupportedBackend(Backend),
 }
@@ -54,6 +59,7 @@ impl fmt::Display for Error {
             }
             Error::ZeroDimension { arg } => write!(f, "`{arg}` must be positive"),
             Error::SizeOverflow { what } => write!(f, "{what} overflows usize"),
+            Error::InvalidShape { what } => write!(f, "invalid shape: {what}"),
             Error::UnsupportedBackend(b) => {
                 write!(
                     f,

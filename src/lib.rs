@@ -59,6 +59,7 @@
 #![deny(missing_docs)]
 
 mod activation;
+mod conv;
 mod dense;
 mod dispatch;
 mod error;
@@ -68,6 +69,7 @@ mod simd;
 mod softmax;
 
 pub use activation::Activation;
+pub use conv::{Conv2dShape, PackedConv2d, Padding, WeightLayout, convert_weights};
 pub use dense::{Dense, PANEL, PackedDense, dense_packed_len, pack_dense};
 pub use dispatch::{Backend, Engine};
 pub use error::Error;

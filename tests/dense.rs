@@ -140,9 +140,14 @@ proptest! {
             for r in 0..p.batch {
                 let mut one = vec![0.0; p.out];
                 e.dense(&packed, p.bias.as_deref(), p.act, &p.x[r * p.inp..(r + 1) * p.inp], &mut one).unwrap();
-                let tol: Vec<f32> = one.iter().map(|v| v.abs() * 1e-5 + 1e-5).collect();
-                for ((a, b), t) in y[r * p.out..(r + 1) * p.out].iter().zip(&one).zip(tol) {
-                    prop_assert!((a - b).abs() <= t * (p.inp as f32 + 1.0), "{:?} {a} vs {b}", e.backend());
+                for (o, (a, b)) in y[r * p.out..(r + 1) * p.out].iter().zip(&one).enumerate() {
+                    // Both are within the summation bound of the exact value.
+                    let mag: f64 = (0..p.inp)
+                        .map(|k| (p.w[o * p.inp + k] as f64 * p.x[r * p.inp + k] as f64).abs())
+                        .sum::<f64>()
+                        + p.bias.as_ref().map_or(0.0, |b| b[o].abs() as f64);
+                    let tol = 2.0 * (p.inp as f64 + 2.0) * 2f64.powi(-24) * mag + 8.0 * common::ulp_of(*a as f64);
+                    prop_assert!(((a - b) as f64).abs() <= tol, "{:?} {a} vs {b}", e.backend());
                 }
             }
         }

@@ -1,0 +1,866 @@
+//! 2-D and 1-D convolutions on channels-last tensors (NHWC / NWC).
+//!
+//! `y[n, oy, ox, o] = b[o] + sum_{ky, kx, c} W[o, ky, kx, c] x[n, oy*sh + ky*dh - top,
+//! ox*sw + kx*dw - left, g*CIg + c]` over the channels `c` of `o`'s group `g`, then the
+//! fused activation. Three paths, chosen from the shape:
+//! - pointwise (1x1, stride 1, no padding, one group): exactly the dense GEMM over pixels;
+//! - depthwise (groups = channels, multiplier 1): channels in vector lanes, four vectors
+//!   per step, weights stored `[KH][KW][C]`;
+//! - everything else: implicit GEMM. The weights are packed like [`crate::PackedDense`]
+//!   (per group, panels of 32 output channels, `k = (ky, kx, c)` major); a tile of `MR`
+//!   output pixels of one row times one panel stays in registers while the kernel window
+//!   streams past. Where a pixel's window row is contiguous in memory (dilation 1, one
+//!   group, inside the image) a whole `KW * C` run is one step, which keeps tiny channel
+//!   counts (RGB input, mono audio) fast; padded taps read a static block of zeros.
+//!
+//! No im2col buffer and no scratch: everything is computed from the input in place.
+
+use crate::activation::Activation;
+use crate::dense::{Blocking, Layer, PANEL, gemm_tile, store_block};
+use crate::dispatch::dispatch;
+use crate::error::{check_len, checked_mul};
+use crate::simd::{Simd, X4};
+use crate::{Engine, Error};
+
+/// How the input is padded (with zeros) before the kernel slides over it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Padding {
+    /// No padding; the output shrinks by the dilated kernel extent minus one.
+    #[default]
+    Valid,
+    /// TensorFlow `SAME`: output size `ceil(in / stride)`, the padding split evenly with
+    /// the odd element after.
+    Same,
+    /// Explicit zeros before and after each spatial axis.
+    Explicit {
+        /// Rows before the first.
+        top: usize,
+        /// Rows after the last.
+        bottom: usize,
+        /// Columns before the first.
+        left: usize,
+        /// Columns after the last.
+        right: usize,
+    },
+}
+
+/// The memory order of convolution weights as a framework stores them. `I` is the input
+/// channels per group (`in_c / groups`).
+///
+/// Depthwise weights of TFLite (`[1][KH][KW][C*m]`) and Keras (`[KH][KW][C][m]`) have the
+/// same memory order as `Hwio` with `I = 1`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightLayout {
+    /// `[out_c][KH][KW][I]`: TFLite, CMSIS-NN.
+    Ohwi,
+    /// `[KH][KW][I][out_c]`: TensorFlow / Keras.
+    Hwio,
+    /// `[out_c][I][KH][KW]`: PyTorch, ONNX.
+    Oihw,
+}
+
+impl WeightLayout {
+    /// Index of `W[o, ky, kx, c]` in this layout.
+    #[inline]
+    const fn index(self, g: &Geometry, o: usize, ky: usize, kx: usize, c: usize) -> usize {
+        let (kh, kw, ci) = (g.kernel_h, g.kernel_w, g.in_per_group);
+        match self {
+            WeightLayout::Ohwi => ((o * kh + ky) * kw + kx) * ci + c,
+            WeightLayout::Hwio => ((ky * kw + kx) * ci + c) * g.out_c + o,
+            WeightLayout::Oihw => ((o * ci + c) * kh + ky) * kw + kx,
+        }
+    }
+}
+
+/// The shape and options of a 2-D convolution. Start from [`Conv2dShape::new`] and adjust
+/// with the `with_*` methods; every field is public.
+///
+/// ```
+/// use simdnn::{Conv2dShape, Padding};
+/// let s = Conv2dShape::new(56, 56, 64, 64, 3, 3).with_padding(Padding::Same);
+/// assert_eq!(s.output_hw()?, (56, 56));
+/// let s2 = Conv2dShape::new(56, 56, 32, 64, 3, 3).with_stride(2, 2).with_padding(Padding::Same);
+/// assert_eq!(s2.output_hw()?, (28, 28));
+/// # Ok::<(), simdnn::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dShape {
+    /// Images in the batch.
+    pub batch: usize,
+    /// Input height.
+    pub in_h: usize,
+    /// Input width.
+    pub in_w: usize,
+    /// Input channels.
+    pub in_c: usize,
+    /// Output channels.
+    pub out_c: usize,
+    /// Kernel height.
+    pub kernel_h: usize,
+    /// Kernel width.
+    pub kernel_w: usize,
+    /// Vertical stride.
+    pub stride_h: usize,
+    /// Horizontal stride.
+    pub stride_w: usize,
+    /// Vertical dilation.
+    pub dilation_h: usize,
+    /// Horizontal dilation.
+    pub dilation_w: usize,
+    /// Padding rule.
+    pub padding: Padding,
+    /// Channel groups: each output channel sees `in_c / groups` inputs. `groups == in_c`
+    /// is depthwise (with channel multiplier `out_c / in_c`).
+    pub groups: usize,
+}
+
+impl Conv2dShape {
+    /// Batch 1, stride 1, dilation 1, `Valid` padding, one group.
+    pub const fn new(
+        in_h: usize,
+        in_w: usize,
+        in_c: usize,
+        out_c: usize,
+        kernel_h: usize,
+        kernel_w: usize,
+    ) -> Self {
+        Conv2dShape {
+            batch: 1,
+            in_h,
+            in_w,
+            in_c,
+            out_c,
+            kernel_h,
+            kernel_w,
+            stride_h: 1,
+            stride_w: 1,
+            dilation_h: 1,
+            dilation_w: 1,
+            padding: Padding::Valid,
+            groups: 1,
+        }
+    }
+
+    /// A 1-D convolution over `len` frames of `in_c` channels (NWC), as a 1-row 2-D one.
+    ///
+    /// ```
+    /// use simdnn::{Conv2dShape, Padding};
+    /// let kws = Conv2dShape::conv1d(16000, 1, 16, 9).with_padding(Padding::Same);
+    /// assert_eq!(kws.output_hw()?, (1, 16000));
+    /// # Ok::<(), simdnn::Error>(())
+    /// ```
+    pub const fn conv1d(len: usize, in_c: usize, out_c: usize, kernel: usize) -> Self {
+        Conv2dShape::new(1, len, in_c, out_c, 1, kernel)
+    }
+
+    /// With `batch` images.
+    pub const fn with_batch(mut self, batch: usize) -> Self {
+        self.batch = batch;
+        self
+    }
+    /// With strides (vertical, horizontal).
+    pub const fn with_stride(mut self, stride_h: usize, stride_w: usize) -> Self {
+        self.stride_h = stride_h;
+        self.stride_w = stride_w;
+        self
+    }
+    /// With dilations (vertical, horizontal).
+    pub const fn with_dilation(mut self, dilation_h: usize, dilation_w: usize) -> Self {
+        self.dilation_h = dilation_h;
+        self.dilation_w = dilation_w;
+        self
+    }
+    /// With a padding rule. For a 1-D shape, `Explicit` uses `left`/`right` (and
+    /// `Same` pads only horizontally, since the kernel height is 1).
+    pub const fn with_padding(mut self, padding: Padding) -> Self {
+        self.padding = padding;
+        self
+    }
+    /// With `groups` channel groups (`groups == in_c == out_c` is depthwise).
+    pub const fn with_groups(mut self, groups: usize) -> Self {
+        self.groups = groups;
+        self
+    }
+
+    /// Output height and width, or why the shape is invalid.
+    pub fn output_hw(&self) -> Result<(usize, usize), Error> {
+        self.geometry().map(|g| (g.out_h, g.out_w))
+    }
+
+    /// Length of the NHWC input.
+    pub fn input_len(&self) -> Result<usize, Error> {
+        self.geometry().map(|g| g.input_len)
+    }
+
+    /// Length of the NHWC output.
+    pub fn output_len(&self) -> Result<usize, Error> {
+        self.geometry().map(|g| g.output_len)
+    }
+
+    /// Length of the weights in any [`WeightLayout`]: `out_c * KH * KW * in_c / groups`.
+    pub fn weights_len(&self) -> Result<usize, Error> {
+        self.geometry().map(|g| g.weights_len)
+    }
+
+    /// Length of the packed weights ([`PackedConv2d::pack`]); 0 if the shape is invalid
+    /// (which `pack` reports).
+    ///
+    /// ```
+    /// use simdnn::Conv2dShape;
+    /// // 16 output channels are padded to one 32-wide panel of 3 * 3 * 3 taps.
+    /// assert_eq!(Conv2dShape::new(32, 32, 3, 16, 3, 3).packed_weights_len(), 32 * 27);
+    /// ```
+    pub const fn packed_weights_len(&self) -> usize {
+        if self.groups == 0 || self.in_c % self.groups != 0 || self.out_c % self.groups != 0 {
+            return 0;
+        }
+        let taps = self.kernel_h.saturating_mul(self.kernel_w);
+        if self.is_depthwise() {
+            return taps.saturating_mul(self.in_c);
+        }
+        let per_group_out = (self.out_c / self.groups)
+            .div_ceil(PANEL)
+            .saturating_mul(PANEL);
+        let k = taps.saturating_mul(self.in_c / self.groups);
+        self.groups.saturating_mul(per_group_out).saturating_mul(k)
+    }
+
+    /// Whether the depthwise fast path (and its packed layout) applies.
+    const fn is_depthwise(&self) -> bool {
+        self.groups > 1 && self.groups == self.in_c && self.out_c == self.in_c
+    }
+
+    /// Everything the kernels need, with every product checked for overflow.
+    fn geometry(&self) -> Result<Geometry, Error> {
+        let s = self;
+        for (v, arg) in [
+            (s.in_c, "in_c"),
+            (s.out_c, "out_c"),
+            (s.kernel_h, "kernel_h"),
+            (s.kernel_w, "kernel_w"),
+            (s.stride_h, "stride_h"),
+            (s.stride_w, "stride_w"),
+            (s.dilation_h, "dilation_h"),
+            (s.dilation_w, "dilation_w"),
+            (s.groups, "groups"),
+        ] {
+            if v == 0 {
+                return Err(Error::ZeroDimension { arg });
+            }
+        }
+        if s.in_c % s.groups != 0 || s.out_c % s.groups != 0 {
+            return Err(Error::InvalidShape {
+                what: "groups must divide in_c and out_c",
+            });
+        }
+        let span = |k: usize, d: usize| checked_mul(k - 1, d, "dilated kernel").map(|e| e + 1);
+        let (span_h, span_w) = (
+            span(s.kernel_h, s.dilation_h)?,
+            span(s.kernel_w, s.dilation_w)?,
+        );
+        let axis = |len: usize, span: usize, stride: usize, pad: Option<(usize, usize)>| {
+            let (before, after) = match pad {
+                Some(p) => p,
+                None => {
+                    // SAME: out = ceil(len / stride), odd padding after.
+                    let out = len.div_ceil(stride);
+                    let need = (out.max(1) - 1)
+                        .checked_mul(stride)
+                        .and_then(|v| v.checked_add(span))
+                        .ok_or(Error::SizeOverflow { what: "padding" })?;
+                    let total = need.saturating_sub(len);
+                    (total / 2, total - total / 2)
+                }
+            };
+            let padded = len
+                .checked_add(before)
+                .and_then(|v| v.checked_add(after))
+                .ok_or(Error::SizeOverflow {
+                    what: "padded input",
+                })?;
+            let out = if padded >= span {
+                (padded - span) / stride + 1
+            } else {
+                0
+            };
+            Ok::<_, Error>((out, before))
+        };
+        let (pad_h, pad_w) = match s.padding {
+            Padding::Valid => (Some((0, 0)), Some((0, 0))),
+            Padding::Same => (None, None),
+            Padding::Explicit {
+                top,
+                bottom,
+                left,
+                right,
+            } => (Some((top, bottom)), Some((left, right))),
+        };
+        let (out_h, top) = axis(s.in_h, span_h, s.stride_h, pad_h)?;
+        let (out_w, left) = axis(s.in_w, span_w, s.stride_w, pad_w)?;
+        if (s.in_h > 0 && s.in_w > 0) && (out_h == 0 || out_w == 0) {
+            return Err(Error::InvalidShape {
+                what: "the dilated kernel is larger than the padded input",
+            });
+        }
+        let pixels_in = checked_mul(s.in_h, s.in_w, "input length")?;
+        let input_len = checked_mul(
+            checked_mul(pixels_in, s.in_c, "input length")?,
+            s.batch,
+            "input length",
+        )?;
+        let pixels_out = checked_mul(out_h, out_w, "output length")?;
+        let output_len = checked_mul(
+            checked_mul(pixels_out, s.out_c, "output length")?,
+            s.batch,
+            "output length",
+        )?;
+        let taps = checked_mul(s.kernel_h, s.kernel_w, "weights length")?;
+        let in_per_group = s.in_c / s.groups;
+        let weights_len = checked_mul(
+            checked_mul(taps, in_per_group, "weights length")?,
+            s.out_c,
+            "weights length",
+        )?;
+        let out_per_group = s.out_c / s.groups;
+        // The packed length is the same product with outputs rounded up to panels.
+        let panels = checked_mul(out_per_group.div_ceil(PANEL), PANEL, "packed length")?;
+        checked_mul(
+            checked_mul(panels, s.groups, "packed length")?,
+            checked_mul(taps, in_per_group, "packed length")?,
+            "packed length",
+        )?;
+        Ok(Geometry {
+            batch: s.batch,
+            in_h: s.in_h,
+            in_w: s.in_w,
+            in_c: s.in_c,
+            out_c: s.out_c,
+            out_h,
+            out_w,
+            kernel_h: s.kernel_h,
+            kernel_w: s.kernel_w,
+            stride_h: s.stride_h,
+            stride_w: s.stride_w,
+            dilation_h: s.dilation_h,
+            dilation_w: s.dilation_w,
+            top,
+            left,
+            groups: s.groups,
+            in_per_group,
+            out_per_group,
+            depthwise: s.is_depthwise(),
+            input_len,
+            output_len,
+            weights_len,
+        })
+    }
+}
+
+/// A validated shape with the derived sizes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Geometry {
+    batch: usize,
+    in_h: usize,
+    in_w: usize,
+    in_c: usize,
+    out_c: usize,
+    out_h: usize,
+    out_w: usize,
+    kernel_h: usize,
+    kernel_w: usize,
+    stride_h: usize,
+    stride_w: usize,
+    dilation_h: usize,
+    dilation_w: usize,
+    top: usize,
+    left: usize,
+    groups: usize,
+    in_per_group: usize,
+    out_per_group: usize,
+    depthwise: bool,
+    input_len: usize,
+    output_len: usize,
+    weights_len: usize,
+}
+
+impl Geometry {
+    /// Taps per output channel: `KH * KW * in_per_group`.
+    fn k(&self) -> usize {
+        self.kernel_h * self.kernel_w * self.in_per_group
+    }
+    /// The pointwise case: one GEMM over all pixels.
+    fn is_pointwise(&self) -> bool {
+        self.kernel_h == 1
+            && self.kernel_w == 1
+            && self.stride_h == 1
+            && self.stride_w == 1
+            && self.top == 0
+            && self.left == 0
+            && self.out_h == self.in_h
+            && self.out_w == self.in_w
+            && self.groups == 1
+    }
+    /// Input row `iy` for output row `oy` and tap row `ky`, if inside the image.
+    #[inline(always)]
+    fn in_row(&self, oy: usize, ky: usize) -> Option<usize> {
+        (oy * self.stride_h + ky * self.dilation_h)
+            .checked_sub(self.top)
+            .filter(|&r| r < self.in_h)
+    }
+    /// Input column for output column `ox` and tap column `kx`, if inside the image.
+    #[inline(always)]
+    fn in_col(&self, ox: usize, kx: usize) -> Option<usize> {
+        (ox * self.stride_w + kx * self.dilation_w)
+            .checked_sub(self.left)
+            .filter(|&c| c < self.in_w)
+    }
+}
+
+/// Convolution weights packed for [`Engine::conv2d`], borrowed from caller-owned storage
+/// of [`Conv2dShape::packed_weights_len`] floats.
+///
+/// ```
+/// use simdnn::{Conv2dShape, PackedConv2d, WeightLayout};
+/// let shape = Conv2dShape::new(8, 8, 2, 4, 3, 3);
+/// let w = vec![0.5; shape.weights_len()?];
+/// let mut storage = vec![0.0; shape.packed_weights_len()];
+/// let packed = PackedConv2d::pack(&shape, WeightLayout::Oihw, &w, &mut storage)?;
+/// assert_eq!(packed.as_slice().len(), 32 * 3 * 3 * 2);
+/// # Ok::<(), simdnn::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct PackedConv2d<'a> {
+    data: &'a [f32],
+    /// The kernel-related part of the shape it was packed for (the rest may vary per call).
+    key: KernelKey,
+}
+
+/// What packed weights depend on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct KernelKey {
+    in_c: usize,
+    out_c: usize,
+    kernel_h: usize,
+    kernel_w: usize,
+    groups: usize,
+}
+
+impl KernelKey {
+    fn of(s: &Conv2dShape) -> Self {
+        KernelKey {
+            in_c: s.in_c,
+            out_c: s.out_c,
+            kernel_h: s.kernel_h,
+            kernel_w: s.kernel_w,
+            groups: s.groups,
+        }
+    }
+}
+
+impl<'a> PackedConv2d<'a> {
+    /// Packs weights given in `layout` for `shape`'s kernel into `storage`.
+    pub fn pack(
+        shape: &Conv2dShape,
+        layout: WeightLayout,
+        w: &[f32],
+        storage: &'a mut [f32],
+    ) -> Result<Self, Error> {
+        // The spatial size does not matter for packing; validate the kernel part alone.
+        let kernel_only = Conv2dShape {
+            in_h: 0,
+            in_w: 0,
+            padding: Padding::Valid,
+            ..*shape
+        };
+        let g = kernel_only.geometry()?;
+        check_len("w", w.len(), g.weights_len)?;
+        check_len("storage", storage.len(), shape.packed_weights_len())?;
+        if g.depthwise {
+            // [KH][KW][C]
+            for ky in 0..g.kernel_h {
+                for kx in 0..g.kernel_w {
+                    for c in 0..g.in_c {
+                        storage[(ky * g.kernel_w + kx) * g.in_c + c] =
+                            w[layout.index(&g, c, ky, kx, 0)];
+                    }
+                }
+            }
+        } else {
+            // Per group, panels of PANEL outputs, k = (ky, kx, c) major, zero-padded.
+            let k = g.k();
+            let group_len = g.out_per_group.div_ceil(PANEL) * PANEL * k;
+            for (grp, dst) in storage
+                .chunks_exact_mut(group_len.max(1))
+                .enumerate()
+                .take(g.groups)
+            {
+                for (i, d) in dst.iter_mut().enumerate() {
+                    let (panel, rest) = (i / (PANEL * k), i % (PANEL * k));
+                    let (kk, j) = (rest / PANEL, rest % PANEL);
+                    let o = panel * PANEL + j;
+                    let (tap, c) = (kk / g.in_per_group, kk % g.in_per_group);
+                    let (ky, kx) = (tap / g.kernel_w, tap % g.kernel_w);
+                    *d = if o < g.out_per_group {
+                        w[layout.index(&g, grp * g.out_per_group + o, ky, kx, c)]
+                    } else {
+                        0.0
+                    };
+                }
+            }
+        }
+        Ok(PackedConv2d {
+            data: storage,
+            key: KernelKey::of(shape),
+        })
+    }
+
+    /// Wraps weights packed earlier for `shape` (e.g. stored and read back with `bytemuck`).
+    pub fn from_packed(shape: &Conv2dShape, data: &'a [f32]) -> Result<Self, Error> {
+        let kernel_only = Conv2dShape {
+            in_h: 0,
+            in_w: 0,
+            padding: Padding::Valid,
+            ..*shape
+        };
+        kernel_only.geometry()?;
+        check_len("data", data.len(), shape.packed_weights_len())?;
+        Ok(PackedConv2d {
+            data,
+            key: KernelKey::of(shape),
+        })
+    }
+
+    /// The packed data.
+    pub fn as_slice(&self) -> &'a [f32] {
+        self.data
+    }
+}
+
+/// Rewrites weights of `shape` from one layout to another.
+///
+/// ```
+/// use simdnn::{Conv2dShape, WeightLayout, convert_weights};
+/// let shape = Conv2dShape::new(4, 4, 2, 3, 1, 2);
+/// let oihw: Vec<f32> = (0..12).map(|i| i as f32).collect();
+/// let mut hwio = vec![0.0; 12];
+/// convert_weights(&shape, WeightLayout::Oihw, &oihw, WeightLayout::Hwio, &mut hwio)?;
+/// // W[o=1, c=0, ky=0, kx=1] is at OIHW 5 and at HWIO (kx=1, c=0, o=1) = 1*2*3 + 0*3 + 1 = 7.
+/// assert_eq!(hwio[7], 5.0);
+/// # Ok::<(), simdnn::Error>(())
+/// ```
+pub fn convert_weights(
+    shape: &Conv2dShape,
+    from: WeightLayout,
+    src: &[f32],
+    to: WeightLayout,
+    dst: &mut [f32],
+) -> Result<(), Error> {
+    let kernel_only = Conv2dShape {
+        in_h: 0,
+        in_w: 0,
+        padding: Padding::Valid,
+        ..*shape
+    };
+    let g = kernel_only.geometry()?;
+    check_len("src", src.len(), g.weights_len)?;
+    check_len("dst", dst.len(), g.weights_len)?;
+    for o in 0..g.out_c {
+        for ky in 0..g.kernel_h {
+            for kx in 0..g.kernel_w {
+                for c in 0..g.in_per_group {
+                    dst[to.index(&g, o, ky, kx, c)] = src[from.index(&g, o, ky, kx, c)];
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Zeros that padded taps read instead of the input (`in_per_group` is processed in
+/// chunks of this size where padding is involved).
+static ZEROS: [f32; 256] = [0.0; 256];
+
+/// Everything a convolution kernel needs besides the input and output.
+#[derive(Clone, Copy)]
+pub(crate) struct ConvCall<'a> {
+    g: Geometry,
+    packed: &'a [f32],
+    bias: Option<&'a [f32]>,
+    act: Activation,
+}
+
+/// Implicit-GEMM convolution, `MR` output pixels of a row times `NV` vectors of one panel.
+#[inline(always)]
+pub(crate) fn conv_general<S: Simd, const MR: usize, const NV: usize>(
+    s: S,
+    call: ConvCall<'_>,
+    x: &[f32],
+    y: &mut [f32],
+) {
+    let ConvCall {
+        g,
+        packed,
+        bias,
+        act,
+    } = call;
+    let k = g.k();
+    let group_len = g.out_per_group.div_ceil(PANEL) * PANEL * k;
+    let block_cols = NV * S::LANES;
+    // One contiguous `KW * C` run per tap row: channels not split by groups, no dilation.
+    let runs = g.groups == 1 && g.dilation_w == 1;
+    let (image_in, image_out) = (g.in_h * g.in_w * g.in_c, g.out_h * g.out_w * g.out_c);
+    for (xn, yn) in x
+        .chunks_exact(image_in)
+        .zip(y.chunks_exact_mut(image_out))
+        .take(g.batch)
+    {
+        for grp in 0..g.groups {
+            let weights = &packed[grp * group_len..(grp + 1) * group_len];
+            let c0 = grp * g.in_per_group;
+            for oy in 0..g.out_h {
+                for ox0 in (0..g.out_w).step_by(MR) {
+                    let pixels = MR.min(g.out_w - ox0);
+                    // Tail blocks repeat the last pixel and discard it.
+                    let ox = |m: usize| ox0 + m.min(pixels - 1);
+                    // The whole block's window rows lie inside the image horizontally.
+                    let inside = g.in_col(ox(0), 0).is_some()
+                        && g.in_col(ox(MR - 1), g.kernel_w - 1).is_some();
+                    for (p, panel) in weights.chunks_exact(PANEL * k).enumerate() {
+                        for col in (0..PANEL).step_by(block_cols) {
+                            let o = p * PANEL + col;
+                            if o >= g.out_per_group {
+                                break;
+                            }
+                            let mut acc = [[s.zero(); NV]; MR];
+                            for ky in 0..g.kernel_h {
+                                let Some(iy) = g.in_row(oy, ky) else { continue };
+                                let row = &xn[iy * g.in_w * g.in_c..(iy + 1) * g.in_w * g.in_c];
+                                let tap0 = ky * g.kernel_w;
+                                if runs && inside {
+                                    let len = g.kernel_w * g.in_c;
+                                    let rows: [&[f32]; MR] = core::array::from_fn(|m| {
+                                        let ix = ox(m) * g.stride_w - g.left;
+                                        &row[ix * g.in_c..ix * g.in_c + len]
+                                    });
+                                    let w = &panel
+                                        [tap0 * g.in_c * PANEL..(tap0 * g.in_c + len) * PANEL];
+                                    gemm_tile::<S, MR, NV>(s, &mut acc, rows, w, col);
+                                    continue;
+                                }
+                                for kx in 0..g.kernel_w {
+                                    let tap = tap0 + kx;
+                                    for ch in (0..g.in_per_group).step_by(ZEROS.len()) {
+                                        let len = ZEROS.len().min(g.in_per_group - ch);
+                                        let rows: [&[f32]; MR] =
+                                            core::array::from_fn(|m| match g.in_col(ox(m), kx) {
+                                                Some(ix) => {
+                                                    let at = ix * g.in_c + c0 + ch;
+                                                    &row[at..at + len]
+                                                }
+                                                None => &ZEROS[..len],
+                                            });
+                                        let kk = tap * g.in_per_group + ch;
+                                        let w = &panel[kk * PANEL..(kk + len) * PANEL];
+                                        gemm_tile::<S, MR, NV>(s, &mut acc, rows, w, col);
+                                    }
+                                }
+                            }
+                            let width = block_cols.min(g.out_per_group - o);
+                            let oc = grp * g.out_per_group + o;
+                            let add = bias.map(|b| &b[oc..oc + width]);
+                            for (m, acc_row) in acc.into_iter().enumerate().take(pixels) {
+                                let at = ((oy * g.out_w) + ox0 + m) * g.out_c + oc;
+                                store_block::<S, NV>(
+                                    s,
+                                    acc_row,
+                                    add,
+                                    Some(act),
+                                    &mut yn[at..at + width],
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Depthwise convolution (channel multiplier 1): channels in lanes, four vectors per step.
+#[inline(always)]
+fn conv_depthwise<S: Simd>(s: S, call: ConvCall<'_>, x: &[f32], y: &mut [f32]) {
+    let ConvCall {
+        g,
+        packed,
+        bias,
+        act,
+    } = call;
+    let c = g.in_c;
+    let wide = X4(s);
+    let (image_in, image_out) = (g.in_h * g.in_w * c, g.out_h * g.out_w * c);
+    for (xn, yn) in x
+        .chunks_exact(image_in)
+        .zip(y.chunks_exact_mut(image_out))
+        .take(g.batch)
+    {
+        for oy in 0..g.out_h {
+            for ox in 0..g.out_w {
+                let out = &mut yn[(oy * g.out_w + ox) * c..(oy * g.out_w + ox + 1) * c];
+                // Channel blocks: X4-wide, then single vectors, then a partial tail.
+                let mut c0 = 0;
+                while c0 + X4::<S>::LANES <= c {
+                    depthwise_block(
+                        wide,
+                        &g,
+                        xn,
+                        packed,
+                        bias,
+                        act,
+                        oy,
+                        ox,
+                        c0,
+                        &mut out[c0..c0 + X4::<S>::LANES],
+                    );
+                    c0 += X4::<S>::LANES;
+                }
+                while c0 + S::LANES <= c {
+                    depthwise_block(
+                        s,
+                        &g,
+                        xn,
+                        packed,
+                        bias,
+                        act,
+                        oy,
+                        ox,
+                        c0,
+                        &mut out[c0..c0 + S::LANES],
+                    );
+                    c0 += S::LANES;
+                }
+                if c0 < c {
+                    depthwise_block(s, &g, xn, packed, bias, act, oy, ox, c0, &mut out[c0..]);
+                }
+            }
+        }
+    }
+}
+
+/// One output pixel, channels `c0..c0 + out.len()` (at most one vector of `S`).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn depthwise_block<S: Simd>(
+    s: S,
+    g: &Geometry,
+    xn: &[f32],
+    packed: &[f32],
+    bias: Option<&[f32]>,
+    act: Activation,
+    oy: usize,
+    ox: usize,
+    c0: usize,
+    out: &mut [f32],
+) {
+    let (c, n) = (g.in_c, out.len());
+    let full = n == S::LANES;
+    let mut acc = match bias {
+        Some(b) if full => s.load(&b[c0..]),
+        Some(b) => s.load_partial(&b[c0..c0 + n], 0.0),
+        None => s.zero(),
+    };
+    for ky in 0..g.kernel_h {
+        let Some(iy) = g.in_row(oy, ky) else { continue };
+        for kx in 0..g.kernel_w {
+            let Some(ix) = g.in_col(ox, kx) else { continue };
+            let (xs, ws) = (
+                &xn[(iy * g.in_w + ix) * c + c0..],
+                &packed[(ky * g.kernel_w + kx) * c + c0..],
+            );
+            let (xv, wv) = if full {
+                (s.load(xs), s.load(ws))
+            } else {
+                (s.load_partial(&xs[..n], 0.0), s.load_partial(&ws[..n], 0.0))
+            };
+            acc = s.mul_add(xv, wv, acc);
+        }
+    }
+    let v = act.apply(s, acc);
+    if n == S::LANES {
+        s.store(v, out);
+    } else {
+        s.store_partial(v, out);
+    }
+}
+
+/// Picks the path for a validated call.
+#[inline(always)]
+fn conv_kernel<S: Blocking>(s: S, call: ConvCall<'_>, x: &[f32], y: &mut [f32]) {
+    let g = call.g;
+    if g.depthwise {
+        conv_depthwise(s, call, x, y);
+    } else if g.is_pointwise() {
+        let layer = Layer {
+            packed: call.packed,
+            out: g.out_c,
+            inp: g.in_c,
+            bias: call.bias,
+            act: call.act,
+        };
+        crate::dense::dense_kernel(s, layer, x, y);
+    } else {
+        s.conv(call, x, y);
+    }
+}
+
+impl Engine {
+    /// 2-D convolution of NHWC `x` into NHWC `y` with packed weights, optional bias and a
+    /// fused activation. Every length and the shape are checked first; nothing panics.
+    ///
+    /// Error bound: each output is within `(K + 2) * 2^-24 * sum |w x|` (K = taps per
+    /// output) of the f64 result before the activation.
+    ///
+    /// ```
+    /// use simdnn::{Activation, Conv2dShape, Engine, PackedConv2d, Padding, WeightLayout};
+    /// // 3x3 box filter, SAME padding, on a 4x4 single-channel image of ones.
+    /// let shape = Conv2dShape::new(4, 4, 1, 1, 3, 3).with_padding(Padding::Same);
+    /// let mut storage = vec![0.0; shape.packed_weights_len()];
+    /// let w = PackedConv2d::pack(&shape, WeightLayout::Ohwi, &[1.0; 9], &mut storage)?;
+    /// let mut y = [0.0; 16];
+    /// Engine::new().conv2d(&shape, &w, None, Activation::Identity, &[1.0; 16], &mut y)?;
+    /// assert_eq!(&y[..4], &[4.0, 6.0, 6.0, 4.0]); // corners see 4 pixels, edges 6
+    /// assert_eq!(y[5], 9.0);
+    /// # Ok::<(), simdnn::Error>(())
+    /// ```
+    pub fn conv2d(
+        &self,
+        shape: &Conv2dShape,
+        weights: &PackedConv2d<'_>,
+        bias: Option<&[f32]>,
+        act: Activation,
+        x: &[f32],
+        y: &mut [f32],
+    ) -> Result<(), Error> {
+        let g = shape.geometry()?;
+        if weights.key != KernelKey::of(shape) {
+            return Err(Error::InvalidShape {
+                what: "weights were packed for another kernel shape",
+            });
+        }
+        check_len("x", x.len(), g.input_len)?;
+        check_len("y", y.len(), g.output_len)?;
+        if let Some(b) = bias {
+            check_len("bias", b.len(), g.out_c)?;
+        }
+        if y.is_empty() {
+            return Ok(());
+        }
+        let call = ConvCall {
+            g,
+            packed: weights.data,
+            bias,
+            act,
+        };
+        dispatch!(self, conv_kernel(call: ConvCall<'_>, x: &[f32], y: &mut [f32]));
+        Ok(())
+    }
+}

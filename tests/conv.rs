@@ -1,0 +1,342 @@
+//! Convolutions: every backend against an f64 reference over random shapes, strides,
+//! dilations, padding and groups; hand-computed SAME cases; layout conversions.
+mod common;
+
+use proptest::prelude::*;
+use simdnn::{Activation, Conv2dShape, PackedConv2d, Padding, WeightLayout, convert_weights};
+
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: if cfg!(miri) { 4 } else { 64 },
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+/// (before, after, out) of one axis, computed independently of the library.
+fn axis(
+    len: usize,
+    k: usize,
+    stride: usize,
+    dil: usize,
+    pad: Padding,
+    first: bool,
+) -> (usize, usize, usize) {
+    let span = (k - 1) * dil + 1;
+    let (b, a) = match pad {
+        Padding::Valid => (0, 0),
+        Padding::Same => {
+            let out = len.div_ceil(stride);
+            let total = ((out.max(1) - 1) * stride + span).saturating_sub(len);
+            (total / 2, total - total / 2)
+        }
+        Padding::Explicit {
+            top,
+            bottom,
+            left,
+            right,
+        } => {
+            if first {
+                (top, bottom)
+            } else {
+                (left, right)
+            }
+        }
+    };
+    let padded = len + b + a;
+    (
+        b,
+        a,
+        if padded >= span {
+            (padded - span) / stride + 1
+        } else {
+            0
+        },
+    )
+}
+
+/// f64 reference: returns (value, sum |w x| + |b|) per output, NHWC; weights OIHW.
+fn conv_ref(s: &Conv2dShape, w: &[f32], b: Option<&[f32]>, x: &[f32]) -> Vec<(f64, f64)> {
+    let (top, _, oh) = axis(
+        s.in_h,
+        s.kernel_h,
+        s.stride_h,
+        s.dilation_h,
+        s.padding,
+        true,
+    );
+    let (left, _, ow) = axis(
+        s.in_w,
+        s.kernel_w,
+        s.stride_w,
+        s.dilation_w,
+        s.padding,
+        false,
+    );
+    let (cig, cog) = (s.in_c / s.groups, s.out_c / s.groups);
+    let mut out = Vec::new();
+    for n in 0..s.batch {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                for o in 0..s.out_c {
+                    let g = o / cog;
+                    let bias = b.map_or(0.0, |b| b[o] as f64);
+                    let (mut acc, mut mag) = (bias, bias.abs());
+                    for c in 0..cig {
+                        for ky in 0..s.kernel_h {
+                            for kx in 0..s.kernel_w {
+                                let iy =
+                                    (oy * s.stride_h + ky * s.dilation_h) as isize - top as isize;
+                                let ix =
+                                    (ox * s.stride_w + kx * s.dilation_w) as isize - left as isize;
+                                if iy < 0
+                                    || ix < 0
+                                    || iy >= s.in_h as isize
+                                    || ix >= s.in_w as isize
+                                {
+                                    continue;
+                                }
+                                let xi = x[((n * s.in_h + iy as usize) * s.in_w + ix as usize)
+                                    * s.in_c
+                                    + g * cig
+                                    + c] as f64;
+                                let wi =
+                                    w[((o * cig + c) * s.kernel_h + ky) * s.kernel_w + kx] as f64;
+                                acc += xi * wi;
+                                mag += (xi * wi).abs();
+                            }
+                        }
+                    }
+                    out.push((acc, mag));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn padding() -> impl Strategy<Value = Padding> {
+    prop_oneof![
+        Just(Padding::Valid),
+        Just(Padding::Same),
+        (0usize..3, 0usize..3, 0usize..3, 0usize..3).prop_map(|(top, bottom, left, right)| {
+            Padding::Explicit {
+                top,
+                bottom,
+                left,
+                right,
+            }
+        }),
+    ]
+}
+
+/// Random valid shapes (including depthwise, grouped, pointwise and 1-D ones) with data.
+fn case() -> impl Strategy<
+    Value = (
+        Conv2dShape,
+        Vec<f32>,
+        Option<Vec<f32>>,
+        Vec<f32>,
+        Activation,
+    ),
+> {
+    let dims = (
+        1usize..3,
+        1usize..9,
+        1usize..20,
+        1usize..4,
+        1usize..4,
+        1usize..4,
+        1usize..4,
+    );
+    let opts = (
+        1usize..3,
+        1usize..3,
+        1usize..3,
+        1usize..3,
+        padding(),
+        0usize..4,
+        1usize..40,
+        any::<bool>(),
+    );
+    (dims, opts)
+        .prop_filter_map(
+            "invalid shape",
+            |((batch, h, w, kh, kw, gmul, cig), (sh, sw, dh, dw, pad, kind, cog, relu))| {
+                // kind: 0 = general/grouped, 1 = depthwise, 2 = pointwise, 3 = 1-D.
+                let groups = if kind == 1 { 8 + gmul } else { gmul };
+                let (in_c, out_c) = if kind == 1 {
+                    (groups, groups)
+                } else {
+                    (groups * cig, groups * cog)
+                };
+                let mut s = Conv2dShape::new(h, w, in_c, out_c, kh, kw)
+                    .with_batch(batch)
+                    .with_stride(sh, sw)
+                    .with_dilation(dh, dw)
+                    .with_padding(pad)
+                    .with_groups(groups);
+                if kind == 2 {
+                    s = Conv2dShape::new(h, w, cig, cog, 1, 1).with_batch(batch);
+                }
+                if kind == 3 {
+                    s = Conv2dShape::conv1d(w, cig, cog, kw)
+                        .with_batch(batch)
+                        .with_stride(1, sw)
+                        .with_dilation(1, dw)
+                        .with_padding(pad);
+                    if let Padding::Explicit { left, right, .. } = pad {
+                        s = s.with_padding(Padding::Explicit {
+                            top: 0,
+                            bottom: 0,
+                            left,
+                            right,
+                        });
+                    }
+                }
+                s.output_len().ok()?;
+                Some((
+                    s,
+                    if relu {
+                        Activation::Relu
+                    } else {
+                        Activation::Identity
+                    },
+                ))
+            },
+        )
+        .prop_flat_map(|(s, act)| {
+            let v = || prop_oneof![9 => -1.0f32..1.0, 1 => -100.0f32..100.0];
+            (
+                Just(s),
+                prop::collection::vec(v(), s.weights_len().unwrap()),
+                prop::option::of(prop::collection::vec(v(), s.out_c)),
+                prop::collection::vec(v(), s.input_len().unwrap()),
+                Just(act),
+            )
+        })
+}
+
+fn check(
+    s: &Conv2dShape,
+    y: &[f32],
+    want: &[(f64, f64)],
+    act: Activation,
+    k: usize,
+) -> Result<(), TestCaseError> {
+    prop_assert_eq!(y.len(), want.len());
+    for (i, (&got, &(v, mag))) in y.iter().zip(want).enumerate() {
+        let want = common::act_ref(act, v);
+        let tol = (k as f64 + 2.0) * 2f64.powi(-24) * mag + 1e-30;
+        prop_assert!(
+            (got as f64 - want).abs() <= tol,
+            "{s:?}\noutput {i}: got {got} want {want} tol {tol:e}"
+        );
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn matches_reference((s, w, b, x, act) in case()) {
+        let want = conv_ref(&s, &w, b.as_deref(), &x);
+        let mut storage = vec![f32::NAN; s.packed_weights_len()];
+        let packed = PackedConv2d::pack(&s, WeightLayout::Oihw, &w, &mut storage).unwrap();
+        let k = s.kernel_h * s.kernel_w * s.in_c / s.groups;
+        for e in common::engines() {
+            let mut y = vec![f32::NAN; s.output_len().unwrap()];
+            e.conv2d(&s, &packed, b.as_deref(), act, &x, &mut y).unwrap();
+            check(&s, &y, &want, act, k).map_err(|err| TestCaseError::fail(format!("{:?}: {err}", e.backend())))?;
+        }
+    }
+
+    #[test]
+    fn every_layout_packs_the_same((s, w, _b, _x, _act) in case()) {
+        let n = w.len();
+        let mut ohwi = vec![0.0; n];
+        let mut hwio = vec![0.0; n];
+        let mut back = vec![0.0; n];
+        convert_weights(&s, WeightLayout::Oihw, &w, WeightLayout::Ohwi, &mut ohwi).unwrap();
+        convert_weights(&s, WeightLayout::Ohwi, &ohwi, WeightLayout::Hwio, &mut hwio).unwrap();
+        convert_weights(&s, WeightLayout::Hwio, &hwio, WeightLayout::Oihw, &mut back).unwrap();
+        prop_assert_eq!(&back, &w);
+        let len = s.packed_weights_len();
+        let (mut a, mut b, mut c) = (vec![0.0; len], vec![0.0; len], vec![0.0; len]);
+        PackedConv2d::pack(&s, WeightLayout::Oihw, &w, &mut a).unwrap();
+        PackedConv2d::pack(&s, WeightLayout::Ohwi, &ohwi, &mut b).unwrap();
+        PackedConv2d::pack(&s, WeightLayout::Hwio, &hwio, &mut c).unwrap();
+        prop_assert_eq!(&a, &b);
+        prop_assert_eq!(&a, &c);
+    }
+}
+
+/// SAME with an odd total padding puts the extra row/column after (TensorFlow rule).
+#[test]
+fn same_padding_odd_total_goes_after() {
+    // 4 wide, kernel 2, stride 1: total padding 1, all of it after.
+    let s = Conv2dShape::new(1, 4, 1, 1, 1, 2).with_padding(Padding::Same);
+    let x = [1.0, 2.0, 3.0, 4.0];
+    let mut storage = vec![0.0; s.packed_weights_len()];
+    let w = PackedConv2d::pack(&s, WeightLayout::Ohwi, &[1.0, 10.0], &mut storage).unwrap();
+    // 5 wide, kernel 3, stride 2: out 3, total padding (3-1)*2+3-5 = 2: one before, one after.
+    let s2 = Conv2dShape::new(1, 5, 1, 1, 1, 3)
+        .with_stride(1, 2)
+        .with_padding(Padding::Same);
+    let mut storage2 = vec![0.0; s2.packed_weights_len()];
+    let w2 =
+        PackedConv2d::pack(&s2, WeightLayout::Ohwi, &[1.0, 10.0, 100.0], &mut storage2).unwrap();
+    // 6 wide, kernel 4, stride 3: out 2, total (2-1)*3+4-6 = 1: zero before, one after.
+    let s3 = Conv2dShape::new(1, 6, 1, 1, 1, 4)
+        .with_stride(1, 3)
+        .with_padding(Padding::Same);
+    let mut storage3 = vec![0.0; s3.packed_weights_len()];
+    let w3 = PackedConv2d::pack(
+        &s3,
+        WeightLayout::Ohwi,
+        &[1.0, 10.0, 100.0, 1000.0],
+        &mut storage3,
+    )
+    .unwrap();
+    for e in common::engines() {
+        let mut y = [0.0; 4];
+        e.conv2d(&s, &w, None, Activation::Identity, &x, &mut y)
+            .unwrap();
+        assert_eq!(y, [21.0, 32.0, 43.0, 4.0], "{:?}", e.backend());
+        let mut y2 = [0.0; 3];
+        e.conv2d(
+            &s2,
+            &w2,
+            None,
+            Activation::Identity,
+            &[1.0, 2.0, 3.0, 4.0, 5.0],
+            &mut y2,
+        )
+        .unwrap();
+        // Padded input [0 1 2 3 4 5 0]: windows at 0, 2, 4.
+        assert_eq!(
+            y2,
+            [10.0 + 200.0, 2.0 + 30.0 + 400.0, 4.0 + 50.0],
+            "{:?}",
+            e.backend()
+        );
+        let mut y3 = [0.0; 2];
+        e.conv2d(
+            &s3,
+            &w3,
+            None,
+            Activation::Identity,
+            &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+            &mut y3,
+        )
+        .unwrap();
+        // Padded input [1 2 3 4 5 6 0]: windows at 0 and 3.
+        assert_eq!(
+            y3,
+            [1.0 + 20.0 + 300.0 + 4000.0, 4.0 + 50.0 + 600.0],
+            "{:?}",
+            e.backend()
+        );
+    }
+}
