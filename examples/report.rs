@@ -5,7 +5,10 @@
 //! `cargo run --release --example report [-- --json] [--only NAME[,NAME]] [--quick]`
 //!
 //! Adding a workload is one line in `WORKLOADS`.
-use simdnn::{Activation, Backend, Engine, PackedDense, dense_packed_len};
+use simdnn::{
+    Activation, Backend, Conv2dShape, Engine, PackedConv2d, PackedDense, Padding, WeightLayout,
+    dense_packed_len,
+};
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -17,7 +20,74 @@ struct Workload {
     make: fn(Engine) -> Box<dyn FnMut()>,
 }
 
+const SAME: Padding = Padding::Same;
+const PAD1: Padding = Padding::Explicit {
+    top: 1,
+    bottom: 1,
+    left: 1,
+    right: 1,
+};
+
 const WORKLOADS: &[Workload] = &[
+    Workload {
+        name: "conv_tiny",
+        flops: Some(0.885e6),
+        make: |nn| conv(nn, Conv2dShape::new(32, 32, 3, 16, 3, 3).with_padding(SAME)),
+    },
+    Workload {
+        name: "conv_small",
+        flops: Some(2.359e6),
+        make: |nn| {
+            conv(
+                nn,
+                Conv2dShape::new(16, 16, 16, 32, 3, 3).with_padding(SAME),
+            )
+        },
+    },
+    Workload {
+        name: "conv_resnet",
+        flops: Some(231.2e6),
+        make: |nn| {
+            conv(
+                nn,
+                Conv2dShape::new(56, 56, 64, 64, 3, 3).with_padding(SAME),
+            )
+        },
+    },
+    Workload {
+        name: "conv_pw",
+        flops: Some(12.85e6),
+        make: |nn| conv(nn, Conv2dShape::new(28, 28, 64, 128, 1, 1)),
+    },
+    Workload {
+        name: "conv_dw",
+        flops: Some(1.806e6),
+        make: |nn| {
+            conv(
+                nn,
+                Conv2dShape::new(28, 28, 128, 128, 3, 3)
+                    .with_groups(128)
+                    .with_padding(SAME),
+            )
+        },
+    },
+    Workload {
+        name: "conv_s2",
+        flops: Some(28.9e6),
+        make: |nn| {
+            conv(
+                nn,
+                Conv2dShape::new(56, 56, 32, 64, 3, 3)
+                    .with_stride(2, 2)
+                    .with_padding(PAD1),
+            )
+        },
+    },
+    Workload {
+        name: "conv1d_kws",
+        flops: Some(4.608e6),
+        make: |nn| conv(nn, Conv2dShape::conv1d(16000, 1, 16, 9).with_padding(SAME)),
+    },
     Workload {
         name: "dense_gemv_256x256",
         flops: Some(2.0 * 256.0 * 256.0),
@@ -60,8 +130,18 @@ const WORKLOADS: &[Workload] = &[
     },
 ];
 
-/// Best single-threaded peer time (microseconds) from `shared/ANCHORS.md`, where one exists.
-const ANCHORS_US: &[(&str, f64)] = &[];
+/// Best single-threaded peer time (microseconds) from `shared/ANCHORS.md` (measured on an
+/// Intel Sapphire Rapids core; re-measure ONNX Runtime on this machine with
+/// `shared/tools/ort_bench.py` before comparing).
+const ANCHORS_US: &[(&str, f64)] = &[
+    ("conv_tiny", 16.0),
+    ("conv_small", 21.7),
+    ("conv_resnet", 1440.0),
+    ("conv_pw", 89.9),
+    ("conv_dw", 57.6),
+    ("conv_s2", 190.2),
+    ("conv1d_kws", 87.0),
+];
 
 /// Deterministic pseudo-random data in [-1, 1).
 fn data(n: usize, seed: u32) -> Vec<f32> {
@@ -84,6 +164,27 @@ fn dense(nn: Engine, batch: usize, out: usize, inp: usize) -> Box<dyn FnMut()> {
     Box::new(move || {
         let packed = PackedDense::from_packed(&storage, out, inp).unwrap();
         nn.dense(
+            &packed,
+            Some(&b),
+            Activation::Identity,
+            black_box(&x),
+            &mut y,
+        )
+        .unwrap();
+        black_box(&y);
+    })
+}
+
+fn conv(nn: Engine, shape: Conv2dShape) -> Box<dyn FnMut()> {
+    let w = data(shape.weights_len().unwrap(), 6);
+    let mut storage = vec![0.0; shape.packed_weights_len()];
+    PackedConv2d::pack(&shape, WeightLayout::Oihw, &w, &mut storage).unwrap();
+    let (b, x) = (data(shape.out_c, 7), data(shape.input_len().unwrap(), 8));
+    let mut y = vec![0.0; shape.output_len().unwrap()];
+    Box::new(move || {
+        let packed = PackedConv2d::from_packed(&shape, &storage).unwrap();
+        nn.conv2d(
+            &shape,
             &packed,
             Some(&b),
             Activation::Identity,

@@ -211,7 +211,10 @@ impl Conv2dShape {
     /// assert_eq!(Conv2dShape::new(32, 32, 3, 16, 3, 3).packed_weights_len(), 32 * 27);
     /// ```
     pub const fn packed_weights_len(&self) -> usize {
-        if self.groups == 0 || self.in_c % self.groups != 0 || self.out_c % self.groups != 0 {
+        if self.groups == 0
+            || !self.in_c.is_multiple_of(self.groups)
+            || !self.out_c.is_multiple_of(self.groups)
+        {
             return 0;
         }
         let taps = self.kernel_h.saturating_mul(self.kernel_w);
@@ -248,7 +251,7 @@ impl Conv2dShape {
                 return Err(Error::ZeroDimension { arg });
             }
         }
-        if s.in_c % s.groups != 0 || s.out_c % s.groups != 0 {
+        if !s.in_c.is_multiple_of(s.groups) || !s.out_c.is_multiple_of(s.groups) {
             return Err(Error::InvalidShape {
                 what: "groups must divide in_c and out_c",
             });
@@ -670,13 +673,7 @@ pub(crate) fn conv_general<S: Simd, const MR: usize, const NV: usize>(
                             let add = bias.map(|b| &b[oc..oc + width]);
                             for (m, acc_row) in acc.into_iter().enumerate().take(pixels) {
                                 let at = ((oy * g.out_w) + ox0 + m) * g.out_c + oc;
-                                store_block::<S, NV>(
-                                    s,
-                                    acc_row,
-                                    add,
-                                    Some(act),
-                                    &mut yn[at..at + width],
-                                );
+                                store_block::<S, NV>(s, acc_row, add, act, &mut yn[at..at + width]);
                             }
                         }
                     }
@@ -862,5 +859,273 @@ impl Engine {
         };
         dispatch!(self, conv_kernel(call: ConvCall<'_>, x: &[f32], y: &mut [f32]));
         Ok(())
+    }
+}
+
+impl Conv2dShape {
+    /// Frames of history a streaming 1-D convolution keeps: `(kernel_w - 1) * dilation_w`.
+    pub const fn stream_history(&self) -> usize {
+        self.kernel_w
+            .saturating_sub(1)
+            .saturating_mul(self.dilation_w)
+    }
+
+    /// Length of the caller-owned state of [`Engine::conv1d_stream`]:
+    /// [`Conv2dShape::stream_history`] frames of `in_c` channels.
+    ///
+    /// ```
+    /// use simdnn::Conv2dShape;
+    /// let kws = Conv2dShape::conv1d(0, 1, 16, 9);
+    /// assert_eq!(kws.stream_state_len(), 8);
+    /// ```
+    pub const fn stream_state_len(&self) -> usize {
+        self.stream_history().saturating_mul(self.in_c)
+    }
+
+    /// Length of the scratch [`Engine::conv1d_stream`] needs to process `frames` frames at
+    /// once: the history plus the new frames.
+    pub const fn stream_scratch_len(&self, frames: usize) -> usize {
+        self.stream_history()
+            .saturating_add(frames)
+            .saturating_mul(self.in_c)
+    }
+}
+
+impl Engine {
+    /// Streaming 1-D convolution: feed frames (NWC, `in_c` channels each) in chunks of any
+    /// size and get, chunk by chunk, exactly the outputs of one offline call over the whole
+    /// stream with causal padding (`Padding::Explicit { left: (k - 1) * dilation, .. }`,
+    /// stride 1). `state` keeps the last [`Conv2dShape::stream_history`] frames between
+    /// calls (zeros at the start); `scratch` holds history plus chunk
+    /// ([`Conv2dShape::stream_scratch_len`]). The shape's `in_w` and padding are ignored.
+    ///
+    /// ```
+    /// use simdnn::{Activation, Conv2dShape, Engine, PackedConv2d, WeightLayout};
+    /// let shape = Conv2dShape::conv1d(0, 1, 1, 3); // y[t] = x[t-2] + 2 x[t-1] + 3 x[t]
+    /// let mut storage = vec![0.0; shape.packed_weights_len()];
+    /// let w = PackedConv2d::pack(&shape, WeightLayout::Ohwi, &[1.0, 2.0, 3.0], &mut storage)?;
+    /// let mut state = [0.0; 2];
+    /// let mut scratch = [0.0; 2 + 2];
+    /// let (nn, mut y) = (Engine::new(), [0.0; 2]);
+    /// nn.conv1d_stream(&shape, &w, None, Activation::Identity, &mut state, &[1.0, 0.0], &mut scratch, &mut y)?;
+    /// assert_eq!(y, [3.0, 2.0]);
+    /// nn.conv1d_stream(&shape, &w, None, Activation::Identity, &mut state, &[0.0, 0.0], &mut scratch, &mut y)?;
+    /// assert_eq!(y, [1.0, 0.0]);
+    /// # Ok::<(), simdnn::Error>(())
+    /// ```
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv1d_stream(
+        &self,
+        shape: &Conv2dShape,
+        weights: &PackedConv2d<'_>,
+        bias: Option<&[f32]>,
+        act: Activation,
+        state: &mut [f32],
+        x: &[f32],
+        scratch: &mut [f32],
+        y: &mut [f32],
+    ) -> Result<(), Error> {
+        if shape.kernel_h != 1 || shape.stride_w != 1 || shape.stride_h != 1 {
+            return Err(Error::InvalidShape {
+                what: "streaming conv1d needs kernel_h = 1 and stride 1",
+            });
+        }
+        if shape.in_c == 0 {
+            return Err(Error::ZeroDimension { arg: "in_c" });
+        }
+        if !x.len().is_multiple_of(shape.in_c) {
+            return Err(Error::NotAMultiple {
+                arg: "x",
+                len: x.len(),
+                of: shape.in_c,
+            });
+        }
+        let frames = x.len() / shape.in_c;
+        let history = shape.stream_history();
+        let total = history.checked_add(frames).ok_or(Error::SizeOverflow {
+            what: "stream length",
+        })?;
+        // Over history + chunk, VALID gives exactly one output per new frame.
+        let offline = Conv2dShape {
+            batch: 1,
+            in_h: 1,
+            in_w: if frames == 0 { 0 } else { total },
+            padding: Padding::Valid,
+            ..*shape
+        };
+        offline.geometry()?;
+        let state_len = checked_mul(history, shape.in_c, "state length")?;
+        check_len("state", state.len(), state_len)?;
+        check_len(
+            "scratch",
+            scratch.len(),
+            checked_mul(total, shape.in_c, "scratch length")?,
+        )?;
+        check_len("y", y.len(), checked_mul(frames, shape.out_c, "y length")?)?;
+        if frames == 0 {
+            return Ok(());
+        }
+        scratch[..state_len].copy_from_slice(state);
+        scratch[state_len..].copy_from_slice(x);
+        self.conv2d(&offline, weights, bias, act, scratch, y)?;
+        state.copy_from_slice(&scratch[scratch.len() - state_len..]);
+        Ok(())
+    }
+}
+
+/// Packs fixed-size OHWI weights (`[CO][KH][KW][CI]`, TFLite order, one group) for
+/// [`Conv2d`] at compile time. `P` must be `Conv2d::<CI, CO, KH, KW, P>::PACKED_LEN`.
+///
+/// ```
+/// use simdnn::{Conv2d, pack_conv2d};
+/// const W: [[[[f32; 3]; 3]; 3]; 8] = [[[[0.1; 3]; 3]; 3]; 8];
+/// static PACKED: [f32; Conv2d::<3, 8, 3, 3, 0>::PACKED_LEN] = pack_conv2d(&W);
+/// assert_eq!(PACKED.len(), 32 * 27);
+/// ```
+pub const fn pack_conv2d<
+    const CI: usize,
+    const CO: usize,
+    const KH: usize,
+    const KW: usize,
+    const P: usize,
+>(
+    w: &[[[[f32; CI]; KW]; KH]; CO],
+) -> [f32; P] {
+    const {
+        assert!(
+            P == Conv2dShape::new(0, 0, CI, CO, KH, KW).packed_weights_len(),
+            "P must be PACKED_LEN"
+        )
+    };
+    let k = KH * KW * CI;
+    let mut dst = [0.0; P];
+    let mut i = 0;
+    while i < P {
+        let (panel, rest) = (i / (PANEL * k), i % (PANEL * k));
+        let (kk, j) = (rest / PANEL, rest % PANEL);
+        let o = panel * PANEL + j;
+        let (tap, c) = (kk / CI, kk % CI);
+        if o < CO {
+            dst[i] = w[o][tap / KW][tap % KW][c];
+        }
+        i += 1;
+    }
+    dst
+}
+
+/// A fixed-size stride-1 2-D convolution (one group) over weights packed at compile time
+/// with [`pack_conv2d`]; the image size is a type parameter of each call, so shape errors
+/// are compile errors and [`Conv2d::forward_same`] / [`Conv2d::forward_valid`] cannot fail.
+/// `P` is the packed length (use `0` to name `PACKED_LEN` before it is known).
+///
+/// ```
+/// use simdnn::{Activation, Conv2d, Engine, pack_conv2d};
+/// const W: [[[[f32; 1]; 3]; 3]; 1] = [[[[1.0]; 3]; 3]]; // 3x3 box filter
+/// static PACKED: [f32; Conv2d::<1, 1, 3, 3, 0>::PACKED_LEN] = pack_conv2d(&W);
+/// let conv = Conv2d::<1, 1, 3, 3, { Conv2d::<1, 1, 3, 3, 0>::PACKED_LEN }>::new(&PACKED, None, Activation::Identity);
+/// let x = [[[1.0f32]; 4]; 4];
+/// let mut y = [[[0.0f32]; 4]; 4];
+/// conv.forward_same(&Engine::new(), &x, &mut y);
+/// assert_eq!(y[0][0], [4.0]);
+/// assert_eq!(y[1][1], [9.0]);
+/// ```
+///
+/// A VALID output of the wrong size does not compile:
+///
+/// ```compile_fail
+/// use simdnn::{Activation, Conv2d, Engine, pack_conv2d};
+/// const W: [[[[f32; 1]; 3]; 3]; 1] = [[[[1.0]; 3]; 3]];
+/// static PACKED: [f32; Conv2d::<1, 1, 3, 3, 0>::PACKED_LEN] = pack_conv2d(&W);
+/// let conv = Conv2d::<1, 1, 3, 3, { Conv2d::<1, 1, 3, 3, 0>::PACKED_LEN }>::new(&PACKED, None, Activation::Identity);
+/// let mut y = [[[0.0f32]; 3]; 3]; // must be 2x2
+/// conv.forward_valid(&Engine::new(), &[[[1.0f32]; 4]; 4], &mut y);
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Conv2d<
+    'w,
+    const CI: usize,
+    const CO: usize,
+    const KH: usize,
+    const KW: usize,
+    const P: usize,
+> {
+    packed: &'w [f32; P],
+    bias: Option<&'w [f32; CO]>,
+    act: Activation,
+}
+
+impl<'w, const CI: usize, const CO: usize, const KH: usize, const KW: usize, const P: usize>
+    Conv2d<'w, CI, CO, KH, KW, P>
+{
+    /// Length of the packed weights.
+    pub const PACKED_LEN: usize = Conv2dShape::new(0, 0, CI, CO, KH, KW).packed_weights_len();
+
+    /// A layer over packed weights (from [`pack_conv2d`]), optional bias and activation.
+    pub const fn new(packed: &'w [f32; P], bias: Option<&'w [f32; CO]>, act: Activation) -> Self {
+        const { assert!(P == Self::PACKED_LEN && CI > 0 && CO > 0 && KH > 0 && KW > 0) };
+        Conv2d { packed, bias, act }
+    }
+
+    /// SAME padding: the output has the input's height and width.
+    pub fn forward_same<const H: usize, const W: usize>(
+        &self,
+        engine: &Engine,
+        x: &[[[f32; CI]; W]; H],
+        y: &mut [[[f32; CO]; W]; H],
+    ) {
+        self.run(
+            engine,
+            H,
+            W,
+            Padding::Same,
+            x.as_flattened().as_flattened(),
+            y.as_flattened_mut().as_flattened_mut(),
+        );
+    }
+
+    /// VALID padding: the output is `(H - KH + 1) x (W - KW + 1)`.
+    pub fn forward_valid<const H: usize, const W: usize, const OH: usize, const OW: usize>(
+        &self,
+        engine: &Engine,
+        x: &[[[f32; CI]; W]; H],
+        y: &mut [[[f32; CO]; OW]; OH],
+    ) {
+        const {
+            assert!(
+                H >= KH && W >= KW && OH == H - KH + 1 && OW == W - KW + 1,
+                "output must be (H-KH+1) x (W-KW+1)"
+            )
+        };
+        self.run(
+            engine,
+            H,
+            W,
+            Padding::Valid,
+            x.as_flattened().as_flattened(),
+            y.as_flattened_mut().as_flattened_mut(),
+        );
+    }
+
+    fn run(&self, engine: &Engine, h: usize, w: usize, padding: Padding, x: &[f32], y: &mut [f32]) {
+        let shape = Conv2dShape::new(h, w, CI, CO, KH, KW).with_padding(padding);
+        // Every size is fixed by the types and checked at compile time, so the shape is valid
+        // (a 0-sized image simply has no output).
+        if let Ok(g) = shape.geometry() {
+            if g.output_len == 0 {
+                return;
+            }
+            let (packed, bias, act) = (
+                self.packed.as_slice(),
+                self.bias.map(|b| b.as_slice()),
+                self.act,
+            );
+            let call = ConvCall {
+                g,
+                packed,
+                bias,
+                act,
+            };
+            dispatch!(engine, conv_kernel(call: ConvCall<'_>, x: &[f32], y: &mut [f32]));
+        }
     }
 }

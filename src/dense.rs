@@ -5,7 +5,8 @@
 //! - [`PackedDense`]: `W` repacked once into panels of [`PANEL`] output features, each panel
 //!   stored k-major (`panel[k][j] = W[p * PANEL + j][k]`, zero-padded). The GEMM micro-kernel
 //!   keeps an `MR x PANEL` block of outputs in registers and streams the panel once per row
-//!   block; the GEMV kernel streams it once with several k-steps in flight. The layout is the
+//!   block; the GEMV kernel streams several panels at once. Both sum each output in the same
+//!   order, so a row's result does not depend on the batch it came in. The layout is the
 //!   same for every backend, so weights packed once run anywhere.
 //! - Row-major `W` as given ([`Engine::dense_row_major`], [`Dense`]): dot products over
 //!   four rows at a time; no packing, so weights can stay in flash.
@@ -18,9 +19,6 @@ use crate::{Engine, Error};
 
 /// Output features per packed panel.
 pub const PANEL: usize = 32;
-/// Inner-dimension block of the GEMM: one panel block (`KC * PANEL` f32 = 32 KiB) stays in L1
-/// while every row block of the input streams past it.
-const KC: usize = 256;
 
 /// Number of f32 a packed `out_features x in_features` weight matrix occupies (saturating on
 /// overflow; [`PackedDense::pack`] reports the overflow as an error).
@@ -172,7 +170,7 @@ pub(crate) struct Layer<'a> {
     pub(crate) act: Activation,
 }
 
-/// Per-backend register blocking. Accumulators: GEMM `MR x NV` vectors, GEMV `KU x NV`.
+/// Per-backend register blocking. Accumulators: GEMM `MR x NV` vectors, GEMV `PG x NV`.
 /// `NV * LANES` divides [`PANEL`].
 pub(crate) trait Blocking: Simd {
     const GEMM_MR: usize;
@@ -182,7 +180,7 @@ pub(crate) trait Blocking: Simd {
 }
 
 macro_rules! blocking {
-    ($token:ty, mr: $mr:literal, nv: $nv:literal, gemv_nv: $gnv:literal, gemv_ku: $gku:literal) => {
+    ($token:ty, mr: $mr:literal, nv: $nv:literal, gemv_nv: $gnv:literal, gemv_panels: $gpg:literal) => {
         impl Blocking for $token {
             const GEMM_MR: usize = $mr;
             #[inline(always)]
@@ -191,7 +189,7 @@ macro_rules! blocking {
             }
             #[inline(always)]
             fn gemv(self, layer: Layer<'_>, x: &[f32], y: &mut [f32]) {
-                gemv::<Self, $gnv, $gku>(self, layer, x, y)
+                gemv::<Self, $gnv, $gpg>(self, layer, x, y)
             }
             #[inline(always)]
             fn conv(self, call: crate::conv::ConvCall<'_>, x: &[f32], y: &mut [f32]) {
@@ -202,36 +200,33 @@ macro_rules! blocking {
 }
 // 32 registers: 12 x 2 zmm accumulators, 2 weight vectors, broadcasts from memory.
 #[cfg(simdnn_avx512)]
-blocking!(crate::simd::Avx512, mr: 12, nv: 2, gemv_nv: 2, gemv_ku: 4);
+blocking!(crate::simd::Avx512, mr: 12, nv: 2, gemv_nv: 2, gemv_panels: 4);
 // 16 registers: 6 x 2 ymm accumulators, 2 weight vectors, 1 broadcast.
 #[cfg(simdnn_avx2)]
-blocking!(crate::simd::Avx2, mr: 6, nv: 2, gemv_nv: 4, gemv_ku: 2);
+blocking!(crate::simd::Avx2, mr: 6, nv: 2, gemv_nv: 4, gemv_panels: 2);
 // 32 registers: 3 x 8 q accumulators and 8 weight vectors.
 #[cfg(simdnn_neon)]
-blocking!(crate::simd::Neon, mr: 3, nv: 8, gemv_nv: 8, gemv_ku: 1);
+blocking!(crate::simd::Neon, mr: 3, nv: 8, gemv_nv: 8, gemv_panels: 1);
 // Cortex-M4F has 32 single registers: 2 x 8 accumulators.
-blocking!(crate::simd::Scalar, mr: 2, nv: 8, gemv_nv: 8, gemv_ku: 1);
+blocking!(crate::simd::Scalar, mr: 2, nv: 8, gemv_nv: 8, gemv_panels: 1);
 
 /// Stores `NV` vectors to `dst` (which may be shorter: the last panel of a layer whose
-/// width is not a multiple of [`PANEL`]), after adding the bias/previous partial sums and
-/// applying the activation.
+/// width is not a multiple of [`PANEL`]), after adding the bias and applying the activation.
 #[inline(always)]
 pub(crate) fn store_block<S: Simd, const NV: usize>(
     s: S,
     mut acc: [S::V; NV],
-    add: Option<&[f32]>,
-    act: Option<Activation>,
+    bias: Option<&[f32]>,
+    act: Activation,
     dst: &mut [f32],
 ) {
     for (v, a) in acc.iter_mut().enumerate() {
         let lo = (v * S::LANES).min(dst.len());
         let hi = ((v + 1) * S::LANES).min(dst.len());
-        if let Some(add) = add {
-            *a = s.add(*a, s.load_partial(&add[lo..hi], 0.0));
+        if let Some(b) = bias {
+            *a = s.add(*a, s.load_partial(&b[lo..hi], 0.0));
         }
-        if let Some(act) = act {
-            *a = act.apply(s, *a);
-        }
+        *a = act.apply(s, *a);
         if hi - lo == S::LANES {
             s.store(*a, &mut dst[lo..hi]);
         } else if hi > lo {
@@ -267,7 +262,9 @@ pub(crate) fn gemm_tile<S: Simd, const MR: usize, const NV: usize>(
 }
 
 /// `rows` rows of `x` times the packed layer, `MR` rows at a time (the last block computes
-/// duplicate rows and discards them).
+/// duplicate rows and discards them). Each output is `bias + sum_k` with `k` ascending in
+/// one accumulator, exactly as in [`gemv`] and the convolutions, so results do not depend
+/// on the batch size or on which path ran.
 #[inline(always)]
 fn gemm<S: Simd, const MR: usize, const NV: usize>(
     s: S,
@@ -284,51 +281,34 @@ fn gemm<S: Simd, const MR: usize, const NV: usize>(
         act,
     } = layer;
     let block_cols = NV * S::LANES;
-    let mut k0 = 0;
-    while k0 < inp {
-        let kc = KC.min(inp - k0);
-        let (first, last) = (k0 == 0, k0 + kc == inp);
-        for (p, panel) in packed.chunks_exact(PANEL * inp).enumerate() {
-            let panel = &panel[k0 * PANEL..(k0 + kc) * PANEL];
-            for r0 in (0..rows).step_by(MR) {
-                let x_rows: [&[f32]; MR] = core::array::from_fn(|m| {
-                    let r = (r0 + m).min(rows - 1);
-                    &x[r * inp + k0..r * inp + k0 + kc]
-                });
-                for col in (0..PANEL).step_by(block_cols) {
-                    let o = p * PANEL + col;
-                    if o >= out {
-                        break;
-                    }
-                    let mut acc = [[s.zero(); NV]; MR];
-                    gemm_tile::<S, MR, NV>(s, &mut acc, x_rows, panel, col);
-                    let width = block_cols.min(out - o);
-                    for (m, acc_row) in acc.into_iter().enumerate().take(rows - r0) {
-                        let dst = &mut y[(r0 + m) * out + o..][..width];
-                        let add = if first {
-                            bias.map(|b| &b[o..o + width])
-                        } else {
-                            None
-                        };
-                        if first {
-                            store_block::<S, NV>(s, acc_row, add, last.then_some(act), dst);
-                        } else {
-                            let mut prev = [0.0; PANEL];
-                            let prev = &mut prev[..width];
-                            prev.copy_from_slice(dst);
-                            store_block::<S, NV>(s, acc_row, Some(prev), last.then_some(act), dst);
-                        }
-                    }
+    for (p, panel) in packed.chunks_exact(PANEL * inp).enumerate() {
+        for r0 in (0..rows).step_by(MR) {
+            let x_rows: [&[f32]; MR] = core::array::from_fn(|m| {
+                let r = (r0 + m).min(rows - 1);
+                &x[r * inp..(r + 1) * inp]
+            });
+            for col in (0..PANEL).step_by(block_cols) {
+                let o = p * PANEL + col;
+                if o >= out {
+                    break;
+                }
+                let mut acc = [[s.zero(); NV]; MR];
+                gemm_tile::<S, MR, NV>(s, &mut acc, x_rows, panel, col);
+                let width = block_cols.min(out - o);
+                let add = bias.map(|b| &b[o..o + width]);
+                for (m, acc_row) in acc.into_iter().enumerate().take(rows - r0) {
+                    let dst = &mut y[(r0 + m) * out + o..][..width];
+                    store_block::<S, NV>(s, acc_row, add, act, dst);
                 }
             }
         }
-        k0 += kc;
     }
 }
 
-/// One row of `x` times the packed layer; `KU` k-steps in flight hide the FMA latency.
+/// One row of `x` times the packed layer. A single accumulator chain per output (the same
+/// order as [`gemm`]); `PG` panels at once give `PG * NV` independent chains.
 #[inline(always)]
-fn gemv<S: Simd, const NV: usize, const KU: usize>(
+fn gemv<S: Simd, const NV: usize, const PG: usize>(
     s: S,
     layer: Layer<'_>,
     x: &[f32],
@@ -342,40 +322,34 @@ fn gemv<S: Simd, const NV: usize, const KU: usize>(
         act,
     } = layer;
     let block_cols = NV * S::LANES;
-    for (p, panel) in packed.chunks_exact(PANEL * inp).enumerate() {
+    let panel_len = PANEL * inp;
+    let panels = out.div_ceil(PANEL);
+    for p0 in (0..panels).step_by(PG) {
+        // The last group repeats the final panel; its duplicates are not stored.
+        let group: [&[f32]; PG] = core::array::from_fn(|i| {
+            let p = (p0 + i).min(panels - 1);
+            &packed[p * panel_len..(p + 1) * panel_len]
+        });
         for col in (0..PANEL).step_by(block_cols) {
-            let o = p * PANEL + col;
-            if o >= out {
-                break;
-            }
-            let mut acc = [[s.zero(); NV]; KU];
-            let mut ws = panel.chunks_exact(PANEL * KU);
-            let mut xs = x.chunks_exact(KU);
-            for (wk, xk) in (&mut ws).zip(&mut xs) {
-                for (u, acc_u) in acc.iter_mut().enumerate() {
-                    let a = s.splat(xk[u]);
-                    let wu = &wk[u * PANEL + col..u * PANEL + col + block_cols];
-                    for (v, c) in acc_u.iter_mut().enumerate() {
-                        *c = s.mul_add(s.load(&wu[v * S::LANES..]), a, *c);
+            let mut acc = [[s.zero(); NV]; PG];
+            for (k, &xk) in x.iter().enumerate() {
+                let a = s.splat(xk);
+                for (acc_p, panel) in acc.iter_mut().zip(group) {
+                    let wk = &panel[k * PANEL + col..k * PANEL + col + block_cols];
+                    for (v, c) in acc_p.iter_mut().enumerate() {
+                        *c = s.mul_add(s.load(&wk[v * S::LANES..]), a, *c);
                     }
                 }
             }
-            for (wk, &xk) in ws.remainder().chunks_exact(PANEL).zip(xs.remainder()) {
-                let a = s.splat(xk);
-                let wu = &wk[col..col + block_cols];
-                for (v, c) in acc[0].iter_mut().enumerate() {
-                    *c = s.mul_add(s.load(&wu[v * S::LANES..]), a, *c);
+            for (i, acc_p) in acc.into_iter().enumerate().take(panels - p0) {
+                let o = (p0 + i) * PANEL + col;
+                if o >= out {
+                    continue;
                 }
+                let width = block_cols.min(out - o);
+                let add = bias.map(|b| &b[o..o + width]);
+                store_block::<S, NV>(s, acc_p, add, act, &mut y[o..o + width]);
             }
-            let mut sum = acc[0];
-            for a in &acc[1..] {
-                for (t, &av) in sum.iter_mut().zip(a) {
-                    *t = s.add(*t, av);
-                }
-            }
-            let width = block_cols.min(out - o);
-            let add = bias.map(|b| &b[o..o + width]);
-            store_block::<S, NV>(s, sum, add, Some(act), &mut y[o..o + width]);
         }
     }
 }

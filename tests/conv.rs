@@ -340,3 +340,98 @@ fn same_padding_odd_total_goes_after() {
         );
     }
 }
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Feeding a stream in random chunks gives bit for bit the offline causal conv1d.
+    #[test]
+    fn streaming_equals_offline(
+        in_c in 1usize..5, out_c in 1usize..20, k in 1usize..6, dil in 1usize..3, groups_one in any::<bool>(),
+        chunks in prop::collection::vec(0usize..9, 1..8), seed in any::<u32>(),
+    ) {
+        let groups = if groups_one { 1 } else { in_c };
+        let out_c = if groups_one { out_c } else { in_c * (1 + out_c % 3) };
+        let frames: usize = chunks.iter().sum();
+        let hist = (k - 1) * dil;
+        let offline = Conv2dShape::conv1d(frames, in_c, out_c, k)
+            .with_dilation(1, dil)
+            .with_groups(groups)
+            .with_padding(Padding::Explicit { top: 0, bottom: 0, left: hist, right: 0 });
+        let val = |i: usize| ((i as u32).wrapping_mul(2_654_435_761) ^ seed) as f32 / u32::MAX as f32 - 0.5;
+        let w: Vec<f32> = (0..offline.weights_len().unwrap()).map(val).collect();
+        let x: Vec<f32> = (0..frames * in_c).map(|i| val(i + 7777)).collect();
+        let b: Vec<f32> = (0..out_c).map(|i| val(i + 99)).collect();
+        let mut storage = vec![0.0; offline.packed_weights_len()];
+        let packed = PackedConv2d::pack(&offline, WeightLayout::Ohwi, &w, &mut storage).unwrap();
+        for e in common::engines() {
+            let mut want = vec![0.0; frames * out_c];
+            if frames > 0 {
+                e.conv2d(&offline, &packed, Some(&b), Activation::Tanh, &x, &mut want).unwrap();
+            }
+            let mut state = vec![0.0; offline.stream_state_len()];
+            let mut got = Vec::new();
+            let mut at = 0;
+            for &n in &chunks {
+                let mut scratch = vec![0.0; offline.stream_scratch_len(n)];
+                let mut y = vec![0.0; n * out_c];
+                e.conv1d_stream(&offline, &packed, Some(&b), Activation::Tanh, &mut state, &x[at * in_c..(at + n) * in_c], &mut scratch, &mut y).unwrap();
+                got.extend_from_slice(&y);
+                at += n;
+            }
+            prop_assert_eq!(&got, &want, "{:?}", e.backend());
+        }
+    }
+}
+
+#[test]
+fn fixed_size_matches_runtime() {
+    use simdnn::{Conv2d, pack_conv2d};
+    const W: [[[[f32; 3]; 3]; 3]; 5] = {
+        let mut w = [[[[0.0; 3]; 3]; 3]; 5];
+        let mut i = 0;
+        while i < 135 {
+            w[i / 27][(i / 9) % 3][(i / 3) % 3][i % 3] = ((i * 37) % 17) as f32 / 8.0 - 1.0;
+            i += 1;
+        }
+        w
+    };
+    const P: usize = Conv2d::<3, 5, 3, 3, 0>::PACKED_LEN;
+    static PACKED: [f32; P] = pack_conv2d(&W);
+    static B: [f32; 5] = [0.1, -0.2, 0.3, 0.0, 1.0];
+    let conv = Conv2d::<3, 5, 3, 3, P>::new(&PACKED, Some(&B), Activation::Relu);
+    let x: [[[f32; 3]; 7]; 6] = core::array::from_fn(|r| {
+        core::array::from_fn(|c| {
+            core::array::from_fn(|ch| ((r * 7 + c) * 3 + ch) as f32 * 0.05 - 1.0)
+        })
+    });
+    let flat_w: Vec<f32> = W.as_flattened().as_flattened().as_flattened().to_vec();
+    for e in common::engines() {
+        for (pad, oh, ow) in [(Padding::Same, 6, 7), (Padding::Valid, 4, 5)] {
+            let shape = Conv2dShape::new(6, 7, 3, 5, 3, 3).with_padding(pad);
+            let mut storage = vec![0.0; shape.packed_weights_len()];
+            let packed =
+                PackedConv2d::pack(&shape, WeightLayout::Ohwi, &flat_w, &mut storage).unwrap();
+            assert_eq!(packed.as_slice(), &PACKED[..]);
+            let mut want = vec![0.0; oh * ow * 5];
+            e.conv2d(
+                &shape,
+                &packed,
+                Some(&B),
+                Activation::Relu,
+                x.as_flattened().as_flattened(),
+                &mut want,
+            )
+            .unwrap();
+            if pad == Padding::Same {
+                let mut y = [[[0.0; 5]; 7]; 6];
+                conv.forward_same(&e, &x, &mut y);
+                assert_eq!(y.as_flattened().as_flattened(), &want[..]);
+            } else {
+                let mut y = [[[0.0; 5]; 5]; 4];
+                conv.forward_valid(&e, &x, &mut y);
+                assert_eq!(y.as_flattened().as_flattened(), &want[..]);
+            }
+        }
+    }
+}

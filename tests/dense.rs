@@ -129,9 +129,10 @@ proptest! {
         }
     }
 
-    /// Each row of a batch equals that row computed alone (GEMM and GEMV agree).
+    /// Each row of a batch is bit for bit that row computed alone: the GEMM and the GEMV
+    /// sum in the same order.
     #[test]
-    fn batch_rows_independent(p in problem(70, 40, 20)) {
+    fn batch_rows_independent(p in problem(70, 300, 20)) {
         let mut storage = vec![0.0; dense_packed_len(p.out, p.inp)];
         let packed = PackedDense::pack(&p.w, p.out, p.inp, &mut storage).unwrap();
         for e in common::engines() {
@@ -140,15 +141,7 @@ proptest! {
             for r in 0..p.batch {
                 let mut one = vec![0.0; p.out];
                 e.dense(&packed, p.bias.as_deref(), p.act, &p.x[r * p.inp..(r + 1) * p.inp], &mut one).unwrap();
-                for (o, (a, b)) in y[r * p.out..(r + 1) * p.out].iter().zip(&one).enumerate() {
-                    // Both are within the summation bound of the exact value.
-                    let mag: f64 = (0..p.inp)
-                        .map(|k| (p.w[o * p.inp + k] as f64 * p.x[r * p.inp + k] as f64).abs())
-                        .sum::<f64>()
-                        + p.bias.as_ref().map_or(0.0, |b| b[o].abs() as f64);
-                    let tol = 2.0 * (p.inp as f64 + 2.0) * 2f64.powi(-24) * mag + 8.0 * common::ulp_of(*a as f64);
-                    prop_assert!(((a - b) as f64).abs() <= tol, "{:?} {a} vs {b}", e.backend());
-                }
+                prop_assert_eq!(&y[r * p.out..(r + 1) * p.out], &one[..], "{:?}", e.backend());
             }
         }
     }

@@ -190,3 +190,187 @@ fn errors_display_what_went_wrong() {
     let e: &dyn core::error::Error = &Error::ZeroDimension { arg: "cols" };
     assert_eq!(e.to_string(), "`cols` must be positive");
 }
+
+#[test]
+fn conv_shapes() {
+    use simdnn::{Conv2dShape, PackedConv2d, Padding, WeightLayout};
+    let s = Conv2dShape::new(5, 5, 4, 6, 3, 3).with_padding(Padding::Same);
+    let mut storage = vec![0.0; s.packed_weights_len()];
+    let w = vec![0.1; s.weights_len().unwrap()];
+    assert_eq!(
+        PackedConv2d::pack(&s, WeightLayout::Oihw, &w[1..], &mut storage).unwrap_err(),
+        len("w", 216, 215)
+    );
+    assert_eq!(
+        PackedConv2d::pack(&s, WeightLayout::Oihw, &w, &mut storage[1..]).unwrap_err(),
+        len("storage", 32 * 36, 32 * 36 - 1)
+    );
+    let packed = PackedConv2d::pack(&s, WeightLayout::Oihw, &w, &mut storage).unwrap();
+    let bad = |e: Conv2dShape| e.output_len().unwrap_err();
+    assert_eq!(
+        bad(s.with_stride(0, 1)),
+        Error::ZeroDimension { arg: "stride_h" }
+    );
+    assert_eq!(
+        bad(s.with_dilation(1, 0)),
+        Error::ZeroDimension { arg: "dilation_w" }
+    );
+    assert_eq!(
+        bad(Conv2dShape::new(5, 5, 4, 6, 0, 3)),
+        Error::ZeroDimension { arg: "kernel_h" }
+    );
+    assert_eq!(
+        bad(s.with_groups(0)),
+        Error::ZeroDimension { arg: "groups" }
+    );
+    assert_eq!(
+        bad(s.with_groups(3)),
+        Error::InvalidShape {
+            what: "groups must divide in_c and out_c"
+        }
+    );
+    assert_eq!(
+        bad(Conv2dShape::new(2, 2, 1, 1, 3, 3)),
+        Error::InvalidShape {
+            what: "the dilated kernel is larger than the padded input"
+        }
+    );
+    assert_eq!(
+        bad(s.with_dilation(usize::MAX, 1)),
+        Error::SizeOverflow {
+            what: "dilated kernel"
+        }
+    );
+    assert_eq!(
+        bad(Conv2dShape::new(usize::MAX, 2, 1, 1, 1, 1)),
+        Error::SizeOverflow {
+            what: "input length"
+        }
+    );
+    assert_eq!(
+        bad(s.with_padding(Padding::Explicit {
+            top: usize::MAX,
+            bottom: 1,
+            left: 0,
+            right: 0
+        })),
+        Error::SizeOverflow {
+            what: "padded input"
+        }
+    );
+    for e in common::engines() {
+        let x = vec![1.0; 100];
+        let mut y = vec![7.0; 150];
+        let id = Activation::Identity;
+        assert_eq!(
+            e.conv2d(&s, &packed, None, id, &x[1..], &mut y),
+            Err(len("x", 100, 99))
+        );
+        assert_eq!(
+            e.conv2d(&s, &packed, None, id, &x, &mut y[1..]),
+            Err(len("y", 150, 149))
+        );
+        assert_eq!(
+            e.conv2d(&s, &packed, Some(&[0.0; 5]), id, &x, &mut y),
+            Err(len("bias", 6, 5))
+        );
+        let other = s.with_groups(2);
+        assert_eq!(
+            e.conv2d(&other, &packed, None, id, &x, &mut y),
+            Err(Error::InvalidShape {
+                what: "weights were packed for another kernel shape"
+            })
+        );
+        assert_eq!(y, vec![7.0; 150], "nothing written on error");
+        assert_eq!(e.conv2d(&s, &packed, None, id, &x, &mut y), Ok(()));
+        // Streaming.
+        let s1 = Conv2dShape::conv1d(0, 2, 3, 4);
+        let mut st = vec![0.0; s1.packed_weights_len()];
+        let p1 = PackedConv2d::pack(&s1, WeightLayout::Ohwi, &[0.5; 24], &mut st).unwrap();
+        let (mut state, mut scratch, mut out) = (vec![0.0; 6], vec![0.0; 10], vec![0.0; 6]);
+        assert_eq!(
+            e.conv1d_stream(
+                &s1,
+                &p1,
+                None,
+                id,
+                &mut state,
+                &[1.0; 3],
+                &mut scratch,
+                &mut out
+            ),
+            Err(Error::NotAMultiple {
+                arg: "x",
+                len: 3,
+                of: 2
+            })
+        );
+        assert_eq!(
+            e.conv1d_stream(
+                &s1,
+                &p1,
+                None,
+                id,
+                &mut state[1..],
+                &[1.0; 4],
+                &mut scratch,
+                &mut out
+            ),
+            Err(len("state", 6, 5))
+        );
+        assert_eq!(
+            e.conv1d_stream(
+                &s1,
+                &p1,
+                None,
+                id,
+                &mut state,
+                &[1.0; 4],
+                &mut scratch[1..],
+                &mut out
+            ),
+            Err(len("scratch", 10, 9))
+        );
+        assert_eq!(
+            e.conv1d_stream(
+                &s1,
+                &p1,
+                None,
+                id,
+                &mut state,
+                &[1.0; 4],
+                &mut scratch,
+                &mut out[1..]
+            ),
+            Err(len("y", 6, 5))
+        );
+        assert_eq!(
+            e.conv1d_stream(
+                &s1.with_stride(1, 2),
+                &p1,
+                None,
+                id,
+                &mut state,
+                &[1.0; 4],
+                &mut scratch,
+                &mut out
+            ),
+            Err(Error::InvalidShape {
+                what: "streaming conv1d needs kernel_h = 1 and stride 1"
+            })
+        );
+        assert_eq!(
+            e.conv1d_stream(
+                &s1,
+                &p1,
+                None,
+                id,
+                &mut state,
+                &[1.0; 4],
+                &mut scratch,
+                &mut out
+            ),
+            Ok(())
+        );
+    }
+}
