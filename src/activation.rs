@@ -81,7 +81,7 @@ fn activate_kernel<S: Simd>(s: S, act: Activation, x: &[f32], y: &mut [f32]) {
 
 /// In place; see [`activate_kernel`].
 #[inline(always)]
-fn activate_in_place_kernel<S: Simd>(s: S, act: Activation, x: &mut [f32]) {
+pub(crate) fn activate_in_place_kernel<S: Simd>(s: S, act: Activation, x: &mut [f32]) {
     match act {
         Activation::Identity => {}
         Activation::Relu => map_in_place(s, x, Activation::Relu),

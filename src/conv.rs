@@ -19,7 +19,7 @@ use crate::activation::Activation;
 use crate::dense::{Blocking, Layer, PANEL, gemm_tile, store_block};
 use crate::dispatch::dispatch;
 use crate::error::{check_len, checked_mul};
-use crate::simd::{Simd, X4};
+use crate::simd::Simd;
 use crate::{Engine, Error};
 
 /// How the input is padded (with zeros) before the kernel slides over it.
@@ -683,7 +683,12 @@ pub(crate) fn conv_general<S: Simd, const MR: usize, const NV: usize>(
     }
 }
 
-/// Depthwise convolution (channel multiplier 1): channels in lanes, four vectors per step.
+/// Output pixels per depthwise block: each weight vector loaded once serves this many.
+const DW_PIXELS: usize = 8;
+
+/// Depthwise convolution (channel multiplier 1): channels in vector lanes. Inside the image
+/// a block of [`DW_PIXELS`] pixels of one row shares every weight load; pixels whose window
+/// crosses the border, and a channel tail shorter than a vector, take the checked path.
 #[inline(always)]
 fn conv_depthwise<S: Simd>(s: S, call: ConvCall<'_>, x: &[f32], y: &mut [f32]) {
     let ConvCall {
@@ -693,75 +698,98 @@ fn conv_depthwise<S: Simd>(s: S, call: ConvCall<'_>, x: &[f32], y: &mut [f32]) {
         act,
     } = call;
     let c = g.in_c;
-    let wide = X4(s);
+    let full = c - c % S::LANES;
     let (image_in, image_out) = (g.in_h * g.in_w * c, g.out_h * g.out_w * c);
     for (xn, yn) in x
         .chunks_exact(image_in)
         .zip(y.chunks_exact_mut(image_out))
         .take(g.batch)
     {
-        for oy in 0..g.out_h {
-            for ox in 0..g.out_w {
-                let out = &mut yn[(oy * g.out_w + ox) * c..(oy * g.out_w + ox + 1) * c];
-                // Channel blocks: X4-wide, then single vectors, then a partial tail.
-                let mut c0 = 0;
-                while c0 + X4::<S>::LANES <= c {
-                    depthwise_block(
-                        wide,
-                        &g,
-                        xn,
-                        packed,
-                        bias,
-                        act,
-                        oy,
-                        ox,
-                        c0,
-                        &mut out[c0..c0 + X4::<S>::LANES],
-                    );
-                    c0 += X4::<S>::LANES;
+        for (oy, out_row) in yn.chunks_exact_mut(g.out_w * c).enumerate() {
+            let mut ox = 0;
+            while ox < g.out_w {
+                let inside = ox + DW_PIXELS <= g.out_w
+                    && g.in_col(ox, 0).is_some()
+                    && g.in_col(ox + DW_PIXELS - 1, g.kernel_w - 1).is_some();
+                let pixels = if inside { DW_PIXELS } else { 1 };
+                for c0 in (0..full).step_by(S::LANES) {
+                    if inside {
+                        depthwise_block(s, &g, xn, out_row, packed, bias, oy, ox, c0);
+                    } else {
+                        depthwise_pixel(s, &g, xn, out_row, packed, bias, oy, ox, c0, S::LANES);
+                    }
                 }
-                while c0 + S::LANES <= c {
-                    depthwise_block(
-                        s,
-                        &g,
-                        xn,
-                        packed,
-                        bias,
-                        act,
-                        oy,
-                        ox,
-                        c0,
-                        &mut out[c0..c0 + S::LANES],
-                    );
-                    c0 += S::LANES;
+                if full < c {
+                    for p in ox..ox + pixels {
+                        depthwise_pixel(s, &g, xn, out_row, packed, bias, oy, p, full, c - full);
+                    }
                 }
-                if c0 < c {
-                    depthwise_block(s, &g, xn, packed, bias, act, oy, ox, c0, &mut out[c0..]);
-                }
+                ox += pixels;
             }
+            // The activation runs over the finished row (in L1), outside the tap loops.
+            crate::activation::activate_in_place_kernel(s, act, out_row);
         }
     }
 }
 
-/// One output pixel, channels `c0..c0 + out.len()` (at most one vector of `S`).
+/// [`DW_PIXELS`] pixels from `ox`, all windows horizontally inside; one full vector of
+/// channels from `c0`; no activation (applied per row).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn depthwise_block<S: Simd>(
     s: S,
     g: &Geometry,
     xn: &[f32],
+    out_row: &mut [f32],
     packed: &[f32],
     bias: Option<&[f32]>,
-    act: Activation,
     oy: usize,
     ox: usize,
     c0: usize,
-    out: &mut [f32],
 ) {
-    let (c, n) = (g.in_c, out.len());
-    let full = n == S::LANES;
+    let c = g.in_c;
+    let step = g.stride_w * c;
+    let init = match bias {
+        Some(b) => s.load(&b[c0..]),
+        None => s.zero(),
+    };
+    let mut acc = [init; DW_PIXELS];
+    for ky in 0..g.kernel_h {
+        let Some(iy) = g.in_row(oy, ky) else { continue };
+        let row = &xn[iy * g.in_w * c..(iy + 1) * g.in_w * c];
+        for kx in 0..g.kernel_w {
+            let w = s.load(&packed[(ky * g.kernel_w + kx) * c + c0..]);
+            let start = (ox * g.stride_w + kx * g.dilation_w - g.left) * c + c0;
+            // Pixel m of the block starts at m * step in this window.
+            let window = &row[start..start + (DW_PIXELS - 1) * step + S::LANES];
+            for (m, a) in acc.iter_mut().enumerate() {
+                *a = s.mul_add(s.load(&window[m * step..]), w, *a);
+            }
+        }
+    }
+    for (m, a) in acc.into_iter().enumerate() {
+        s.store(a, &mut out_row[(ox + m) * c + c0..]);
+    }
+}
+
+/// One pixel, `n <= LANES` channels from `c0`, any position (taps outside are skipped); no
+/// activation.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn depthwise_pixel<S: Simd>(
+    s: S,
+    g: &Geometry,
+    xn: &[f32],
+    out_row: &mut [f32],
+    packed: &[f32],
+    bias: Option<&[f32]>,
+    oy: usize,
+    ox: usize,
+    c0: usize,
+    n: usize,
+) {
+    let c = g.in_c;
     let mut acc = match bias {
-        Some(b) if full => s.load(&b[c0..]),
         Some(b) => s.load_partial(&b[c0..c0 + n], 0.0),
         None => s.zero(),
     };
@@ -769,24 +797,13 @@ fn depthwise_block<S: Simd>(
         let Some(iy) = g.in_row(oy, ky) else { continue };
         for kx in 0..g.kernel_w {
             let Some(ix) = g.in_col(ox, kx) else { continue };
-            let (xs, ws) = (
-                &xn[(iy * g.in_w + ix) * c + c0..],
-                &packed[(ky * g.kernel_w + kx) * c + c0..],
-            );
-            let (xv, wv) = if full {
-                (s.load(xs), s.load(ws))
-            } else {
-                (s.load_partial(&xs[..n], 0.0), s.load_partial(&ws[..n], 0.0))
-            };
+            let at = (iy * g.in_w + ix) * c + c0;
+            let xv = s.load_partial(&xn[at..at + n], 0.0);
+            let wv = s.load_partial(&packed[(ky * g.kernel_w + kx) * c + c0..][..n], 0.0);
             acc = s.mul_add(xv, wv, acc);
         }
     }
-    let v = act.apply(s, acc);
-    if n == S::LANES {
-        s.store(v, out);
-    } else {
-        s.store_partial(v, out);
-    }
+    s.store_partial(acc, &mut out_row[ox * c + c0..ox * c + c0 + n]);
 }
 
 /// Picks the path for a validated call.
