@@ -29,5 +29,24 @@ fn math(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, math);
+/// The cost of a call itself: backend `match`, length check and a one-element kernel.
+fn dispatch(c: &mut Criterion) {
+    let mut g = c.benchmark_group("dispatch");
+    let (x, mut y) = ([0.5f32], [0.0f32]);
+    for nn in Backend::ALL
+        .into_iter()
+        .filter_map(|b| Engine::with_backend(b).ok())
+    {
+        g.bench_function(format!("{}/relu_1", nn.backend().name()), |b| {
+            b.iter(|| {
+                nn.activate(Activation::Relu, black_box(&x), &mut y)
+                    .unwrap()
+            })
+        });
+    }
+    g.bench_function("engine_new", |b| b.iter(|| black_box(Engine::new())));
+    g.finish();
+}
+
+criterion_group!(benches, math, dispatch);
 criterion_main!(benches);

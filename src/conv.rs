@@ -609,8 +609,6 @@ pub(crate) fn conv_general<S: Simd, const MR: usize, const NV: usize>(
     let k = g.k();
     let group_len = g.out_per_group.div_ceil(PANEL) * PANEL * k;
     let block_cols = NV * S::LANES;
-    // One contiguous `KW * C` run per tap row: channels not split by groups, no dilation.
-    let runs = g.groups == 1 && g.dilation_w == 1;
     let (image_in, image_out) = (g.in_h * g.in_w * g.in_c, g.out_h * g.out_w * g.out_c);
     for (xn, yn) in x
         .chunks_exact(image_in)
@@ -623,63 +621,111 @@ pub(crate) fn conv_general<S: Simd, const MR: usize, const NV: usize>(
             for oy in 0..g.out_h {
                 for ox0 in (0..g.out_w).step_by(MR) {
                     let pixels = MR.min(g.out_w - ox0);
-                    // Tail blocks repeat the last pixel and discard it.
-                    let ox = |m: usize| ox0 + m.min(pixels - 1);
                     // The whole block's window rows lie inside the image horizontally.
-                    let inside = g.in_col(ox(0), 0).is_some()
-                        && g.in_col(ox(MR - 1), g.kernel_w - 1).is_some();
+                    let inside = g.in_col(ox0, 0).is_some()
+                        && g.in_col(ox0 + pixels - 1, g.kernel_w - 1).is_some();
                     for (p, panel) in weights.chunks_exact(PANEL * k).enumerate() {
                         for col in (0..PANEL).step_by(block_cols) {
                             let o = p * PANEL + col;
                             if o >= g.out_per_group {
                                 break;
                             }
-                            let mut acc = [[s.zero(); NV]; MR];
-                            for ky in 0..g.kernel_h {
-                                let Some(iy) = g.in_row(oy, ky) else { continue };
-                                let row = &xn[iy * g.in_w * g.in_c..(iy + 1) * g.in_w * g.in_c];
-                                let tap0 = ky * g.kernel_w;
-                                if runs && inside {
-                                    let len = g.kernel_w * g.in_c;
-                                    let rows: [&[f32]; MR] = core::array::from_fn(|m| {
-                                        let ix = ox(m) * g.stride_w - g.left;
-                                        &row[ix * g.in_c..ix * g.in_c + len]
-                                    });
-                                    let w = &panel
-                                        [tap0 * g.in_c * PANEL..(tap0 * g.in_c + len) * PANEL];
-                                    gemm_tile::<S, MR, NV>(s, &mut acc, rows, w, col);
-                                    continue;
-                                }
-                                for kx in 0..g.kernel_w {
-                                    let tap = tap0 + kx;
-                                    for ch in (0..g.in_per_group).step_by(ZEROS.len()) {
-                                        let len = ZEROS.len().min(g.in_per_group - ch);
-                                        let rows: [&[f32]; MR] =
-                                            core::array::from_fn(|m| match g.in_col(ox(m), kx) {
-                                                Some(ix) => {
-                                                    let at = ix * g.in_c + c0 + ch;
-                                                    &row[at..at + len]
-                                                }
-                                                None => &ZEROS[..len],
-                                            });
-                                        let kk = tap * g.in_per_group + ch;
-                                        let w = &panel[kk * PANEL..(kk + len) * PANEL];
-                                        gemm_tile::<S, MR, NV>(s, &mut acc, rows, w, col);
-                                    }
-                                }
-                            }
                             let width = block_cols.min(g.out_per_group - o);
                             let oc = grp * g.out_per_group + o;
-                            let add = bias.map(|b| &b[oc..oc + width]);
-                            for (m, acc_row) in acc.into_iter().enumerate().take(pixels) {
-                                let at = ((oy * g.out_w) + ox0 + m) * g.out_c + oc;
-                                store_block::<S, NV>(s, acc_row, add, act, &mut yn[at..at + width]);
+                            let tile = Tile {
+                                oy,
+                                ox0,
+                                pixels,
+                                inside,
+                                c0,
+                                oc,
+                                width,
+                            };
+                            if width <= S::LANES && NV > 1 {
+                                // A narrow last block (e.g. 16 outputs of a 32-wide panel):
+                                // one vector column, half the FMAs.
+                                conv_tile::<S, MR, 1>(s, &g, xn, yn, panel, col, tile, bias, act);
+                            } else {
+                                conv_tile::<S, MR, NV>(s, &g, xn, yn, panel, col, tile, bias, act);
                             }
                         }
                     }
                 }
             }
         }
+    }
+}
+
+/// Where a tile sits: output row, first pixel, pixels kept, whether every window is inside
+/// the image horizontally, the group's first input channel, the first output channel and
+/// how many outputs are kept.
+#[derive(Clone, Copy)]
+struct Tile {
+    oy: usize,
+    ox0: usize,
+    pixels: usize,
+    inside: bool,
+    c0: usize,
+    oc: usize,
+    width: usize,
+}
+
+/// `MR` pixels times `NV` vectors of one panel: accumulate every tap, then store.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn conv_tile<S: Simd, const MR: usize, const NV: usize>(
+    s: S,
+    g: &Geometry,
+    xn: &[f32],
+    yn: &mut [f32],
+    panel: &[f32],
+    col: usize,
+    t: Tile,
+    bias: Option<&[f32]>,
+    act: Activation,
+) {
+    // Tail blocks repeat the last pixel and discard it.
+    let ox = |m: usize| t.ox0 + m.min(t.pixels - 1);
+    let runs = g.groups == 1 && g.dilation_w == 1;
+    let mut acc = [[s.zero(); NV]; MR];
+    for ky in 0..g.kernel_h {
+        let Some(iy) = g.in_row(t.oy, ky) else {
+            continue;
+        };
+        let row = &xn[iy * g.in_w * g.in_c..(iy + 1) * g.in_w * g.in_c];
+        let tap0 = ky * g.kernel_w;
+        if runs && t.inside {
+            // One contiguous `KW * C` run per pixel and tap row.
+            let len = g.kernel_w * g.in_c;
+            let rows: [&[f32]; MR] = core::array::from_fn(|m| {
+                let ix = ox(m) * g.stride_w - g.left;
+                &row[ix * g.in_c..ix * g.in_c + len]
+            });
+            let w = &panel[tap0 * g.in_c * PANEL..(tap0 * g.in_c + len) * PANEL];
+            gemm_tile::<S, MR, NV>(s, &mut acc, rows, w, col);
+            continue;
+        }
+        for kx in 0..g.kernel_w {
+            let tap = tap0 + kx;
+            for ch in (0..g.in_per_group).step_by(ZEROS.len()) {
+                let len = ZEROS.len().min(g.in_per_group - ch);
+                let rows: [&[f32]; MR] = core::array::from_fn(|m| match g.in_col(ox(m), kx) {
+                    Some(ix) => {
+                        let at = ix * g.in_c + t.c0 + ch;
+                        &row[at..at + len]
+                    }
+                    None => &ZEROS[..len],
+                });
+                let kk = tap * g.in_per_group + ch;
+                let w = &panel[kk * PANEL..(kk + len) * PANEL];
+                gemm_tile::<S, MR, NV>(s, &mut acc, rows, w, col);
+            }
+        }
+    }
+    let add = bias.map(|b| &b[t.oc..t.oc + t.width]);
+    for (m, acc_row) in acc.into_iter().enumerate().take(t.pixels) {
+        let at = ((t.oy * g.out_w) + t.ox0 + m) * g.out_c + t.oc;
+        store_block::<S, NV>(s, acc_row, add, act, &mut yn[at..at + t.width]);
     }
 }
 
