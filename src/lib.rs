@@ -1,7 +1,8 @@
 //! # simdnn
 //!
-//! `#![no_std]`, allocation-free neural-network kernels with hand-written SIMD paths for
-//! AVX2+FMA, AVX-512F and NEON and a portable scalar fallback, chosen at run time.
+//! `#![no_std]`, allocation-free neural-network kernels (dense layers, convolutions, softmax,
+//! activations) with hand-written SIMD paths for AVX2+FMA, AVX-512F and NEON and a portable
+//! scalar fallback, chosen at run time.
 //!
 //! ```
 //! use simdnn::{Activation, Engine, PackedDense, dense_packed_len};
@@ -23,8 +24,9 @@
 //!
 //! - Runtime-shaped: slices plus sizes; every length is checked up front and a mismatch is
 //!   an [`Error`] naming the argument, the expected and the actual length. Nothing panics.
-//! - Fixed-size: arrays and const generics ([`Dense`], [`Engine::softmax_array`],
-//!   [`Engine::activate_array`], [`pack_dense`]); shape errors are compile errors.
+//! - Fixed-size: arrays and const generics ([`Dense`], [`Conv2d`], [`Engine::softmax_array`],
+//!   [`Engine::activate_array`], [`pack_dense`], [`pack_conv2d`]); shape errors are compile
+//!   errors.
 //!
 //! ## Backends and dispatch
 //!
