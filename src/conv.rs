@@ -267,7 +267,10 @@ impl Conv2dShape {
                 None => {
                     // SAME: out = ceil(len / stride), odd padding after.
                     let out = len.div_ceil(stride);
-                    let need = (out.max(1) - 1)
+                    if out == 0 {
+                        return Ok((0, 0));
+                    }
+                    let need = (out - 1)
                         .checked_mul(stride)
                         .and_then(|v| v.checked_add(span))
                         .ok_or(Error::SizeOverflow { what: "padding" })?;
@@ -912,6 +915,11 @@ impl Engine {
             check_len("bias", b.len(), g.out_c)?;
         }
         if y.is_empty() {
+            return Ok(());
+        }
+        if x.is_empty() {
+            // An empty image with padding around it: every tap reads zeros.
+            self.bias_only(bias, act, g.out_c, y);
             return Ok(());
         }
         let call = ConvCall {

@@ -508,7 +508,13 @@ fn check_dense(
 
 impl Engine {
     /// A layer without inputs: every `out`-wide row of `y` is `act(bias)` (or `act(0)`).
-    fn bias_only(&self, bias: Option<&[f32]>, act: Activation, out: usize, y: &mut [f32]) {
+    pub(crate) fn bias_only(
+        &self,
+        bias: Option<&[f32]>,
+        act: Activation,
+        out: usize,
+        y: &mut [f32],
+    ) {
         for row in y.chunks_exact_mut(out.max(1)) {
             match bias {
                 Some(b) => row.copy_from_slice(b),

@@ -80,7 +80,14 @@ fn exp_sum<S: Simd>(s: S, row: &mut [f32], max: f32, store: bool) -> f32 {
 fn softmax_row<S: Simd>(s: S, row: &mut [f32], mask: Option<&[f32]>, kind: Kind) {
     let max = add_mask_and_max(s, row, mask);
     if max == f32::NEG_INFINITY {
-        row.fill(0.0);
+        // Fully masked, unless a NaN was dropped by the max (x86 `max` keeps its second
+        // operand when either is NaN): NaN must still make the whole row NaN.
+        let fill = if row.iter().any(|v| v.is_nan()) {
+            f32::NAN
+        } else {
+            0.0
+        };
+        row.fill(fill);
         return;
     }
     match kind {

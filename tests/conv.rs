@@ -25,9 +25,10 @@ fn axis(
     let span = (k - 1) * dil + 1;
     let (b, a) = match pad {
         Padding::Valid => (0, 0),
+        Padding::Same if len == 0 => return (0, 0, 0),
         Padding::Same => {
             let out = len.div_ceil(stride);
-            let total = ((out.max(1) - 1) * stride + span).saturating_sub(len);
+            let total = ((out - 1) * stride + span).saturating_sub(len);
             (total / 2, total - total / 2)
         }
         Padding::Explicit {
