@@ -582,6 +582,9 @@ pub fn convert_weights(
     Ok(())
 }
 
+/// Stack floats for zero-padded copies of the tap rows of one output row (4 KiB).
+const PADDED_ROWS: usize = 1024;
+
 /// Zeros that padded taps read instead of the input (`in_per_group` is processed in
 /// chunks of this size where padding is involved).
 static ZEROS: [f32; 256] = [0.0; 256];
@@ -613,6 +616,16 @@ pub(crate) fn conv_general<S: Simd, const MR: usize, const NV: usize>(
     let group_len = g.out_per_group.div_ceil(PANEL) * PANEL * k;
     let block_cols = NV * S::LANES;
     let (image_in, image_out) = (g.in_h * g.in_w * g.in_c, g.out_h * g.out_w * g.out_c);
+    // Small images with horizontal padding: copy the tap rows of each output row into a
+    // zero-padded stack buffer, so that every tile takes the contiguous-run path.
+    let right = ((g.out_w - 1) * g.stride_w + (g.kernel_w - 1) * g.dilation_w + 1)
+        .saturating_sub(g.left + g.in_w);
+    let row_len = (g.left + g.in_w + right) * g.in_c;
+    let pad_rows = g.groups == 1
+        && g.dilation_w == 1
+        && (g.left > 0 || right > 0)
+        && g.kernel_h * row_len <= PADDED_ROWS;
+    let mut padded = [0.0; PADDED_ROWS];
     for (xn, yn) in x
         .chunks_exact(image_in)
         .zip(y.chunks_exact_mut(image_out))
@@ -622,11 +635,31 @@ pub(crate) fn conv_general<S: Simd, const MR: usize, const NV: usize>(
             let weights = &packed[grp * group_len..(grp + 1) * group_len];
             let c0 = grp * g.in_per_group;
             for oy in 0..g.out_h {
+                if pad_rows {
+                    for ky in 0..g.kernel_h {
+                        if let Some(iy) = g.in_row(oy, ky) {
+                            let dst = &mut padded[ky * row_len..(ky + 1) * row_len];
+                            let (lead, rest) = dst.split_at_mut(g.left * g.in_c);
+                            let (body, tail) = rest.split_at_mut(g.in_w * g.in_c);
+                            lead.fill(0.0);
+                            body.copy_from_slice(
+                                &xn[iy * g.in_w * g.in_c..(iy + 1) * g.in_w * g.in_c],
+                            );
+                            tail.fill(0.0);
+                        }
+                    }
+                }
+                let rows = if pad_rows {
+                    Some((&padded[..], row_len))
+                } else {
+                    None
+                };
                 for ox0 in (0..g.out_w).step_by(MR) {
                     let pixels = MR.min(g.out_w - ox0);
                     // The whole block's window rows lie inside the image horizontally.
-                    let inside = g.in_col(ox0, 0).is_some()
-                        && g.in_col(ox0 + pixels - 1, g.kernel_w - 1).is_some();
+                    let inside = pad_rows
+                        || (g.in_col(ox0, 0).is_some()
+                            && g.in_col(ox0 + pixels - 1, g.kernel_w - 1).is_some());
                     for (p, panel) in weights.chunks_exact(PANEL * k).enumerate() {
                         for col in (0..PANEL).step_by(block_cols) {
                             let o = p * PANEL + col;
@@ -647,9 +680,13 @@ pub(crate) fn conv_general<S: Simd, const MR: usize, const NV: usize>(
                             if width <= S::LANES && NV > 1 {
                                 // A narrow last block (e.g. 16 outputs of a 32-wide panel):
                                 // one vector column, half the FMAs.
-                                conv_tile::<S, MR, 1>(s, &g, xn, yn, panel, col, tile, bias, act);
+                                conv_tile::<S, MR, 1>(
+                                    s, &g, xn, rows, yn, panel, col, tile, bias, act,
+                                );
                             } else {
-                                conv_tile::<S, MR, NV>(s, &g, xn, yn, panel, col, tile, bias, act);
+                                conv_tile::<S, MR, NV>(
+                                    s, &g, xn, rows, yn, panel, col, tile, bias, act,
+                                );
                             }
                         }
                     }
@@ -680,6 +717,7 @@ fn conv_tile<S: Simd, const MR: usize, const NV: usize>(
     s: S,
     g: &Geometry,
     xn: &[f32],
+    padded: Option<(&[f32], usize)>,
     yn: &mut [f32],
     panel: &[f32],
     col: usize,
@@ -695,13 +733,20 @@ fn conv_tile<S: Simd, const MR: usize, const NV: usize>(
         let Some(iy) = g.in_row(t.oy, ky) else {
             continue;
         };
-        let row = &xn[iy * g.in_w * g.in_c..(iy + 1) * g.in_w * g.in_c];
+        // The input row, or its zero-padded copy (which starts `left` columns earlier).
+        let (row, left) = match padded {
+            Some((buf, len)) => (&buf[ky * len..(ky + 1) * len], 0),
+            None => (
+                &xn[iy * g.in_w * g.in_c..(iy + 1) * g.in_w * g.in_c],
+                g.left,
+            ),
+        };
         let tap0 = ky * g.kernel_w;
         if runs && t.inside {
             // One contiguous `KW * C` run per pixel and tap row.
             let len = g.kernel_w * g.in_c;
             let rows: [&[f32]; MR] = core::array::from_fn(|m| {
-                let ix = ox(m) * g.stride_w - g.left;
+                let ix = ox(m) * g.stride_w - left;
                 &row[ix * g.in_c..ix * g.in_c + len]
             });
             let w = &panel[tap0 * g.in_c * PANEL..(tap0 * g.in_c + len) * PANEL];
