@@ -598,9 +598,26 @@ pub(crate) struct ConvCall<'a> {
     act: Activation,
 }
 
-/// Implicit-GEMM convolution, `MR` output pixels of a row times `NV` vectors of one panel.
+/// Implicit-GEMM convolution: `MR` output pixels of a row times `NV` vectors of a panel.
+/// Layers with at most one vector of outputs per group (e.g. 16 channels on AVX-512) have
+/// half the accumulators per pixel, so they take tiles of `MRN` pixels instead.
 #[inline(always)]
-pub(crate) fn conv_general<S: Simd, const MR: usize, const NV: usize>(
+pub(crate) fn conv_general<S: Simd, const MR: usize, const NV: usize, const MRN: usize>(
+    s: S,
+    call: ConvCall<'_>,
+    x: &[f32],
+    y: &mut [f32],
+) {
+    if call.g.out_per_group <= S::LANES {
+        conv_rows::<S, MRN, 1>(s, call, x, y);
+    } else {
+        conv_rows::<S, MR, NV>(s, call, x, y);
+    }
+}
+
+/// [`conv_general`] with one tile shape.
+#[inline(always)]
+fn conv_rows<S: Simd, const MR: usize, const NV: usize>(
     s: S,
     call: ConvCall<'_>,
     x: &[f32],

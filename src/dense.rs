@@ -180,7 +180,7 @@ pub(crate) trait Blocking: Simd {
 }
 
 macro_rules! blocking {
-    ($token:ty, mr: $mr:literal, nv: $nv:literal, conv_mr: $cmr:literal, gemv_nv: $gnv:literal, gemv_panels: $gpg:literal) => {
+    ($token:ty, mr: $mr:literal, nv: $nv:literal, conv_mr: $cmr:literal, conv_mr_narrow: $cmrn:literal, gemv_nv: $gnv:literal, gemv_panels: $gpg:literal) => {
         impl Blocking for $token {
             const GEMM_MR: usize = $mr;
             #[inline(always)]
@@ -193,7 +193,7 @@ macro_rules! blocking {
             }
             #[inline(always)]
             fn conv(self, call: crate::conv::ConvCall<'_>, x: &[f32], y: &mut [f32]) {
-                crate::conv::conv_general::<Self, $cmr, $nv>(self, call, x, y)
+                crate::conv::conv_general::<Self, $cmr, $nv, $cmrn>(self, call, x, y)
             }
         }
     };
@@ -202,15 +202,15 @@ macro_rules! blocking {
 // Convolutions use 6-pixel tiles: fewer wasted pixels at row ends and, measured on Zen 4,
 // 90% of peak on conv_resnet against 69% with 12.
 #[cfg(simdnn_avx512)]
-blocking!(crate::simd::Avx512, mr: 12, nv: 2, conv_mr: 6, gemv_nv: 2, gemv_panels: 4);
+blocking!(crate::simd::Avx512, mr: 12, nv: 2, conv_mr: 6, conv_mr_narrow: 12, gemv_nv: 2, gemv_panels: 4);
 // 16 registers: 6 x 2 ymm accumulators, 2 weight vectors, 1 broadcast.
 #[cfg(simdnn_avx2)]
-blocking!(crate::simd::Avx2, mr: 6, nv: 2, conv_mr: 6, gemv_nv: 4, gemv_panels: 2);
+blocking!(crate::simd::Avx2, mr: 6, nv: 2, conv_mr: 6, conv_mr_narrow: 12, gemv_nv: 4, gemv_panels: 2);
 // 32 registers: 3 x 8 q accumulators and 8 weight vectors.
 #[cfg(simdnn_neon)]
-blocking!(crate::simd::Neon, mr: 3, nv: 8, conv_mr: 3, gemv_nv: 8, gemv_panels: 1);
+blocking!(crate::simd::Neon, mr: 3, nv: 8, conv_mr: 3, conv_mr_narrow: 8, gemv_nv: 8, gemv_panels: 1);
 // Cortex-M4F has 32 single registers: 2 x 8 accumulators.
-blocking!(crate::simd::Scalar, mr: 2, nv: 8, conv_mr: 2, gemv_nv: 8, gemv_panels: 1);
+blocking!(crate::simd::Scalar, mr: 2, nv: 8, conv_mr: 2, conv_mr_narrow: 2, gemv_nv: 8, gemv_panels: 1);
 
 /// Stores `NV` vectors to `dst` (which may be shorter: the last panel of a layer whose
 /// width is not a multiple of [`PANEL`]), after adding the bias and applying the activation.
