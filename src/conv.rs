@@ -16,10 +16,10 @@
 //! No im2col buffer and no scratch: everything is computed from the input in place.
 
 use crate::activation::Activation;
-use crate::dense::{Blocking, Layer, PANEL, gemm_tile, store_block};
+use crate::dense::{Blocking, Layer, PANEL, gemm_tile, slices, store_block};
 use crate::dispatch::dispatch;
 use crate::error::{check_len, checked_mul};
-use crate::simd::Simd;
+use crate::simd::{Relu, Simd, Unchanged, VecOp};
 use crate::{Engine, Error};
 
 /// How the input is padded (with zeros) before the kernel slides over it.
@@ -608,10 +608,26 @@ pub(crate) fn conv_general<S: Simd, const MR: usize, const NV: usize, const MRN:
     x: &[f32],
     y: &mut [f32],
 ) {
+    // The common activations get their own copy, so the per-pixel epilogue has no `match`.
+    match call.act {
+        Activation::Identity => conv_tiles::<S, MR, NV, MRN>(s, call, Unchanged, x, y),
+        Activation::Relu => conv_tiles::<S, MR, NV, MRN>(s, call, Relu, x, y),
+        act => conv_tiles::<S, MR, NV, MRN>(s, call, act, x, y),
+    }
+}
+
+#[inline(always)]
+fn conv_tiles<S: Simd, const MR: usize, const NV: usize, const MRN: usize>(
+    s: S,
+    call: ConvCall<'_>,
+    op: impl VecOp<S>,
+    x: &[f32],
+    y: &mut [f32],
+) {
     if call.g.out_per_group <= S::LANES {
-        conv_rows::<S, MRN, 1>(s, call, x, y);
+        conv_rows::<S, MRN, 1>(s, call, op, x, y);
     } else {
-        conv_rows::<S, MR, NV>(s, call, x, y);
+        conv_rows::<S, MR, NV>(s, call, op, x, y);
     }
 }
 
@@ -620,6 +636,7 @@ pub(crate) fn conv_general<S: Simd, const MR: usize, const NV: usize, const MRN:
 fn conv_rows<S: Simd, const MR: usize, const NV: usize>(
     s: S,
     call: ConvCall<'_>,
+    op: impl VecOp<S>,
     x: &[f32],
     y: &mut [f32],
 ) {
@@ -627,7 +644,7 @@ fn conv_rows<S: Simd, const MR: usize, const NV: usize>(
         g,
         packed,
         bias,
-        act,
+        act: _,
     } = call;
     let k = g.k();
     let group_len = g.out_per_group.div_ceil(PANEL) * PANEL * k;
@@ -698,11 +715,11 @@ fn conv_rows<S: Simd, const MR: usize, const NV: usize>(
                                 // A narrow last block (e.g. 16 outputs of a 32-wide panel):
                                 // one vector column, half the FMAs.
                                 conv_tile::<S, MR, 1>(
-                                    s, &g, xn, rows, yn, panel, col, tile, bias, act,
+                                    s, &g, xn, rows, yn, panel, col, tile, bias, op,
                                 );
                             } else {
                                 conv_tile::<S, MR, NV>(
-                                    s, &g, xn, rows, yn, panel, col, tile, bias, act,
+                                    s, &g, xn, rows, yn, panel, col, tile, bias, op,
                                 );
                             }
                         }
@@ -740,7 +757,7 @@ fn conv_tile<S: Simd, const MR: usize, const NV: usize>(
     col: usize,
     t: Tile,
     bias: Option<&[f32]>,
-    act: Activation,
+    op: impl VecOp<S>,
 ) {
     // Tail blocks repeat the last pixel and discard it.
     let ox = |m: usize| t.ox0 + m.min(t.pixels - 1);
@@ -762,7 +779,7 @@ fn conv_tile<S: Simd, const MR: usize, const NV: usize>(
         if runs && t.inside {
             // One contiguous `KW * C` run per pixel and tap row.
             let len = g.kernel_w * g.in_c;
-            let rows: [&[f32]; MR] = core::array::from_fn(|m| {
+            let rows: [&[f32]; MR] = slices(|m| {
                 let ix = ox(m) * g.stride_w - left;
                 &row[ix * g.in_c..ix * g.in_c + len]
             });
@@ -774,7 +791,7 @@ fn conv_tile<S: Simd, const MR: usize, const NV: usize>(
             let tap = tap0 + kx;
             for ch in (0..g.in_per_group).step_by(ZEROS.len()) {
                 let len = ZEROS.len().min(g.in_per_group - ch);
-                let rows: [&[f32]; MR] = core::array::from_fn(|m| match g.in_col(ox(m), kx) {
+                let rows: [&[f32]; MR] = slices(|m| match g.in_col(ox(m), kx) {
                     Some(ix) => {
                         let at = ix * g.in_c + t.c0 + ch;
                         &row[at..at + len]
@@ -790,7 +807,7 @@ fn conv_tile<S: Simd, const MR: usize, const NV: usize>(
     let add = bias.map(|b| &b[t.oc..t.oc + t.width]);
     for (m, acc_row) in acc.into_iter().enumerate().take(t.pixels) {
         let at = ((t.oy * g.out_w) + t.ox0 + m) * g.out_c + t.oc;
-        store_block::<S, NV>(s, acc_row, add, act, &mut yn[at..at + t.width]);
+        store_block::<S, NV>(s, acc_row, add, op, &mut yn[at..at + t.width]);
     }
 }
 

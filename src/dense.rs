@@ -14,7 +14,7 @@
 use crate::activation::Activation;
 use crate::dispatch::dispatch;
 use crate::error::{check_len, checked_mul};
-use crate::simd::Simd;
+use crate::simd::{Simd, VecOp};
 use crate::{Engine, Error};
 
 /// Output features per packed panel.
@@ -212,6 +212,17 @@ blocking!(crate::simd::Neon, mr: 3, nv: 8, conv_mr: 3, conv_mr_narrow: 8, gemv_n
 // Cortex-M4F has 32 single registers: 2 x 8 accumulators.
 blocking!(crate::simd::Scalar, mr: 2, nv: 8, conv_mr: 2, conv_mr_narrow: 2, gemv_nv: 8, gemv_panels: 1);
 
+/// `[f(0), .., f(N - 1)]`. `core::array::from_fn` stays an out-of-line call in the tile
+/// loops (19% of conv1d_kws's time); this plain loop is inlined.
+#[inline(always)]
+pub(crate) fn slices<'a, const N: usize>(f: impl Fn(usize) -> &'a [f32]) -> [&'a [f32]; N] {
+    let mut out: [&[f32]; N] = [&[]; N];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = f(i);
+    }
+    out
+}
+
 /// Stores `NV` vectors to `dst` (which may be shorter: the last panel of a layer whose
 /// width is not a multiple of [`PANEL`]), after adding the bias and applying the activation.
 #[inline(always)]
@@ -219,7 +230,7 @@ pub(crate) fn store_block<S: Simd, const NV: usize>(
     s: S,
     mut acc: [S::V; NV],
     bias: Option<&[f32]>,
-    act: Activation,
+    act: impl VecOp<S>,
     dst: &mut [f32],
 ) {
     for (v, a) in acc.iter_mut().enumerate() {
@@ -287,7 +298,7 @@ fn gemm<S: Simd, const MR: usize, const NV: usize>(
     let block_cols = NV * S::LANES;
     for (p, panel) in packed.chunks_exact(PANEL * inp).enumerate() {
         for r0 in (0..rows).step_by(MR) {
-            let x_rows: [&[f32]; MR] = core::array::from_fn(|m| {
+            let x_rows: [&[f32]; MR] = slices(|m| {
                 let r = (r0 + m).min(rows - 1);
                 &x[r * inp..(r + 1) * inp]
             });
@@ -330,7 +341,7 @@ fn gemv<S: Simd, const NV: usize, const PG: usize>(
     let panels = out.div_ceil(PANEL);
     for p0 in (0..panels).step_by(PG) {
         // The last group repeats the final panel; its duplicates are not stored.
-        let group: [&[f32]; PG] = core::array::from_fn(|i| {
+        let group: [&[f32]; PG] = slices(|i| {
             let p = (p0 + i).min(panels - 1);
             &packed[p * panel_len..(p + 1) * panel_len]
         });
@@ -436,7 +447,7 @@ fn gemv_row_major<S: Simd>(
 ) {
     let out = y.len();
     for o in (0..out).step_by(4) {
-        let rows: [&[f32]; 4] = core::array::from_fn(|j| {
+        let rows: [&[f32]; 4] = slices(|j| {
             let i = (o + j).min(out - 1);
             &w[i * inp..(i + 1) * inp]
         });

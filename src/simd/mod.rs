@@ -99,6 +99,26 @@ pub(crate) trait VecOp<S: Simd>: Copy {
     fn apply(self, s: S, v: S::V) -> S::V;
 }
 
+/// `v` unchanged: the epilogue of a kernel without activation, with no `match` left.
+#[derive(Clone, Copy)]
+pub(crate) struct Unchanged;
+impl<S: Simd> VecOp<S> for Unchanged {
+    #[inline(always)]
+    fn apply(self, _: S, v: S::V) -> S::V {
+        v
+    }
+}
+
+/// `max(v, 0)`, for the same reason.
+#[derive(Clone, Copy)]
+pub(crate) struct Relu;
+impl<S: Simd> VecOp<S> for Relu {
+    #[inline(always)]
+    fn apply(self, s: S, v: S::V) -> S::V {
+        s.max(s.zero(), v)
+    }
+}
+
 /// `v * factor` (the splat is hoisted out of the loop).
 #[derive(Clone, Copy)]
 pub(crate) struct Scale(pub f32);
