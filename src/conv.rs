@@ -833,6 +833,12 @@ fn conv_depthwise<S: Simd>(s: S, call: ConvCall<'_>, x: &[f32], y: &mut [f32]) {
         .zip(y.chunks_exact_mut(image_out))
         .take(g.batch)
     {
+        let dw = Depthwise {
+            g: &g,
+            x: xn,
+            packed,
+            bias,
+        };
         for (oy, out_row) in yn.chunks_exact_mut(g.out_w * c).enumerate() {
             let mut ox = 0;
             while ox < g.out_w {
@@ -842,14 +848,14 @@ fn conv_depthwise<S: Simd>(s: S, call: ConvCall<'_>, x: &[f32], y: &mut [f32]) {
                 let pixels = if inside { DW_PIXELS } else { 1 };
                 for c0 in (0..full).step_by(S::LANES) {
                     if inside {
-                        depthwise_block(s, &g, xn, out_row, packed, bias, oy, ox, c0);
+                        depthwise_block(s, &dw, out_row, oy, ox, c0);
                     } else {
-                        depthwise_pixel(s, &g, xn, out_row, packed, bias, oy, ox, c0, S::LANES);
+                        depthwise_pixel(s, &dw, out_row, oy, ox, c0, S::LANES);
                     }
                 }
                 if full < c {
                     for p in ox..ox + pixels {
-                        depthwise_pixel(s, &g, xn, out_row, packed, bias, oy, p, full, c - full);
+                        depthwise_pixel(s, &dw, out_row, oy, p, full, c - full);
                     }
                 }
                 ox += pixels;
@@ -860,21 +866,31 @@ fn conv_depthwise<S: Simd>(s: S, call: ConvCall<'_>, x: &[f32], y: &mut [f32]) {
     }
 }
 
+/// What the depthwise helpers read: the shape, one image, the weights and the bias.
+struct Depthwise<'a> {
+    g: &'a Geometry,
+    x: &'a [f32],
+    packed: &'a [f32],
+    bias: Option<&'a [f32]>,
+}
+
 /// [`DW_PIXELS`] pixels from `ox`, all windows horizontally inside; one full vector of
 /// channels from `c0`; no activation (applied per row).
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn depthwise_block<S: Simd>(
     s: S,
-    g: &Geometry,
-    xn: &[f32],
+    dw: &Depthwise<'_>,
     out_row: &mut [f32],
-    packed: &[f32],
-    bias: Option<&[f32]>,
     oy: usize,
     ox: usize,
     c0: usize,
 ) {
+    let Depthwise {
+        g,
+        x: xn,
+        packed,
+        bias,
+    } = *dw;
     let c = g.in_c;
     let step = g.stride_w * c;
     let init = match bias {
@@ -902,20 +918,22 @@ fn depthwise_block<S: Simd>(
 
 /// One pixel, `n <= LANES` channels from `c0`, any position (taps outside are skipped); no
 /// activation.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn depthwise_pixel<S: Simd>(
     s: S,
-    g: &Geometry,
-    xn: &[f32],
+    dw: &Depthwise<'_>,
     out_row: &mut [f32],
-    packed: &[f32],
-    bias: Option<&[f32]>,
     oy: usize,
     ox: usize,
     c0: usize,
     n: usize,
 ) {
+    let Depthwise {
+        g,
+        x: xn,
+        packed,
+        bias,
+    } = *dw;
     let c = g.in_c;
     let mut acc = match bias {
         Some(b) => s.load_partial(&b[c0..c0 + n], 0.0),
