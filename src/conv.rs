@@ -13,7 +13,9 @@
 //!   group, inside the image) a whole `KW * C` run is one step, which keeps tiny channel
 //!   counts (RGB input, mono audio) fast; padded taps read a static block of zeros.
 //!
-//! No im2col buffer and no scratch: everything is computed from the input in place.
+//! No im2col buffer and no caller scratch: everything is computed from the input in place;
+//! small padded images copy their tap rows into a 4 KiB stack buffer (zero-padded), so every
+//! tile takes the fast contiguous path.
 
 use crate::activation::Activation;
 use crate::dense::{Blocking, Layer, PANEL, gemm_tile, slices, store_block};
