@@ -235,6 +235,18 @@ impl Conv2dShape {
         self.groups > 1 && self.groups == self.in_c && self.out_c == self.in_c
     }
 
+    /// The geometry of the kernel alone (spatial size and padding ignored): what weight
+    /// packing and layout conversion need.
+    fn kernel_geometry(&self) -> Result<Geometry, Error> {
+        let kernel_only = Conv2dShape {
+            in_h: 0,
+            in_w: 0,
+            padding: Padding::Valid,
+            ..*self
+        };
+        kernel_only.geometry()
+    }
+
     /// Everything the kernels need, with every product checked for overflow.
     fn geometry(&self) -> Result<Geometry, Error> {
         let s = self;
@@ -473,14 +485,7 @@ impl<'a> PackedConv2d<'a> {
         w: &[f32],
         storage: &'a mut [f32],
     ) -> Result<Self, Error> {
-        // The spatial size does not matter for packing; validate the kernel part alone.
-        let kernel_only = Conv2dShape {
-            in_h: 0,
-            in_w: 0,
-            padding: Padding::Valid,
-            ..*shape
-        };
-        let g = kernel_only.geometry()?;
+        let g = shape.kernel_geometry()?;
         check_len("w", w.len(), g.weights_len)?;
         check_len("storage", storage.len(), shape.packed_weights_len())?;
         if g.depthwise {
@@ -524,13 +529,7 @@ impl<'a> PackedConv2d<'a> {
 
     /// Wraps weights packed earlier for `shape` (e.g. stored and read back with `bytemuck`).
     pub fn from_packed(shape: &Conv2dShape, data: &'a [f32]) -> Result<Self, Error> {
-        let kernel_only = Conv2dShape {
-            in_h: 0,
-            in_w: 0,
-            padding: Padding::Valid,
-            ..*shape
-        };
-        kernel_only.geometry()?;
+        shape.kernel_geometry()?;
         check_len("data", data.len(), shape.packed_weights_len())?;
         Ok(PackedConv2d {
             data,
@@ -563,13 +562,7 @@ pub fn convert_weights(
     to: WeightLayout,
     dst: &mut [f32],
 ) -> Result<(), Error> {
-    let kernel_only = Conv2dShape {
-        in_h: 0,
-        in_w: 0,
-        padding: Padding::Valid,
-        ..*shape
-    };
-    let g = kernel_only.geometry()?;
+    let g = shape.kernel_geometry()?;
     check_len("src", src.len(), g.weights_len)?;
     check_len("dst", dst.len(), g.weights_len)?;
     for o in 0..g.out_c {
