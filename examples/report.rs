@@ -2,7 +2,8 @@
 //! (`shared/WORKLOADS.md` plus the kernel-level rows of the issues) on every backend this
 //! CPU has, next to each backend's measured peak FMA throughput.
 //!
-//! `cargo run --release --example report [-- --json] [--only NAME[,NAME]] [--quick]`
+//! `cargo run --release --example report [-- --json] [--only NAME[,NAME]]
+//! [--backend NAME[,NAME]] [--quick]`
 //!
 //! Adding a workload is one line in `WORKLOADS`.
 use simdnn::{
@@ -144,6 +145,34 @@ const ANCHORS_US: &[(&str, f64)] = &[
 ];
 
 /// Deterministic pseudo-random data in [-1, 1).
+/// Activations in 64-byte aligned storage, as ONNX Runtime's allocator gives its tensors
+/// (a `Vec<f32>` of this size is only 16-byte aligned, and every 64-byte vector access to
+/// it then spans two cache lines).
+struct Aligned {
+    buf: Vec<f32>,
+    at: usize,
+    len: usize,
+}
+
+impl Aligned {
+    fn from(v: &[f32]) -> Self {
+        let mut buf = vec![0.0; v.len() + 16];
+        let at = buf.as_ptr().align_offset(64);
+        buf[at..at + v.len()].copy_from_slice(v);
+        Aligned {
+            buf,
+            at,
+            len: v.len(),
+        }
+    }
+    fn get(&self) -> &[f32] {
+        &self.buf[self.at..self.at + self.len]
+    }
+    fn get_mut(&mut self) -> &mut [f32] {
+        &mut self.buf[self.at..self.at + self.len]
+    }
+}
+
 fn data(n: usize, seed: u32) -> Vec<f32> {
     let mut s = seed.wrapping_mul(2_654_435_761).max(1);
     (0..n)
@@ -179,8 +208,9 @@ fn conv(nn: Engine, shape: Conv2dShape) -> Box<dyn FnMut()> {
     let w = data(shape.weights_len().unwrap(), 6);
     let mut storage = vec![0.0; shape.packed_weights_len()];
     PackedConv2d::pack(&shape, WeightLayout::Oihw, &w, &mut storage).unwrap();
-    let (b, x) = (data(shape.out_c, 7), data(shape.input_len().unwrap(), 8));
-    let mut y = vec![0.0; shape.output_len().unwrap()];
+    let b = data(shape.out_c, 7);
+    let x = Aligned::from(&data(shape.input_len().unwrap(), 8));
+    let mut y = Aligned::from(&vec![0.0; shape.output_len().unwrap()]);
     Box::new(move || {
         let packed = PackedConv2d::from_packed(&shape, &storage).unwrap();
         nn.conv2d(
@@ -188,11 +218,11 @@ fn conv(nn: Engine, shape: Conv2dShape) -> Box<dyn FnMut()> {
             &packed,
             Some(&b),
             Activation::Identity,
-            black_box(&x),
-            &mut y,
+            black_box(x.get()),
+            y.get_mut(),
         )
         .unwrap();
-        black_box(&y);
+        black_box(y.get());
     })
 }
 
@@ -293,11 +323,14 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let json = args.iter().any(|a| a == "--json");
     let quick = args.iter().any(|a| a == "--quick");
-    let only: Option<Vec<String>> = args
-        .iter()
-        .position(|a| a == "--only")
-        .and_then(|i| args.get(i + 1))
-        .map(|s| s.split(',').map(str::to_owned).collect());
+    let list = |flag: &str| -> Option<Vec<String>> {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .map(|s| s.split(',').map(str::to_owned).collect())
+    };
+    let only = list("--only");
+    let backends = list("--backend");
     if let Some(only) = &only {
         for name in only {
             if !WORKLOADS.iter().any(|w| w.name == name) {
@@ -317,6 +350,11 @@ fn main() {
 
     let engines: Vec<Engine> = Backend::ALL
         .into_iter()
+        .filter(|b| {
+            backends
+                .as_ref()
+                .is_none_or(|o| o.iter().any(|n| n == b.name()))
+        })
         .filter_map(|b| Engine::with_backend(b).ok())
         .collect();
     let peaks: Vec<f64> = engines.iter().map(|&nn| peak_gflops(nn, samples)).collect();

@@ -273,6 +273,53 @@ proptest! {
     }
 }
 
+/// Depthwise shapes the small random cases miss: rows wider than one strip of the window
+/// buffer, kernels up to 7x7, and dilations so large that the window does not fit it.
+fn wide_depthwise() -> impl Strategy<Value = (Conv2dShape, Vec<f32>, Vec<f32>, Vec<f32>)> {
+    (
+        (1usize..6, 1usize..150, 1usize..40),
+        (1usize..8, 1usize..8, 1usize..3, 1usize..3),
+        (prop_oneof![3 => Just(1usize), 1 => 2usize..40], 1usize..40),
+        padding(),
+    )
+        .prop_filter_map(
+            "invalid shape",
+            |((h, w, c), (kh, kw, sh, sw), (dh, dw), pad)| {
+                let s = Conv2dShape::new(h, w, c, c, kh, kw)
+                    .with_stride(sh, sw)
+                    .with_dilation(dh, dw)
+                    .with_padding(pad)
+                    .with_groups(c);
+                (s.output_len().ok()? > 0).then_some(s)
+            },
+        )
+        .prop_flat_map(|s| {
+            (
+                Just(s),
+                prop::collection::vec(-1.0f32..1.0, s.weights_len().unwrap()),
+                prop::collection::vec(-1.0f32..1.0, s.out_c),
+                prop::collection::vec(-1.0f32..1.0, s.input_len().unwrap()),
+            )
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 2 } else { 32 }, ..config() })]
+
+    #[test]
+    fn wide_and_dilated_depthwise_matches_reference((s, w, b, x) in wide_depthwise()) {
+        let want = conv_ref(&s, &w, Some(&b), &x);
+        let mut storage = vec![f32::NAN; s.packed_weights_len()];
+        let packed = PackedConv2d::pack(&s, WeightLayout::Oihw, &w, &mut storage).unwrap();
+        let k = s.kernel_h * s.kernel_w;
+        for e in common::engines() {
+            let mut y = vec![f32::NAN; s.output_len().unwrap()];
+            e.conv2d(&s, &packed, Some(&b), Activation::Relu6, &x, &mut y).unwrap();
+            check(&s, &y, &want, Activation::Relu6, k).map_err(|err| TestCaseError::fail(format!("{:?}: {err}", e.backend())))?;
+        }
+    }
+}
+
 /// SAME with an odd total padding puts the extra row/column after (TensorFlow rule).
 #[test]
 fn same_padding_odd_total_goes_after() {
