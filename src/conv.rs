@@ -22,7 +22,7 @@
 //! with AVX-512, 768 bytes on the scalar backend).
 
 use crate::activation::Activation;
-use crate::dense::{Blocking, Layer, PANEL, gemm_tile, slices, store_block};
+use crate::dense::{Blocking, Layer, PANEL, gemm_tile, gemm_tile_strided, slices, store_block};
 use crate::dispatch::dispatch;
 use crate::error::{check_len, checked_mul};
 use crate::simd::{Relu, Simd, Unchanged, VecOp};
@@ -623,10 +623,121 @@ fn conv_tiles<S: Simd, const MR: usize, const NV: usize, const MRN: usize>(
     x: &[f32],
     y: &mut [f32],
 ) {
-    if call.g.out_per_group <= S::LANES {
-        conv_rows::<S, MRN, 1>(s, call, op, x, y);
-    } else {
-        conv_rows::<S, MR, NV>(s, call, op, x, y);
+    let g = &call.g;
+    let mono = g.groups == 1
+        && g.in_c == 1
+        && g.stride_w == 1
+        && g.dilation_w == 1
+        && MRN.max(MR) + g.kernel_w <= MONO_WINDOW;
+    match (mono, g.out_per_group <= S::LANES) {
+        (true, true) => conv_mono::<S, MRN, 1>(s, call, op, x, y),
+        (true, false) => conv_mono::<S, MR, NV>(s, call, op, x, y),
+        (false, true) => conv_rows::<S, MRN, 1>(s, call, op, x, y),
+        (false, false) => conv_rows::<S, MR, NV>(s, call, op, x, y),
+    }
+}
+
+/// Input floats a border tile of [`conv_mono`] copies (zero-padded) to the stack.
+const MONO_WINDOW: usize = 64;
+
+/// One input channel, stride 1, dilation 1, one group (mono audio, grayscale images): the
+/// windows of a tile's pixels are one slice, one float apart, so a tile needs one base
+/// pointer and constant offsets. Tiles that overlap the padding (or run past the row end)
+/// read a zero-padded copy of their window instead.
+#[inline(always)]
+fn conv_mono<S: Simd, const MR: usize, const NV: usize>(
+    s: S,
+    call: ConvCall<'_>,
+    op: impl VecOp<S>,
+    x: &[f32],
+    y: &mut [f32],
+) {
+    let g = &call.g;
+    let (kw, k) = (g.kernel_w, g.k());
+    let block_cols = NV * S::LANES;
+    let span = MR - 1 + kw;
+    for (xn, yn) in x
+        .chunks_exact(g.in_h * g.in_w)
+        .zip(y.chunks_exact_mut(g.out_h * g.out_w * g.out_c))
+        .take(g.batch)
+    {
+        for (oy, out_row) in yn.chunks_exact_mut(g.out_w * g.out_c).enumerate() {
+            for (p, panel) in call.packed.chunks_exact(PANEL * k).enumerate() {
+                for col in (0..PANEL).step_by(block_cols) {
+                    let o = p * PANEL + col;
+                    if o >= g.out_c {
+                        break;
+                    }
+                    let width = block_cols.min(g.out_c - o);
+                    let bias = call.bias.map(|b| {
+                        let b = &b[o..o + width];
+                        let mut v = [s.zero(); NV];
+                        for (i, bv) in v.iter_mut().enumerate() {
+                            let lo = (i * S::LANES).min(width);
+                            *bv = s.load_partial(&b[lo..(lo + S::LANES).min(width)], 0.0);
+                        }
+                        v
+                    });
+                    for ox0 in (0..g.out_w).step_by(MR) {
+                        let mut acc = [[s.zero(); NV]; MR];
+                        for ky in 0..g.kernel_h {
+                            let Some(iy) = g.in_row(oy, ky) else { continue };
+                            let row = &xn[iy * g.in_w..(iy + 1) * g.in_w];
+                            let w = &panel[ky * kw * PANEL..(ky + 1) * kw * PANEL];
+                            // Input column of the tile's first tap, if inside the image.
+                            let inside =
+                                (ox0.checked_sub(g.left)).filter(|&at| at + span <= g.in_w);
+                            match inside {
+                                Some(at) => gemm_tile_strided::<S, MR, NV>(
+                                    s,
+                                    &mut acc,
+                                    &row[at..at + span],
+                                    1,
+                                    kw,
+                                    w,
+                                    col,
+                                ),
+                                None => {
+                                    let mut window = [0.0; MONO_WINDOW];
+                                    for (j, v) in window[..span].iter_mut().enumerate() {
+                                        if let Some(ix) = (ox0 + j).checked_sub(g.left) {
+                                            *v = row.get(ix).copied().unwrap_or(0.0);
+                                        }
+                                    }
+                                    gemm_tile_strided::<S, MR, NV>(
+                                        s,
+                                        &mut acc,
+                                        &window[..span],
+                                        1,
+                                        kw,
+                                        w,
+                                        col,
+                                    );
+                                }
+                            }
+                        }
+                        // Pixel by pixel to the row's end (the last tile may be short).
+                        let pixels = out_row[ox0 * g.out_c + o..].chunks_mut(g.out_c);
+                        for (mut acc_row, dst) in acc.into_iter().zip(pixels) {
+                            let dst = &mut dst[..width];
+                            for (v, a) in acc_row.iter_mut().enumerate() {
+                                if let Some(b) = bias {
+                                    *a = s.add(*a, b[v]);
+                                }
+                                *a = op.apply(s, *a);
+                                let lo = (v * S::LANES).min(width);
+                                let hi = (lo + S::LANES).min(width);
+                                if hi - lo == S::LANES {
+                                    s.store(*a, &mut dst[lo..hi]);
+                                } else if hi > lo {
+                                    s.store_partial(*a, &mut dst[lo..hi]);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 

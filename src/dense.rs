@@ -276,6 +276,36 @@ pub(crate) fn gemm_tile<S: Simd, const MR: usize, const NV: usize>(
     }
 }
 
+/// [`gemm_tile`] for rows that are windows of one slice: row `m` is
+/// `xs[m * step..m * step + kc]`. One base pointer instead of `MR` keeps the tile's
+/// addresses in registers; with `step` a constant (after inlining) the offsets are
+/// immediates and the bounds checks fold away.
+#[inline(always)]
+pub(crate) fn gemm_tile_strided<S: Simd, const MR: usize, const NV: usize>(
+    s: S,
+    acc: &mut [[S::V; NV]; MR],
+    xs: &[f32],
+    step: usize,
+    kc: usize,
+    panel: &[f32],
+    col: usize,
+) {
+    for (k, wk) in (0..kc).zip(panel.chunks_exact(PANEL)) {
+        let wk = &wk[col..col + NV * S::LANES];
+        let mut w = [s.zero(); NV];
+        for (v, wv) in w.iter_mut().enumerate() {
+            *wv = s.load(&wk[v * S::LANES..]);
+        }
+        let xk = &xs[k..k + (MR - 1) * step + 1];
+        for (m, acc_row) in acc.iter_mut().enumerate() {
+            let a = s.splat(xk[m * step]);
+            for (c, wv) in acc_row.iter_mut().zip(w) {
+                *c = s.mul_add(wv, a, *c);
+            }
+        }
+    }
+}
+
 /// `rows` rows of `x` times the packed layer, `MR` rows at a time (the last block computes
 /// duplicate rows and discards them). Each output is `bias + sum_k` with `k` ascending in
 /// one accumulator, exactly as in [`gemv`] and the convolutions, so results do not depend

@@ -320,6 +320,51 @@ proptest! {
     }
 }
 
+/// One-channel 1-D signals (the mono path): long rows, kernels from 1 tap to wider than
+/// the path's stack window, any output width.
+fn mono_conv1d() -> impl Strategy<Value = (Conv2dShape, Vec<f32>, Vec<f32>, Vec<f32>)> {
+    (1usize..3, 1usize..300, 1usize..70, 1usize..40, padding())
+        .prop_filter_map("invalid shape", |(batch, len, k, out_c, pad)| {
+            let pad = match pad {
+                Padding::Explicit { left, right, .. } => Padding::Explicit {
+                    top: 0,
+                    bottom: 0,
+                    left: left * k / 2,
+                    right,
+                },
+                p => p,
+            };
+            let s = Conv2dShape::conv1d(len, 1, out_c, k)
+                .with_batch(batch)
+                .with_padding(pad);
+            (s.output_len().ok()? > 0).then_some(s)
+        })
+        .prop_flat_map(|s| {
+            (
+                Just(s),
+                prop::collection::vec(-1.0f32..1.0, s.weights_len().unwrap()),
+                prop::collection::vec(-1.0f32..1.0, s.out_c),
+                prop::collection::vec(-1.0f32..1.0, s.input_len().unwrap()),
+            )
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 2 } else { 32 }, ..config() })]
+
+    #[test]
+    fn mono_conv1d_matches_reference((s, w, b, x) in mono_conv1d()) {
+        let want = conv_ref(&s, &w, Some(&b), &x);
+        let mut storage = vec![f32::NAN; s.packed_weights_len()];
+        let packed = PackedConv2d::pack(&s, WeightLayout::Oihw, &w, &mut storage).unwrap();
+        for e in common::engines() {
+            let mut y = vec![f32::NAN; s.output_len().unwrap()];
+            e.conv2d(&s, &packed, Some(&b), Activation::Tanh, &x, &mut y).unwrap();
+            check(&s, &y, &want, Activation::Tanh, s.kernel_w).map_err(|err| TestCaseError::fail(format!("{:?}: {err}", e.backend())))?;
+        }
+    }
+}
+
 /// SAME with an odd total padding puts the extra row/column after (TensorFlow rule).
 #[test]
 fn same_padding_odd_total_goes_after() {
