@@ -22,7 +22,9 @@
 //! with AVX-512, 768 bytes on the scalar backend).
 
 use crate::activation::Activation;
-use crate::dense::{Blocking, Layer, PANEL, gemm_tile, gemm_tile_strided, slices, store_block};
+use crate::dense::{
+    Blocking, Layer, PANEL, dense_kernel, gemm_tile, gemm_tile_strided, slices, store_block,
+};
 use crate::dispatch::dispatch;
 use crate::error::{check_len, checked_mul};
 use crate::simd::{Relu, Simd, Unchanged, VecOp};
@@ -424,6 +426,15 @@ impl Geometry {
             && self.out_w == self.in_w
             && self.groups == 1
     }
+    /// One input channel, stride 1, dilation 1, one group, and a kernel row narrow enough
+    /// for [`conv_mono`]'s stack window (whatever the backend's tile width).
+    fn is_mono(&self) -> bool {
+        self.groups == 1
+            && self.in_c == 1
+            && self.stride_w == 1
+            && self.dilation_w == 1
+            && self.kernel_w + MONO_TILE_MAX <= MONO_WINDOW
+    }
     /// Input row `iy` for output row `oy` and tap row `ky`, if inside the image.
     #[inline(always)]
     fn in_row(&self, oy: usize, ky: usize) -> Option<usize> {
@@ -599,9 +610,16 @@ pub(crate) struct ConvCall<'a> {
 
 /// Implicit-GEMM convolution: `MR` output pixels of a row times `NV` vectors of a panel.
 /// Layers with at most one vector of outputs per group (e.g. 16 channels on AVX-512) have
-/// half the accumulators per pixel, so they take tiles of `MRN` pixels instead.
+/// half the accumulators per pixel, so they take tiles of `MRN` pixels instead. `MONO`
+/// selects [`conv_mono`] (see [`Geometry::is_mono`]) instead of [`conv_rows`].
 #[inline(always)]
-pub(crate) fn conv_general<S: Simd, const MR: usize, const NV: usize, const MRN: usize>(
+pub(crate) fn conv_general<
+    S: Simd,
+    const MR: usize,
+    const NV: usize,
+    const MRN: usize,
+    const MONO: bool,
+>(
     s: S,
     call: ConvCall<'_>,
     x: &[f32],
@@ -609,27 +627,21 @@ pub(crate) fn conv_general<S: Simd, const MR: usize, const NV: usize, const MRN:
 ) {
     // The common activations get their own copy, so the per-pixel epilogue has no `match`.
     match call.act {
-        Activation::Identity => conv_tiles::<S, MR, NV, MRN>(s, call, Unchanged, x, y),
-        Activation::Relu => conv_tiles::<S, MR, NV, MRN>(s, call, Relu, x, y),
-        act => conv_tiles::<S, MR, NV, MRN>(s, call, act, x, y),
+        Activation::Identity => conv_tiles::<S, MR, NV, MRN, MONO>(s, call, Unchanged, x, y),
+        Activation::Relu => conv_tiles::<S, MR, NV, MRN, MONO>(s, call, Relu, x, y),
+        act => conv_tiles::<S, MR, NV, MRN, MONO>(s, call, act, x, y),
     }
 }
 
 #[inline(always)]
-fn conv_tiles<S: Simd, const MR: usize, const NV: usize, const MRN: usize>(
+fn conv_tiles<S: Simd, const MR: usize, const NV: usize, const MRN: usize, const MONO: bool>(
     s: S,
     call: ConvCall<'_>,
     op: impl VecOp<S>,
     x: &[f32],
     y: &mut [f32],
 ) {
-    let g = &call.g;
-    let mono = g.groups == 1
-        && g.in_c == 1
-        && g.stride_w == 1
-        && g.dilation_w == 1
-        && MRN.max(MR) + g.kernel_w <= MONO_WINDOW;
-    match (mono, g.out_per_group <= S::LANES) {
+    match (MONO, call.g.out_per_group <= S::LANES) {
         (true, true) => conv_mono::<S, MRN, 1>(s, call, op, x, y),
         (true, false) => conv_mono::<S, MR, NV>(s, call, op, x, y),
         (false, true) => conv_rows::<S, MRN, 1>(s, call, op, x, y),
@@ -639,6 +651,9 @@ fn conv_tiles<S: Simd, const MR: usize, const NV: usize, const MRN: usize>(
 
 /// Input floats a border tile of [`conv_mono`] copies (zero-padded) to the stack.
 const MONO_WINDOW: usize = 64;
+
+/// The widest conv tile of any backend (in pixels); see `dense::blocking!`.
+const MONO_TILE_MAX: usize = 12;
 
 /// One input channel, stride 1, dilation 1, one group (mono audio, grayscale images): the
 /// windows of a tile's pixels are one slice, one float apart, so a tile needs one base
@@ -652,6 +667,7 @@ fn conv_mono<S: Simd, const MR: usize, const NV: usize>(
     x: &[f32],
     y: &mut [f32],
 ) {
+    const { assert!(MR <= MONO_TILE_MAX) };
     let g = &call.g;
     let (kw, k) = (g.kernel_w, g.k());
     let block_cols = NV * S::LANES;
@@ -1167,24 +1183,40 @@ fn depthwise_pixel<S: Simd>(
     depthwise_store(s, g, op, yn, ([acc], 1), oy, ox, c0, n);
 }
 
-/// Picks the path for a validated call.
-#[inline(always)]
-fn conv_kernel<S: Blocking>(s: S, call: ConvCall<'_>, x: &[f32], y: &mut [f32]) {
-    let g = call.g;
-    if g.depthwise {
-        conv_depthwise(s, call, x, y);
-    } else if g.is_pointwise() {
-        let layer = Layer {
-            packed: call.packed,
-            out: g.out_c,
-            inp: g.in_c,
-            bias: call.bias,
-            act: call.act,
-        };
-        crate::dense::dense_kernel(s, layer, x, y);
-    } else {
-        s.conv(call, x, y);
+impl ConvCall<'_> {
+    /// Picks the path for this validated call and runs it on `engine`'s backend. Each path
+    /// is its own `#[target_feature]` function: one function holding all of them made LLVM
+    /// allocate registers worse in the hot loops (conv_tiny 21 -> 30 us).
+    fn run(self, engine: &Engine, x: &[f32], y: &mut [f32]) {
+        let call = self;
+        let g = &self.g;
+        if g.depthwise {
+            dispatch!(engine, conv_depthwise(call: ConvCall<'_>, x: &[f32], y: &mut [f32]));
+        } else if g.is_pointwise() {
+            let layer = Layer {
+                packed: call.packed,
+                out: g.out_c,
+                inp: g.in_c,
+                bias: call.bias,
+                act: call.act,
+            };
+            dispatch!(engine, dense_kernel(layer: Layer<'_>, x: &[f32], y: &mut [f32]));
+        } else if g.is_mono() {
+            dispatch!(engine, conv_mono_kernel(call: ConvCall<'_>, x: &[f32], y: &mut [f32]));
+        } else {
+            dispatch!(engine, conv_rows_kernel(call: ConvCall<'_>, x: &[f32], y: &mut [f32]));
+        }
     }
+}
+
+#[inline(always)]
+fn conv_mono_kernel<S: Blocking>(s: S, call: ConvCall<'_>, x: &[f32], y: &mut [f32]) {
+    s.conv::<true>(call, x, y);
+}
+
+#[inline(always)]
+fn conv_rows_kernel<S: Blocking>(s: S, call: ConvCall<'_>, x: &[f32], y: &mut [f32]) {
+    s.conv::<false>(call, x, y);
 }
 
 impl Engine {
@@ -1240,7 +1272,7 @@ impl Engine {
             bias,
             act,
         };
-        dispatch!(self, conv_kernel(call: ConvCall<'_>, x: &[f32], y: &mut [f32]));
+        call.run(self, x, y);
         Ok(())
     }
 }
@@ -1508,7 +1540,7 @@ impl<'w, const CI: usize, const CO: usize, const KH: usize, const KW: usize, con
                 bias,
                 act,
             };
-            dispatch!(engine, conv_kernel(call: ConvCall<'_>, x: &[f32], y: &mut [f32]));
+            call.run(engine, x, y);
         }
     }
 }

@@ -176,7 +176,8 @@ pub(crate) trait Blocking: Simd {
     const GEMM_MR: usize;
     fn gemm_rows(self, layer: Layer<'_>, x: &[f32], rows: usize, y: &mut [f32]);
     fn gemv(self, layer: Layer<'_>, x: &[f32], y: &mut [f32]);
-    fn conv(self, call: crate::conv::ConvCall<'_>, x: &[f32], y: &mut [f32]);
+    /// The implicit-GEMM convolution; `MONO` selects the one-input-channel rows.
+    fn conv<const MONO: bool>(self, call: crate::conv::ConvCall<'_>, x: &[f32], y: &mut [f32]);
 }
 
 macro_rules! blocking {
@@ -192,8 +193,13 @@ macro_rules! blocking {
                 gemv::<Self, $gnv, $gpg>(self, layer, x, y)
             }
             #[inline(always)]
-            fn conv(self, call: crate::conv::ConvCall<'_>, x: &[f32], y: &mut [f32]) {
-                crate::conv::conv_general::<Self, $cmr, $nv, $cmrn>(self, call, x, y)
+            fn conv<const MONO: bool>(
+                self,
+                call: crate::conv::ConvCall<'_>,
+                x: &[f32],
+                y: &mut [f32],
+            ) {
+                crate::conv::conv_general::<Self, $cmr, $nv, $cmrn, MONO>(self, call, x, y)
             }
         }
     };
