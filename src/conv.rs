@@ -610,7 +610,8 @@ pub(crate) struct ConvCall<'a> {
 
 /// Implicit-GEMM convolution: `MR` output pixels of a row times `NV` vectors of a panel.
 /// Layers with at most one vector of outputs per group (e.g. 16 channels on AVX-512) have
-/// half the accumulators per pixel, so they take tiles of `MRN` pixels instead. `MONO`
+/// half the accumulators per pixel, so they take tiles of `MRN` pixels instead. A row's
+/// last few pixels (at most `MRT`) take a tile of `MRT`, not a mostly wasted full one. `MONO`
 /// selects [`conv_mono`] (see [`Geometry::is_mono`]) instead of [`conv_rows`].
 #[inline(always)]
 pub(crate) fn conv_general<
@@ -618,6 +619,7 @@ pub(crate) fn conv_general<
     const MR: usize,
     const NV: usize,
     const MRN: usize,
+    const MRT: usize,
     const MONO: bool,
 >(
     s: S,
@@ -627,14 +629,21 @@ pub(crate) fn conv_general<
 ) {
     // The common activations get their own copy, so the per-pixel epilogue has no `match`.
     match call.act {
-        Activation::Identity => conv_tiles::<S, MR, NV, MRN, MONO>(s, call, Unchanged, x, y),
-        Activation::Relu => conv_tiles::<S, MR, NV, MRN, MONO>(s, call, Relu, x, y),
-        act => conv_tiles::<S, MR, NV, MRN, MONO>(s, call, act, x, y),
+        Activation::Identity => conv_tiles::<S, MR, NV, MRN, MRT, MONO>(s, call, Unchanged, x, y),
+        Activation::Relu => conv_tiles::<S, MR, NV, MRN, MRT, MONO>(s, call, Relu, x, y),
+        act => conv_tiles::<S, MR, NV, MRN, MRT, MONO>(s, call, act, x, y),
     }
 }
 
 #[inline(always)]
-fn conv_tiles<S: Simd, const MR: usize, const NV: usize, const MRN: usize, const MONO: bool>(
+fn conv_tiles<
+    S: Simd,
+    const MR: usize,
+    const NV: usize,
+    const MRN: usize,
+    const MRT: usize,
+    const MONO: bool,
+>(
     s: S,
     call: ConvCall<'_>,
     op: impl VecOp<S>,
@@ -644,8 +653,8 @@ fn conv_tiles<S: Simd, const MR: usize, const NV: usize, const MRN: usize, const
     match (MONO, call.g.out_per_group <= S::LANES) {
         (true, true) => conv_mono::<S, MRN, 1>(s, call, op, x, y),
         (true, false) => conv_mono::<S, MR, NV>(s, call, op, x, y),
-        (false, true) => conv_rows::<S, MRN, 1>(s, call, op, x, y),
-        (false, false) => conv_rows::<S, MR, NV>(s, call, op, x, y),
+        (false, true) => conv_rows::<S, MRN, 1, MRT>(s, call, op, x, y),
+        (false, false) => conv_rows::<S, MR, NV, MRT>(s, call, op, x, y),
     }
 }
 
@@ -759,7 +768,7 @@ fn conv_mono<S: Simd, const MR: usize, const NV: usize>(
 
 /// [`conv_general`] with one tile shape.
 #[inline(always)]
-fn conv_rows<S: Simd, const MR: usize, const NV: usize>(
+fn conv_rows<S: Simd, const MR: usize, const NV: usize, const MRT: usize>(
     s: S,
     call: ConvCall<'_>,
     op: impl VecOp<S>,
@@ -837,16 +846,16 @@ fn conv_rows<S: Simd, const MR: usize, const NV: usize>(
                                 oc,
                                 width,
                             };
-                            if width <= S::LANES && NV > 1 {
-                                // A narrow last block (e.g. 16 outputs of a 32-wide panel):
-                                // one vector column, half the FMAs.
-                                conv_tile::<S, MR, 1>(
-                                    s, &g, xn, rows, yn, panel, col, tile, bias, op,
-                                );
-                            } else {
-                                conv_tile::<S, MR, NV>(
-                                    s, &g, xn, rows, yn, panel, col, tile, bias, op,
-                                );
+                            // A narrow last block (e.g. 16 outputs of a 32-wide panel) takes
+                            // one vector column, half the FMAs.
+                            let narrow = width <= S::LANES && NV > 1;
+                            let short = pixels <= MRT && MRT < MR;
+                            let args = (s, &g, xn, rows, &mut *yn, panel, col, tile, bias, op);
+                            match (short, narrow) {
+                                (false, false) => conv_tile::<S, MR, NV>(args),
+                                (false, true) => conv_tile::<S, MR, 1>(args),
+                                (true, false) => conv_tile::<S, MRT, NV>(args),
+                                (true, true) => conv_tile::<S, MRT, 1>(args),
                             }
                         }
                     }
@@ -870,20 +879,26 @@ struct Tile {
     width: usize,
 }
 
+/// Everything [`conv_tile`] reads and writes: the backend, the shape, the image, the padded
+/// tap rows if any, the output image, the weight panel and its column, the tile, the bias
+/// and the activation.
+type TileArgs<'a, S, Op> = (
+    S,
+    &'a Geometry,
+    &'a [f32],
+    Option<(&'a [f32], usize)>,
+    &'a mut [f32],
+    &'a [f32],
+    usize,
+    Tile,
+    Option<&'a [f32]>,
+    Op,
+);
+
 /// `MR` pixels times `NV` vectors of one panel: accumulate every tap, then store.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn conv_tile<S: Simd, const MR: usize, const NV: usize>(
-    s: S,
-    g: &Geometry,
-    xn: &[f32],
-    padded: Option<(&[f32], usize)>,
-    yn: &mut [f32],
-    panel: &[f32],
-    col: usize,
-    t: Tile,
-    bias: Option<&[f32]>,
-    op: impl VecOp<S>,
+    (s, g, xn, padded, yn, panel, col, t, bias, op): TileArgs<'_, S, impl VecOp<S>>,
 ) {
     // Tail blocks repeat the last pixel and discard it.
     let ox = |m: usize| t.ox0 + m.min(t.pixels - 1);
