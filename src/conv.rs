@@ -2,7 +2,8 @@
 //!
 //! `y[n, oy, ox, o] = b[o] + sum_{ky, kx, c} W[o, ky, kx, c] x[n, oy*sh + ky*dh - top,
 //! ox*sw + kx*dw - left, g*CIg + c]` over the channels `c` of `o`'s group `g`, then the
-//! fused activation. Three paths, chosen from the shape:
+//! fused activation. Four paths, chosen from the shape, each compiled as its own
+//! `#[target_feature]` function:
 //! - pointwise (1x1, stride 1, no padding, one group): exactly the dense GEMM over pixels;
 //! - depthwise (groups = channels, multiplier 1): channels in vector lanes, weights
 //!   stored `[KH][KW][C]`; per vector of channels the rows under the window are copied
@@ -14,7 +15,11 @@
 //!   output pixels of one row times one panel stays in registers while the kernel window
 //!   streams past. Where a pixel's window row is contiguous in memory (dilation 1, one
 //!   group, inside the image) a whole `KW * C` run is one step, which keeps tiny channel
-//!   counts (RGB input, mono audio) fast; padded taps read a static block of zeros.
+//!   counts (RGB input) fast; padded taps read a static block of zeros. Tiles are 8 pixels
+//!   on AVX-512 (6 on AVX2), with a short tile for a row's last few pixels;
+//! - one input channel, stride 1 (mono audio, grayscale): the same tiles, but the windows
+//!   of a tile's pixels are one slice one float apart, so a tile is one base pointer with
+//!   constant offsets; tiles touching the padding copy their window to the stack first.
 //!
 //! No im2col buffer and no caller scratch: everything is computed from the input in place;
 //! small padded images copy their tap rows into a 4 KiB stack buffer (zero-padded), so every
@@ -920,11 +925,19 @@ fn conv_tile<S: Simd, const MR: usize, const NV: usize>(
         if runs && t.inside {
             // One contiguous `KW * C` run per pixel and tap row.
             let len = g.kernel_w * g.in_c;
+            let w = &panel[tap0 * g.in_c * PANEL..(tap0 * g.in_c + len) * PANEL];
+            if t.pixels == MR && g.stride_w * g.in_c == 3 {
+                // RGB first layers: the runs are 3 floats apart, so one base pointer with
+                // constant offsets serves the tile.
+                let at = (t.ox0 * g.stride_w - left) * g.in_c;
+                let xs = &row[at..at + (MR - 1) * 3 + len];
+                gemm_tile_strided::<S, MR, NV>(s, &mut acc, xs, 3, len, w, col);
+                continue;
+            }
             let rows: [&[f32]; MR] = slices(|m| {
                 let ix = ox(m) * g.stride_w - left;
                 &row[ix * g.in_c..ix * g.in_c + len]
             });
-            let w = &panel[tap0 * g.in_c * PANEL..(tap0 * g.in_c + len) * PANEL];
             gemm_tile::<S, MR, NV>(s, &mut acc, rows, w, col);
             continue;
         }

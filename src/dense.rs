@@ -242,14 +242,16 @@ pub(crate) fn store_block<S: Simd, const NV: usize>(
     for (v, a) in acc.iter_mut().enumerate() {
         let lo = (v * S::LANES).min(dst.len());
         let hi = ((v + 1) * S::LANES).min(dst.len());
-        if let Some(b) = bias {
-            *a = s.add(*a, s.load_partial(&b[lo..hi], 0.0));
-        }
-        *a = act.apply(s, *a);
         if hi - lo == S::LANES {
-            s.store(*a, &mut dst[lo..hi]);
+            if let Some(b) = bias {
+                *a = s.add(*a, s.load(&b[lo..hi]));
+            }
+            s.store(act.apply(s, *a), &mut dst[lo..hi]);
         } else if hi > lo {
-            s.store_partial(*a, &mut dst[lo..hi]);
+            if let Some(b) = bias {
+                *a = s.add(*a, s.load_partial(&b[lo..hi], 0.0));
+            }
+            s.store_partial(act.apply(s, *a), &mut dst[lo..hi]);
         }
     }
 }
