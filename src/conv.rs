@@ -1007,6 +1007,9 @@ fn depthwise_images<S: Simd>(
         Some(spare) => (spare / g.stride_w + 1) / DW_PIXELS * DW_PIXELS,
         None => 0,
     };
+    // Every window column a block reads is written first, so one zeroing per call will do
+    // (7x7 images with many channels would otherwise pay it per vector of channels).
+    let mut window = [s.zero(); DW_WINDOW];
     for (xn, yn) in x
         .chunks_exact(image_in)
         .zip(y.chunks_exact_mut(image_out))
@@ -1029,7 +1032,8 @@ fn depthwise_images<S: Simd>(
                 continue;
             }
             for ox0 in (0..g.out_w).step_by(strip) {
-                depthwise_strip(s, &dw, op, yn, ox0, strip.min(g.out_w - ox0), c0, n);
+                let width = strip.min(g.out_w - ox0);
+                depthwise_strip(s, &dw, op, &mut window, yn, ox0, width, c0, n);
             }
         }
     }
@@ -1060,6 +1064,7 @@ fn depthwise_strip<S: Simd>(
     s: S,
     dw: &Depthwise<'_>,
     op: impl VecOp<S>,
+    window: &mut [S::V; DW_WINDOW],
     yn: &mut [f32],
     ox0: usize,
     width: usize,
@@ -1080,7 +1085,6 @@ fn depthwise_strip<S: Simd>(
         Some(b) => load_n(s, &b[c0..], n),
         None => s.zero(),
     };
-    let mut window = [s.zero(); DW_WINDOW];
     // Input rows `..next` are in the window already; row `iy` lives in slot `iy % span_h`.
     let mut next = 0;
     for oy in 0..g.out_h {
@@ -1100,21 +1104,10 @@ fn depthwise_strip<S: Simd>(
             // The common 3-wide stride-1 row gets its own copy with constant offsets: no
             // bounds checks, and each window vector loaded once for all three taps.
             let acc = if (g.kernel_w, g.stride_w, g.dilation_w) == (3, 1, 1) {
-                depthwise_block::<S, DW_PIXELS>(
-                    s,
-                    dw,
-                    &window,
-                    cols,
-                    oy,
-                    m0,
-                    c0,
-                    n,
-                    bias,
-                    (3, 1, 1),
-                )
+                depthwise_block::<S, DW_PIXELS>(s, dw, window, cols, oy, m0, c0, n, bias, (3, 1, 1))
             } else {
                 let taps = (g.kernel_w, g.stride_w, g.dilation_w);
-                depthwise_block::<S, DW_PIXELS>(s, dw, &window, cols, oy, m0, c0, n, bias, taps)
+                depthwise_block::<S, DW_PIXELS>(s, dw, window, cols, oy, m0, c0, n, bias, taps)
             };
             let keep = DW_PIXELS.min(width - m0);
             depthwise_store(s, g, op, yn, (acc, keep), oy, ox0 + m0, c0, n);

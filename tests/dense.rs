@@ -123,7 +123,7 @@ proptest! {
         }
     }
 
-    /// Inner dimensions past the GEMM's K block (256), batches past every row block.
+    /// Long inner dimensions, batches past every row block.
     #[test]
     fn packed_large_k_matches_reference(p in problem(40, 700, 14)) {
         let mut storage = vec![0.0; dense_packed_len(p.out, p.inp)];
