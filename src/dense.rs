@@ -268,7 +268,7 @@ pub(crate) fn gemm_tile<S: Simd, const MR: usize, const NV: usize>(
 ) {
     let kc = x_rows[0].len();
     // Every row exactly `kc` long, so `x_row[k]` below needs no bounds check.
-    let x_rows = x_rows.map(|r| &r[..kc]);
+    let x_rows: [&[f32]; MR] = slices(|m| &x_rows[m][..kc]);
     for (k, wk) in (0..kc).zip(panel.chunks_exact(PANEL)) {
         let wk = &wk[col..col + NV * S::LANES];
         let mut w = [s.zero(); NV];
