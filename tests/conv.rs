@@ -7,7 +7,7 @@ use simdnn::{Activation, Conv2dShape, PackedConv2d, Padding, WeightLayout, conve
 
 fn config() -> ProptestConfig {
     ProptestConfig {
-        cases: if cfg!(miri) { 4 } else { 64 },
+        cases: if cfg!(miri) { 2 } else { 64 },
         failure_persistence: None,
         ..ProptestConfig::default()
     }
@@ -309,7 +309,7 @@ fn wide_depthwise() -> impl Strategy<Value = (Conv2dShape, Vec<f32>, Vec<f32>, V
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 2 } else { 32 }, ..config() })]
+    #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 1 } else { 32 }, ..config() })]
 
     #[test]
     fn wide_and_dilated_depthwise_matches_reference((s, w, b, x) in wide_depthwise()) {
@@ -356,7 +356,7 @@ fn mono_conv1d() -> impl Strategy<Value = (Conv2dShape, Vec<f32>, Vec<f32>, Vec<
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 2 } else { 32 }, ..config() })]
+    #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 1 } else { 32 }, ..config() })]
 
     #[test]
     fn mono_conv1d_matches_reference((s, w, b, x) in mono_conv1d()) {

@@ -7,7 +7,7 @@ use simdnn::{Activation, Dense, PackedDense, dense_packed_len, pack_dense};
 
 fn config() -> ProptestConfig {
     ProptestConfig {
-        cases: if cfg!(miri) { 4 } else { 48 },
+        cases: if cfg!(miri) { 2 } else { 48 },
         failure_persistence: None,
         ..ProptestConfig::default()
     }
