@@ -256,6 +256,17 @@ pub(crate) fn store_block<S: Simd, const NV: usize>(
     }
 }
 
+/// The `NV` weight vectors of one panel row (`PANEL` floats) from column `col`.
+#[inline(always)]
+fn panel_vectors<S: Simd, const NV: usize>(s: S, row: &[f32], col: usize) -> [S::V; NV] {
+    let row = &row[col..col + NV * S::LANES];
+    let mut w = [s.zero(); NV];
+    for (v, wv) in w.iter_mut().enumerate() {
+        *wv = s.load(&row[v * S::LANES..]);
+    }
+    w
+}
+
 /// `acc += ` `MR` rows of `x` (each `kc` long) times one `kc x PANEL` panel block, columns
 /// `col..col + NV * LANES` of it. The GEMM and the convolutions' implicit GEMM share it.
 #[inline(always)]
@@ -270,11 +281,7 @@ pub(crate) fn gemm_tile<S: Simd, const MR: usize, const NV: usize>(
     // Every row exactly `kc` long, so `x_row[k]` below needs no bounds check.
     let x_rows: [&[f32]; MR] = slices(|m| &x_rows[m][..kc]);
     for (k, wk) in (0..kc).zip(panel.chunks_exact(PANEL)) {
-        let wk = &wk[col..col + NV * S::LANES];
-        let mut w = [s.zero(); NV];
-        for (v, wv) in w.iter_mut().enumerate() {
-            *wv = s.load(&wk[v * S::LANES..]);
-        }
+        let w = panel_vectors::<S, NV>(s, wk, col);
         for (acc_row, x_row) in acc.iter_mut().zip(x_rows) {
             let a = s.splat(x_row[k]);
             for (c, wv) in acc_row.iter_mut().zip(w) {
@@ -299,11 +306,7 @@ pub(crate) fn gemm_tile_strided<S: Simd, const MR: usize, const NV: usize>(
     col: usize,
 ) {
     for (k, wk) in (0..kc).zip(panel.chunks_exact(PANEL)) {
-        let wk = &wk[col..col + NV * S::LANES];
-        let mut w = [s.zero(); NV];
-        for (v, wv) in w.iter_mut().enumerate() {
-            *wv = s.load(&wk[v * S::LANES..]);
-        }
+        let w = panel_vectors::<S, NV>(s, wk, col);
         let xk = &xs[k..k + (MR - 1) * step + 1];
         for (m, acc_row) in acc.iter_mut().enumerate() {
             let a = s.splat(xk[m * step]);

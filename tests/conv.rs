@@ -245,15 +245,7 @@ proptest! {
 
     #[test]
     fn matches_reference((s, w, b, x, act) in case()) {
-        let want = conv_ref(&s, &w, b.as_deref(), &x);
-        let mut storage = vec![f32::NAN; s.packed_weights_len()];
-        let packed = PackedConv2d::pack(&s, WeightLayout::Oihw, &w, &mut storage).unwrap();
-        let k = s.kernel_h * s.kernel_w * s.in_c / s.groups;
-        for e in common::engines() {
-            let mut y = vec![f32::NAN; s.output_len().unwrap()];
-            e.conv2d(&s, &packed, b.as_deref(), act, &x, &mut y).unwrap();
-            check(&s, &y, &want, act, k).map_err(|err| TestCaseError::fail(format!("{:?}: {err}", e.backend())))?;
-        }
+        check_every_backend(&s, &w, b.as_deref(), &x, act)?;
     }
 
     #[test]
@@ -274,6 +266,37 @@ proptest! {
         prop_assert_eq!(&a, &b);
         prop_assert_eq!(&a, &c);
     }
+}
+
+/// Runs `s` on every backend and checks each against [`conv_ref`].
+fn check_every_backend(
+    s: &Conv2dShape,
+    w: &[f32],
+    b: Option<&[f32]>,
+    x: &[f32],
+    act: Activation,
+) -> Result<(), TestCaseError> {
+    let want = conv_ref(s, w, b, x);
+    let mut storage = vec![f32::NAN; s.packed_weights_len()];
+    let packed = PackedConv2d::pack(s, WeightLayout::Oihw, w, &mut storage).unwrap();
+    let k = s.kernel_h * s.kernel_w * s.in_c / s.groups;
+    for e in common::engines() {
+        let mut y = vec![f32::NAN; s.output_len().unwrap()];
+        e.conv2d(s, &packed, b, act, x, &mut y).unwrap();
+        check(s, &y, &want, act, k)
+            .map_err(|err| TestCaseError::fail(format!("{:?}: {err}", e.backend())))?;
+    }
+    Ok(())
+}
+
+/// `s` with random weights, bias and input in [-1, 1).
+fn with_data(s: Conv2dShape) -> impl Strategy<Value = (Conv2dShape, Vec<f32>, Vec<f32>, Vec<f32>)> {
+    (
+        Just(s),
+        prop::collection::vec(-1.0f32..1.0, s.weights_len().unwrap()),
+        prop::collection::vec(-1.0f32..1.0, s.out_c),
+        prop::collection::vec(-1.0f32..1.0, s.input_len().unwrap()),
+    )
 }
 
 /// Depthwise shapes the small random cases miss: rows wider than one strip of the window
@@ -298,14 +321,7 @@ fn wide_depthwise() -> impl Strategy<Value = (Conv2dShape, Vec<f32>, Vec<f32>, V
                 (s.output_len().ok()? > 0).then_some(s)
             },
         )
-        .prop_flat_map(|s| {
-            (
-                Just(s),
-                prop::collection::vec(-1.0f32..1.0, s.weights_len().unwrap()),
-                prop::collection::vec(-1.0f32..1.0, s.out_c),
-                prop::collection::vec(-1.0f32..1.0, s.input_len().unwrap()),
-            )
-        })
+        .prop_flat_map(with_data)
 }
 
 proptest! {
@@ -313,15 +329,7 @@ proptest! {
 
     #[test]
     fn wide_and_dilated_depthwise_matches_reference((s, w, b, x) in wide_depthwise()) {
-        let want = conv_ref(&s, &w, Some(&b), &x);
-        let mut storage = vec![f32::NAN; s.packed_weights_len()];
-        let packed = PackedConv2d::pack(&s, WeightLayout::Oihw, &w, &mut storage).unwrap();
-        let k = s.kernel_h * s.kernel_w;
-        for e in common::engines() {
-            let mut y = vec![f32::NAN; s.output_len().unwrap()];
-            e.conv2d(&s, &packed, Some(&b), Activation::Relu6, &x, &mut y).unwrap();
-            check(&s, &y, &want, Activation::Relu6, k).map_err(|err| TestCaseError::fail(format!("{:?}: {err}", e.backend())))?;
-        }
+        check_every_backend(&s, &w, Some(&b), &x, Activation::Relu6)?;
     }
 }
 
@@ -345,14 +353,7 @@ fn mono_conv1d() -> impl Strategy<Value = (Conv2dShape, Vec<f32>, Vec<f32>, Vec<
                 .with_padding(pad);
             (s.output_len().ok()? > 0).then_some(s)
         })
-        .prop_flat_map(|s| {
-            (
-                Just(s),
-                prop::collection::vec(-1.0f32..1.0, s.weights_len().unwrap()),
-                prop::collection::vec(-1.0f32..1.0, s.out_c),
-                prop::collection::vec(-1.0f32..1.0, s.input_len().unwrap()),
-            )
-        })
+        .prop_flat_map(with_data)
 }
 
 proptest! {
@@ -360,14 +361,7 @@ proptest! {
 
     #[test]
     fn mono_conv1d_matches_reference((s, w, b, x) in mono_conv1d()) {
-        let want = conv_ref(&s, &w, Some(&b), &x);
-        let mut storage = vec![f32::NAN; s.packed_weights_len()];
-        let packed = PackedConv2d::pack(&s, WeightLayout::Oihw, &w, &mut storage).unwrap();
-        for e in common::engines() {
-            let mut y = vec![f32::NAN; s.output_len().unwrap()];
-            e.conv2d(&s, &packed, Some(&b), Activation::Tanh, &x, &mut y).unwrap();
-            check(&s, &y, &want, Activation::Tanh, s.kernel_w).map_err(|err| TestCaseError::fail(format!("{:?}: {err}", e.backend())))?;
-        }
+        check_every_backend(&s, &w, Some(&b), &x, Activation::Tanh)?;
     }
 }
 
