@@ -29,8 +29,6 @@ const Q: [f32; 5] = [
     f32::from_bits(0x3AB5_1202),
 ];
 
-/// Below this |x|, `tanh(x)` rounds to `x`.
-const TANH_TINY: f32 = 1.0 / 8192.0;
 /// Above this |x|, `tanh(x)` rounds to ±1.
 const TANH_SATURATE: f32 = 9.1;
 /// Below this, `sigmoid` returns 0 (keeps `1 + exp(-x)` finite and the result normal).
@@ -42,13 +40,18 @@ const GELU_K3: f32 = 0.071_354_82;
 /// Adding this rounds to an integer `n` (the ulp of 1.5 * 2^23 is 1) and leaves `126 + n`
 /// in the low mantissa bits, the biased exponent of `2^(n-1)`.
 const EXP_MAGIC: f32 = 12_582_912.0 + 126.0;
+/// As [`EXP_MAGIC`] with `127 + n`: [`Simd::shl23`] of the sum is `2^n` itself, for the
+/// `n` in [-126, 127] of `tanh` and `sigmoid`.
+const SCALE_MAGIC: f32 = 12_582_912.0 + 127.0;
+/// ln 2 rounded to f32 (1.9e-9 too large), for the one-constant reduction of `tanh`.
+const LN2: f32 = core::f32::consts::LN_2;
 
 /// Splits `x` (within [-125.5, 128] ln 2) into `x = n ln 2 + r`, `|r| <= ln2/2`; returns
-/// `(n, r, t)` with `t = n + EXP_MAGIC` for [`Simd::mul_pow2`].
+/// `(n, r, t)` with `t = n + magic` ([`EXP_MAGIC`] or [`SCALE_MAGIC`]).
 #[inline(always)]
-fn reduce<S: Simd>(s: S, x: S::V) -> (S::V, S::V, S::V) {
-    let t = s.mul_add(x, s.splat(LOG2E), s.splat(EXP_MAGIC));
-    let n = s.sub(t, s.splat(EXP_MAGIC));
+fn reduce<S: Simd>(s: S, x: S::V, magic: f32) -> (S::V, S::V, S::V) {
+    let t = s.mul_add(x, s.splat(LOG2E), s.splat(magic));
+    let n = s.sub(t, s.splat(magic));
     let r = s.neg_mul_add(n, s.splat(LN2_HI), x);
     (n, s.neg_mul_add(n, s.splat(LN2_LO), r), t)
 }
@@ -71,38 +74,44 @@ fn expm1_reduced<S: Simd>(s: S, r: S::V) -> S::V {
 pub(crate) fn exp<S: Simd>(s: S, x: S::V) -> S::V {
     let lo = s.splat(EXP_LO);
     let clamped = s.max(lo, s.min(s.splat(EXP_HI), x));
-    let (n, r, t) = reduce(s, clamped);
+    let (n, r, t) = reduce(s, clamped, EXP_MAGIC);
     let y = s.mul_pow2(s.add(s.splat(1.0), expm1_reduced(s, r)), n, t);
     s.select(s.lt(x, lo), s.zero(), y)
 }
 
-/// `e^x - 1` for x in [-19, 0], accurate relative to the result near 0.
-#[inline(always)]
-fn expm1_negative<S: Simd>(s: S, x: S::V) -> S::V {
-    let (n, r, t) = reduce(s, x);
-    let scale = s.mul_pow2(s.splat(1.0), n, t);
-    // 2^n (e^r - 1) + (2^n - 1); 2^n - 1 is exact for the n in range.
-    s.mul_add(scale, expm1_reduced(s, r), s.sub(scale, s.splat(1.0)))
-}
-
-/// `tanh(x)`; exactly `x` for |x| < 2^-13 (subnormals included), ±1 past ±9.1.
+/// `tanh(x)`; ±1 past ±9.1, NaN for NaN.
+///
+/// `tanh|x| = -e / (2 + e)` with `e = e^(-2|x|) - 1 = 2^n p + (2^n - 1)`, `p = e^r - 1`; the
+/// numerator and denominator are two independent FMAs on `p`, so the chain after the
+/// polynomial is one FMA and the divide. A one-constant reduction is enough here (its error
+/// `n (ln 2 - LN2)` is damped by `e^(-2|x|)`), and tiny and subnormal `x` need no special
+/// case: `e` is accurate relative to itself and the quotient gives `x`.
 #[inline(always)]
 pub(crate) fn tanh<S: Simd>(s: S, x: S::V) -> S::V {
-    let ax = s.abs(x);
-    let clamped = s.min(s.splat(TANH_SATURATE), s.max(s.splat(TANH_TINY), ax));
-    let e = expm1_negative(s, s.mul(s.splat(-2.0), clamped));
-    // tanh|x| = (1 - e^-2|x|) / (1 + e^-2|x|) = -e / (2 + e)
-    let t = s.mul(s.sub(s.zero(), e), s.recip(s.add(s.splat(2.0), e)));
-    s.select(s.lt(ax, s.splat(TANH_TINY)), x, s.copysign(t, x))
+    let y = s.max(s.splat(-TANH_SATURATE), s.neg_abs(x));
+    let t = s.mul_add(y, s.splat(2.0 * LOG2E), s.splat(SCALE_MAGIC));
+    let n = s.sub(t, s.splat(SCALE_MAGIC));
+    let r = s.neg_mul_add(n, s.splat(LN2), s.add(y, y));
+    let scale = s.shl23(t);
+    let p = expm1_reduced(s, r);
+    let e = s.mul_add(scale, p, s.sub(scale, s.splat(1.0)));
+    let minus_2_minus_e = s.neg_mul_add(scale, p, s.sub(s.splat(-1.0), scale));
+    s.flip_sign(s.div(e, minus_2_minus_e), x)
 }
 
 /// `1 / (1 + e^-x)`; 0 below -87 (the true value is below 1.7e-38).
+///
+/// `1 + e^-x = 2^n p + (2^n + 1)` with `-x = n ln 2 + r`, `p = e^r - 1`: one FMA after the
+/// polynomial, then the divide.
 #[inline(always)]
 pub(crate) fn sigmoid<S: Simd>(s: S, x: S::V) -> S::V {
     let lo = s.splat(SIGMOID_LO);
-    let e = exp(s, s.sub(s.zero(), s.max(lo, x)));
-    let y = s.recip(s.add(s.splat(1.0), e));
-    s.select(s.lt(x, lo), s.zero(), y)
+    // -x >= -87 keeps 2^n normal; lanes with x < -87 are replaced below.
+    let minus_x = s.max(lo, s.sub(s.zero(), x));
+    let (_, r, t) = reduce(s, minus_x, SCALE_MAGIC);
+    let scale = s.shl23(t);
+    let den = s.mul_add(scale, expm1_reduced(s, r), s.add(scale, s.splat(1.0)));
+    s.select(s.lt(x, lo), s.zero(), s.recip(den))
 }
 
 /// GELU, tanh form (PyTorch `approximate="tanh"`), computed as

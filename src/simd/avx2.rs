@@ -105,17 +105,14 @@ impl Simd for Avx2 {
         unsafe { _mm256_max_ps(a, b) }
     }
     #[inline(always)]
-    fn abs(self, a: __m256) -> __m256 {
+    fn neg_abs(self, a: __m256) -> __m256 {
         // SAFETY: token (see impl).
-        unsafe { _mm256_andnot_ps(_mm256_set1_ps(-0.0), a) }
+        unsafe { _mm256_or_ps(_mm256_set1_ps(-0.0), a) }
     }
     #[inline(always)]
-    fn copysign(self, mag: __m256, sign: __m256) -> __m256 {
+    fn flip_sign(self, a: __m256, b: __m256) -> __m256 {
         // SAFETY: token (see impl).
-        unsafe {
-            let s = _mm256_set1_ps(-0.0);
-            _mm256_or_ps(_mm256_andnot_ps(s, mag), _mm256_and_ps(s, sign))
-        }
+        unsafe { _mm256_xor_ps(a, _mm256_and_ps(_mm256_set1_ps(-0.0), b)) }
     }
     #[inline(always)]
     fn shl23(self, a: __m256) -> __m256 {
@@ -126,6 +123,11 @@ impl Simd for Avx2 {
     fn recip(self, a: __m256) -> __m256 {
         // SAFETY: token (see impl).
         unsafe { _mm256_div_ps(_mm256_set1_ps(1.0), a) }
+    }
+    #[inline(always)]
+    fn div(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: token (see impl).
+        unsafe { _mm256_div_ps(a, b) }
     }
     #[inline(always)]
     fn lt(self, a: __m256, b: __m256) -> __m256 {

@@ -94,18 +94,23 @@ impl Simd for Avx512 {
         unsafe { _mm512_max_ps(a, b) }
     }
     #[inline(always)]
-    fn abs(self, a: __m512) -> __m512 {
-        // SAFETY: token (see impl).
-        unsafe { _mm512_abs_ps(a) }
-    }
-    #[inline(always)]
-    fn copysign(self, mag: __m512, sign: __m512) -> __m512 {
+    fn neg_abs(self, a: __m512) -> __m512 {
         // SAFETY: token (see impl).
         unsafe {
-            // Bit select: sign bit from `sign`, the rest from `mag`.
-            let m = _mm512_castps_si512(mag);
-            let s = _mm512_castps_si512(sign);
-            let r = _mm512_ternarylogic_epi32::<0xD8>(m, s, _mm512_set1_epi32(i32::MIN));
+            let bits = _mm512_or_si512(_mm512_castps_si512(a), _mm512_set1_epi32(i32::MIN));
+            _mm512_castsi512_ps(bits)
+        }
+    }
+    #[inline(always)]
+    fn flip_sign(self, a: __m512, b: __m512) -> __m512 {
+        // SAFETY: token (see impl).
+        unsafe {
+            // a ^ (b & sign): one ternary-logic op.
+            let r = _mm512_ternarylogic_epi32::<0x78>(
+                _mm512_castps_si512(a),
+                _mm512_castps_si512(b),
+                _mm512_set1_epi32(i32::MIN),
+            );
             _mm512_castsi512_ps(r)
         }
     }
@@ -127,6 +132,18 @@ impl Simd for Avx512 {
             let r = _mm512_rcp14_ps(a);
             let e = _mm512_fnmadd_ps(a, r, _mm512_set1_ps(1.0));
             _mm512_fmadd_ps(e, r, r)
+        }
+    }
+    #[inline(always)]
+    fn div(self, a: __m512, b: __m512) -> __m512 {
+        // SAFETY: token (see impl).
+        unsafe {
+            // q = a r (1 + e) with r the 14-bit estimate of 1/b and e = 1 - b r: the
+            // quotient's Newton step, about 2^-28 relative before the last rounding.
+            let r = _mm512_rcp14_ps(b);
+            let e = _mm512_fnmadd_ps(b, r, _mm512_set1_ps(1.0));
+            let q = _mm512_mul_ps(a, r);
+            _mm512_fmadd_ps(e, q, q)
         }
     }
     #[inline(always)]

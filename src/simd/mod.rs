@@ -59,9 +59,10 @@ pub(crate) trait Simd: Copy {
     fn neg_mul_add(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     fn min(self, a: Self::V, b: Self::V) -> Self::V;
     fn max(self, a: Self::V, b: Self::V) -> Self::V;
-    fn abs(self, a: Self::V) -> Self::V;
-    /// The magnitude of `mag` with the sign bit of `sign`.
-    fn copysign(self, mag: Self::V, sign: Self::V) -> Self::V;
+    /// `-|a|`: the sign bit set (one bitwise op; NaN stays NaN).
+    fn neg_abs(self, a: Self::V) -> Self::V;
+    /// `a` with its sign flipped where `b`'s sign bit is set (`a * sign(b)` for `a >= 0`).
+    fn flip_sign(self, a: Self::V, b: Self::V) -> Self::V;
     /// The bit pattern shifted left by 23: moves a small integer held in the low mantissa
     /// bits into the exponent field.
     fn shl23(self, a: Self::V) -> Self::V;
@@ -75,6 +76,8 @@ pub(crate) trait Simd: Copy {
     }
     /// `1 / a` within 1 ulp (exact division, or a refined estimate on AVX-512).
     fn recip(self, a: Self::V) -> Self::V;
+    /// `a / b` within 1 ulp (exact division, or a refined estimate on AVX-512).
+    fn div(self, a: Self::V, b: Self::V) -> Self::V;
     /// Lane-wise `a < b` (false for NaN).
     fn lt(self, a: Self::V, b: Self::V) -> Self::M;
     /// Lane-wise `if m { a } else { b }`.

@@ -92,14 +92,17 @@ impl Simd for Neon {
         unsafe { vmaxq_f32(a, b) }
     }
     #[inline(always)]
-    fn abs(self, a: float32x4_t) -> float32x4_t {
+    fn neg_abs(self, a: float32x4_t) -> float32x4_t {
         // SAFETY: see impl.
-        unsafe { vabsq_f32(a) }
+        unsafe { vnegq_f32(vabsq_f32(a)) }
     }
     #[inline(always)]
-    fn copysign(self, mag: float32x4_t, sign: float32x4_t) -> float32x4_t {
+    fn flip_sign(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
         // SAFETY: see impl.
-        unsafe { vbslq_f32(vdupq_n_u32(0x8000_0000), sign, mag) }
+        unsafe {
+            let sign = vandq_u32(vreinterpretq_u32_f32(b), vdupq_n_u32(0x8000_0000));
+            vreinterpretq_f32_u32(veorq_u32(vreinterpretq_u32_f32(a), sign))
+        }
     }
     #[inline(always)]
     fn shl23(self, a: float32x4_t) -> float32x4_t {
@@ -110,6 +113,11 @@ impl Simd for Neon {
     fn recip(self, a: float32x4_t) -> float32x4_t {
         // SAFETY: see impl.
         unsafe { vdivq_f32(vdupq_n_f32(1.0), a) }
+    }
+    #[inline(always)]
+    fn div(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        // SAFETY: see impl.
+        unsafe { vdivq_f32(a, b) }
     }
     #[inline(always)]
     fn lt(self, a: float32x4_t, b: float32x4_t) -> uint32x4_t {

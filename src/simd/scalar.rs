@@ -66,12 +66,12 @@ impl Simd for Scalar {
         if a > b { a } else { b }
     }
     #[inline(always)]
-    fn abs(self, a: f32) -> f32 {
-        f32::from_bits(a.to_bits() & !SIGN)
+    fn neg_abs(self, a: f32) -> f32 {
+        f32::from_bits(a.to_bits() | SIGN)
     }
     #[inline(always)]
-    fn copysign(self, mag: f32, sign: f32) -> f32 {
-        f32::from_bits((mag.to_bits() & !SIGN) | (sign.to_bits() & SIGN))
+    fn flip_sign(self, a: f32, b: f32) -> f32 {
+        f32::from_bits(a.to_bits() ^ (b.to_bits() & SIGN))
     }
     #[inline(always)]
     fn shl23(self, a: f32) -> f32 {
@@ -80,6 +80,10 @@ impl Simd for Scalar {
     #[inline(always)]
     fn recip(self, a: f32) -> f32 {
         1.0 / a
+    }
+    #[inline(always)]
+    fn div(self, a: f32, b: f32) -> f32 {
+        a / b
     }
     #[inline(always)]
     fn lt(self, a: f32, b: f32) -> bool {

@@ -101,12 +101,12 @@ impl<S: Simd> Simd for X4<S> {
         each!(i => self.0.max(a[i], b[i]))
     }
     #[inline(always)]
-    fn abs(self, a: Self::V) -> Self::V {
-        each!(i => self.0.abs(a[i]))
+    fn neg_abs(self, a: Self::V) -> Self::V {
+        each!(i => self.0.neg_abs(a[i]))
     }
     #[inline(always)]
-    fn copysign(self, mag: Self::V, sign: Self::V) -> Self::V {
-        each!(i => self.0.copysign(mag[i], sign[i]))
+    fn flip_sign(self, a: Self::V, b: Self::V) -> Self::V {
+        each!(i => self.0.flip_sign(a[i], b[i]))
     }
     #[inline(always)]
     fn shl23(self, a: Self::V) -> Self::V {
@@ -119,6 +119,10 @@ impl<S: Simd> Simd for X4<S> {
     #[inline(always)]
     fn recip(self, a: Self::V) -> Self::V {
         each!(i => self.0.recip(a[i]))
+    }
+    #[inline(always)]
+    fn div(self, a: Self::V, b: Self::V) -> Self::V {
+        each!(i => self.0.div(a[i], b[i]))
     }
     #[inline(always)]
     fn lt(self, a: Self::V, b: Self::V) -> Self::M {
