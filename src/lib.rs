@@ -53,7 +53,7 @@
 //! (NEON: every 61st input, under qemu-user.)
 //!
 //! Results below about 2.4e-38 (twice `f32::MIN_POSITIVE`) are flushed to 0 (`exp(x)` for
-//! `x < -86.98`, `sigmoid(x)` for `x < -87`): no kernel produces a subnormal internally, so masked and
+//! `x < -86.64`, `sigmoid(x)` for `x < -87`): no kernel produces a subnormal internally, so masked and
 //! saturated inputs run at full speed whatever the FTZ/DAZ flags, which are never touched.
 //! `exp` overflows to +inf exactly above ln(f32::MAX); NaN in gives NaN out everywhere.
 //!

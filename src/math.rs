@@ -11,9 +11,9 @@
 
 use crate::simd::Simd;
 
-/// Below this, `exp` returns exactly 0: just above -125.5 ln 2, where `n` would leave the
-/// range of `mul_pow2` (the true value is below 2.4e-38, next to the subnormals).
-pub(crate) const EXP_LO: f32 = -86.98;
+/// Below this, `exp` returns exactly 0: just above -125 ln 2, so that `2^(n-1) e^r` is
+/// never subnormal (the true value is below 2.4e-38, next to the subnormals).
+pub(crate) const EXP_LO: f32 = -86.64;
 /// At and above this, `exp` is +inf: the f32 just above ln(f32::MAX).
 const EXP_HI: f32 = f32::from_bits(0x42B1_7218); // 88.72284
 const LOG2E: f32 = core::f32::consts::LOG2_E;
@@ -38,7 +38,7 @@ const GELU_K1: f32 = 1.595_769;
 const GELU_K3: f32 = 0.071_354_82;
 
 /// Adding this rounds to an integer `n` (the ulp of 1.5 * 2^23 is 1) and leaves `126 + n`
-/// in the low mantissa bits, the biased exponent of `2^(n-1)`.
+/// in the low mantissa bits: [`Simd::shl23`] of the sum is `2^(n-1)`.
 const EXP_MAGIC: f32 = 12_582_912.0 + 126.0;
 /// As [`EXP_MAGIC`] with `127 + n`: [`Simd::shl23`] of the sum is `2^n` itself, for the
 /// `n` in [-126, 127] of `tanh` and `sigmoid`.
@@ -46,8 +46,9 @@ const SCALE_MAGIC: f32 = 12_582_912.0 + 127.0;
 /// ln 2 rounded to f32 (1.9e-9 too large), for the one-constant reduction of `tanh`.
 const LN2: f32 = core::f32::consts::LN_2;
 
-/// Splits `x` (within [-125.5, 128] ln 2) into `x = n ln 2 + r`, `|r| <= ln2/2`; returns
-/// `(n, r, t)` with `t = n + magic` ([`EXP_MAGIC`] or [`SCALE_MAGIC`]).
+/// Splits `x` into `x = n ln 2 + r`, `|r| <= ln2/2`; returns `(n, r, t)` with
+/// `t = n + magic` ([`EXP_MAGIC`] or [`SCALE_MAGIC`]). Garbage (never a trap) for `x` below
+/// -125.5 ln 2: the callers replace those lanes.
 #[inline(always)]
 fn reduce<S: Simd>(s: S, x: S::V, magic: f32) -> (S::V, S::V, S::V) {
     let t = s.mul_add(x, s.splat(LOG2E), s.splat(magic));
@@ -70,12 +71,14 @@ fn expm1_reduced<S: Simd>(s: S, r: S::V) -> S::V {
 }
 
 /// `e^x`; 0 below [`EXP_LO`], +inf above ln(f32::MAX), NaN for NaN.
+///
+/// `e^x = 2^n (1 + p)`, `p = e^r - 1`, scaled by [`Simd::exp_scale`]. Lanes below `EXP_LO`
+/// are not clamped, only replaced at the end.
 #[inline(always)]
 pub(crate) fn exp<S: Simd>(s: S, x: S::V) -> S::V {
     let lo = s.splat(EXP_LO);
-    let clamped = s.max(lo, s.min(s.splat(EXP_HI), x));
-    let (n, r, t) = reduce(s, clamped, EXP_MAGIC);
-    let y = s.mul_pow2(s.add(s.splat(1.0), expm1_reduced(s, r)), n, t);
+    let (n, r, t) = reduce(s, s.min(s.splat(EXP_HI), x), EXP_MAGIC);
+    let y = s.exp_scale(expm1_reduced(s, r), n, t);
     s.select(s.lt(x, lo), s.zero(), y)
 }
 

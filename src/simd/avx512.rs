@@ -1,6 +1,7 @@
 //! AVX-512F backend, 16 lanes. Tails use masked loads and stores (no scalar remainder),
-//! `mul_pow2` is one `vscalefps`, and `recip` is `vrcp14ps` plus one Newton step (a `vdivps`
-//! on zmm would cap exp-based kernels below 2 elements per cycle).
+//! `exp_scale` is one `vscalefps` (one FMA-pipe op fewer: AVX-512 exp is bound by the FMA
+//! pipes on Zen 4, not by latency), and `recip` and `div` are `vrcp14ps` plus one Newton step (a `vdivps` on zmm would cap
+//! the exp-based kernels at the divider's throughput).
 
 use super::Simd;
 use core::arch::x86_64::*;
@@ -120,9 +121,9 @@ impl Simd for Avx512 {
         unsafe { _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_castps_si512(a))) }
     }
     #[inline(always)]
-    fn mul_pow2(self, p: __m512, n: __m512, _t: __m512) -> __m512 {
+    fn exp_scale(self, p: __m512, n: __m512, _t: __m512) -> __m512 {
         // SAFETY: token (see impl).
-        unsafe { _mm512_scalef_ps(p, n) }
+        unsafe { _mm512_scalef_ps(_mm512_add_ps(_mm512_set1_ps(1.0), p), n) }
     }
     #[inline(always)]
     fn recip(self, a: __m512) -> __m512 {

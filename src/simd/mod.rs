@@ -66,13 +66,15 @@ pub(crate) trait Simd: Copy {
     /// The bit pattern shifted left by 23: moves a small integer held in the low mantissa
     /// bits into the exponent field.
     fn shl23(self, a: Self::V) -> Self::V;
-    /// `p * 2^n` for integer-valued `n` in `[-125, 128]`, given `t = 1.5 * 2^23 + 126 + n`
-    /// (see `math::reduce`), whose low bits already hold the biased exponent of `2^(n-1)`.
-    /// Exact unless the result overflows (to inf). AVX-512 uses `vscalefps` instead.
+    /// `2^n (1 + p)` for integer-valued `n` in `[-124, 128]`, given `t = n + EXP_MAGIC`
+    /// (see `math::reduce`), whose low bits hold the biased exponent of `2^(n-1)`, and
+    /// `|p| < 0.42`: `2 (h + h p)` with `h = 2^(n-1)`, one rounding. Halving first keeps
+    /// `n = 128` finite; `n >= -124` keeps `h + h p` normal. AVX-512 uses `vscalefps`.
     #[inline(always)]
-    fn mul_pow2(self, p: Self::V, n: Self::V, t: Self::V) -> Self::V {
+    fn exp_scale(self, p: Self::V, n: Self::V, t: Self::V) -> Self::V {
         let _ = n;
-        self.mul(self.add(p, p), self.shl23(t))
+        let h = self.shl23(t);
+        self.mul(self.mul_add(h, p, h), self.splat(2.0))
     }
     /// `1 / a` within 1 ulp (exact division, or a refined estimate on AVX-512).
     fn recip(self, a: Self::V) -> Self::V;

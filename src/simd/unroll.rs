@@ -113,12 +113,12 @@ impl<S: Simd> Simd for X4<S> {
         each!(i => self.0.shl23(a[i]))
     }
     #[inline(always)]
-    fn mul_pow2(self, p: Self::V, n: Self::V, t: Self::V) -> Self::V {
-        each!(i => self.0.mul_pow2(p[i], n[i], t[i]))
-    }
-    #[inline(always)]
     fn recip(self, a: Self::V) -> Self::V {
         each!(i => self.0.recip(a[i]))
+    }
+    #[inline(always)]
+    fn exp_scale(self, p: Self::V, n: Self::V, t: Self::V) -> Self::V {
+        each!(i => self.0.exp_scale(p[i], n[i], t[i]))
     }
     #[inline(always)]
     fn div(self, a: Self::V, b: Self::V) -> Self::V {
