@@ -47,12 +47,12 @@ const SCALE_MAGIC: f32 = 12_582_912.0 + 127.0;
 const LN2: f32 = core::f32::consts::LN_2;
 
 /// Splits `x` into `x = n ln 2 + r`, `|r| <= ln2/2`; returns `(n, r, t)` with
-/// `t = n + magic` ([`EXP_MAGIC`] or [`SCALE_MAGIC`]). Garbage (never a trap) for `x` below
-/// -125.5 ln 2: the callers replace those lanes.
+/// `t = n + EXP_MAGIC`. Garbage (never a trap) for `x` below -125.5 ln 2: `exp` replaces
+/// those lanes.
 #[inline(always)]
-fn reduce<S: Simd>(s: S, x: S::V, magic: f32) -> (S::V, S::V, S::V) {
-    let t = s.mul_add(x, s.splat(LOG2E), s.splat(magic));
-    let n = s.sub(t, s.splat(magic));
+fn reduce<S: Simd>(s: S, x: S::V) -> (S::V, S::V, S::V) {
+    let t = s.mul_add(x, s.splat(LOG2E), s.splat(EXP_MAGIC));
+    let n = s.sub(t, s.splat(EXP_MAGIC));
     let r = s.neg_mul_add(n, s.splat(LN2_HI), x);
     (n, s.neg_mul_add(n, s.splat(LN2_LO), r), t)
 }
@@ -62,12 +62,29 @@ fn reduce<S: Simd>(s: S, x: S::V, magic: f32) -> (S::V, S::V, S::V) {
 /// throughput when a whole tanh is one chain.
 #[inline(always)]
 fn expm1_reduced<S: Simd>(s: S, r: S::V) -> S::V {
-    let r2 = s.mul(r, r);
-    let lo = s.mul_add(s.splat(Q[1]), r, s.splat(Q[0]));
-    let hi = s.mul_add(s.splat(Q[3]), r, s.splat(Q[2]));
-    let hi = s.mul_add(s.splat(Q[4]), r2, hi);
-    let q = s.mul_add(hi, r2, lo);
-    s.mul_add(r2, q, r)
+    expm1_estrin::<S, false>(s, r)
+}
+
+/// `e^-u - 1`: [`expm1_reduced`] of `-u`, bit for bit, with the sign folded into the odd
+/// coefficients and the last FMA instead of negating `u` on the chain.
+#[inline(always)]
+fn expm1_reduced_of_neg<S: Simd>(s: S, u: S::V) -> S::V {
+    expm1_estrin::<S, true>(s, u)
+}
+
+#[inline(always)]
+fn expm1_estrin<S: Simd, const NEG: bool>(s: S, v: S::V) -> S::V {
+    let odd = |c: f32| if NEG { -c } else { c };
+    let v2 = s.mul(v, v);
+    let lo = s.mul_add(s.splat(odd(Q[1])), v, s.splat(Q[0]));
+    let hi = s.mul_add(s.splat(odd(Q[3])), v, s.splat(Q[2]));
+    let hi = s.mul_add(s.splat(Q[4]), v2, hi);
+    let q = s.mul_add(hi, v2, lo);
+    if NEG {
+        s.mul_sub(v2, q, v)
+    } else {
+        s.mul_add(v2, q, v)
+    }
 }
 
 /// `e^x`; 0 below [`EXP_LO`], +inf above ln(f32::MAX), NaN for NaN.
@@ -77,7 +94,7 @@ fn expm1_reduced<S: Simd>(s: S, r: S::V) -> S::V {
 #[inline(always)]
 pub(crate) fn exp<S: Simd>(s: S, x: S::V) -> S::V {
     let lo = s.splat(EXP_LO);
-    let (n, r, t) = reduce(s, s.min(s.splat(EXP_HI), x), EXP_MAGIC);
+    let (n, r, t) = reduce(s, s.min(s.splat(EXP_HI), x));
     let y = s.exp_scale(expm1_reduced(s, r), n, t);
     s.select(s.lt(x, lo), s.zero(), y)
 }
@@ -105,15 +122,19 @@ pub(crate) fn tanh<S: Simd>(s: S, x: S::V) -> S::V {
 /// `1 / (1 + e^-x)`; 0 below -87 (the true value is below 1.7e-38).
 ///
 /// `1 + e^-x = 2^n p + (2^n + 1)` with `-x = n ln 2 + r`, `p = e^r - 1`: one FMA after the
-/// polynomial, then the divide.
+/// polynomial, then the divide. The reduction computes `-r = x + n ln 2` so that `-x` is
+/// never formed.
 #[inline(always)]
 pub(crate) fn sigmoid<S: Simd>(s: S, x: S::V) -> S::V {
     let lo = s.splat(SIGMOID_LO);
-    // -x >= -87 keeps 2^n normal; lanes with x < -87 are replaced below.
-    let minus_x = s.max(lo, s.sub(s.zero(), x));
-    let (_, r, t) = reduce(s, minus_x, SCALE_MAGIC);
+    // x <= 87 keeps 2^n normal; lanes with x < -87 are replaced at the end.
+    let xc = s.min(s.splat(-SIGMOID_LO), x);
+    let t = s.neg_mul_add(xc, s.splat(LOG2E), s.splat(SCALE_MAGIC));
+    let n = s.sub(t, s.splat(SCALE_MAGIC));
+    let minus_r = s.mul_add(n, s.splat(LN2_LO), s.mul_add(n, s.splat(LN2_HI), xc));
     let scale = s.shl23(t);
-    let den = s.mul_add(scale, expm1_reduced(s, r), s.add(scale, s.splat(1.0)));
+    let p = expm1_reduced_of_neg(s, minus_r);
+    let den = s.mul_add(scale, p, s.add(scale, s.splat(1.0)));
     s.select(s.lt(x, lo), s.zero(), s.recip(den))
 }
 

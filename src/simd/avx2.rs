@@ -95,6 +95,11 @@ impl Simd for Avx2 {
         unsafe { _mm256_fnmadd_ps(a, b, c) }
     }
     #[inline(always)]
+    fn mul_sub(self, a: __m256, b: __m256, c: __m256) -> __m256 {
+        // SAFETY: token (see impl).
+        unsafe { _mm256_fmsub_ps(a, b, c) }
+    }
+    #[inline(always)]
     fn min(self, a: __m256, b: __m256) -> __m256 {
         // SAFETY: token (see impl).
         unsafe { _mm256_min_ps(a, b) }

@@ -85,6 +85,11 @@ impl Simd for Avx512 {
         unsafe { _mm512_fnmadd_ps(a, b, c) }
     }
     #[inline(always)]
+    fn mul_sub(self, a: __m512, b: __m512, c: __m512) -> __m512 {
+        // SAFETY: token (see impl).
+        unsafe { _mm512_fmsub_ps(a, b, c) }
+    }
+    #[inline(always)]
     fn min(self, a: __m512, b: __m512) -> __m512 {
         // SAFETY: token (see impl).
         unsafe { _mm512_min_ps(a, b) }

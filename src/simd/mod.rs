@@ -57,6 +57,8 @@ pub(crate) trait Simd: Copy {
     fn mul_add(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     /// `c - a * b`, fused where the backend has FMA.
     fn neg_mul_add(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// `a * b - c`, fused where the backend has FMA.
+    fn mul_sub(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     fn min(self, a: Self::V, b: Self::V) -> Self::V;
     fn max(self, a: Self::V, b: Self::V) -> Self::V;
     /// `-|a|`: the sign bit set (one bitwise op; NaN stays NaN).

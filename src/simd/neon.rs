@@ -82,6 +82,11 @@ impl Simd for Neon {
         unsafe { vfmsq_f32(c, a, b) }
     }
     #[inline(always)]
+    fn mul_sub(self, a: float32x4_t, b: float32x4_t, c: float32x4_t) -> float32x4_t {
+        // SAFETY: see impl.
+        unsafe { vnegq_f32(vfmsq_f32(c, a, b)) }
+    }
+    #[inline(always)]
     fn min(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
         // SAFETY: see impl.
         unsafe { vminq_f32(a, b) }

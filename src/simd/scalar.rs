@@ -58,6 +58,10 @@ impl Simd for Scalar {
         c - a * b
     }
     #[inline(always)]
+    fn mul_sub(self, a: f32, b: f32, c: f32) -> f32 {
+        a * b - c
+    }
+    #[inline(always)]
     fn min(self, a: f32, b: f32) -> f32 {
         if a < b { a } else { b }
     }

@@ -93,6 +93,10 @@ impl<S: Simd> Simd for X4<S> {
         each!(i => self.0.neg_mul_add(a[i], b[i], c[i]))
     }
     #[inline(always)]
+    fn mul_sub(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V {
+        each!(i => self.0.mul_sub(a[i], b[i], c[i]))
+    }
+    #[inline(always)]
     fn min(self, a: Self::V, b: Self::V) -> Self::V {
         each!(i => self.0.min(a[i], b[i]))
     }
