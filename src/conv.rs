@@ -1094,25 +1094,60 @@ fn depthwise_strip<S: Simd>(
             let row = &dw.x[iy * g.in_w * c..(iy + 1) * g.in_w * c];
             let slot = &mut window[(iy % span_h) * cols..(iy % span_h + 1) * cols];
             slot[..lead].fill(s.zero());
-            for (j, v) in slot[..body].iter_mut().enumerate().skip(lead) {
-                *v = load_n(s, &row[(j + first - g.left) * c + c0..], n);
+            if body > lead {
+                // One pixel per chunk (the last may be shorter than `c`, never than `n`).
+                let pixels = row[(lead + first - g.left) * c + c0..].chunks(c);
+                let inside = slot[lead..body].iter_mut().zip(pixels);
+                if n == S::LANES {
+                    for (v, px) in inside {
+                        *v = s.load(px);
+                    }
+                } else {
+                    for (v, px) in inside {
+                        *v = s.load_partial(&px[..n], 0.0);
+                    }
+                }
             }
-            slot[body..].fill(s.zero());
+            slot[body.max(lead)..].fill(s.zero());
         }
         next = next.max(hi);
         for m0 in (0..blocks * DW_PIXELS).step_by(DW_PIXELS) {
-            // The common 3-wide stride-1 row gets its own copy with constant offsets: no
-            // bounds checks, and each window vector loaded once for all three taps.
-            let acc = if (g.kernel_w, g.stride_w, g.dilation_w) == (3, 1, 1) {
-                depthwise_block::<S, DW_PIXELS>(s, dw, window, cols, oy, m0, c0, n, bias, (3, 1, 1))
-            } else {
-                let taps = (g.kernel_w, g.stride_w, g.dilation_w);
-                depthwise_block::<S, DW_PIXELS>(s, dw, window, cols, oy, m0, c0, n, bias, taps)
-            };
             let keep = DW_PIXELS.min(width - m0);
-            depthwise_store(s, g, op, yn, (acc, keep), oy, ox0 + m0, c0, n);
+            let block = (oy, m0, keep, ox0 + m0, c0, n, bias);
+            if keep <= DW_PIXELS / 2 {
+                depthwise_block_store::<S, { DW_PIXELS / 2 }>(s, dw, op, window, cols, yn, block);
+            } else {
+                depthwise_block_store::<S, DW_PIXELS>(s, dw, op, window, cols, yn, block);
+            }
         }
     }
+}
+
+/// One block of `M` pixels (the first `keep` of them stored): `(oy, m0, keep, ox, c0, n,
+/// bias)`.
+type DwBlock<S> = (usize, usize, usize, usize, usize, usize, <S as Simd>::V);
+
+/// Computes and stores one block; the common 3-wide stride-1 row gets its own copy with
+/// constant offsets: no bounds checks, and each window vector loaded once for all three
+/// taps.
+#[inline(always)]
+fn depthwise_block_store<S: Simd, const M: usize>(
+    s: S,
+    dw: &Depthwise<'_>,
+    op: impl VecOp<S>,
+    window: &[S::V; DW_WINDOW],
+    cols: usize,
+    yn: &mut [f32],
+    (oy, m0, keep, ox, c0, n, bias): DwBlock<S>,
+) {
+    let g = dw.g;
+    let acc = if (g.kernel_w, g.stride_w, g.dilation_w) == (3, 1, 1) {
+        depthwise_block::<S, M>(s, dw, window, cols, oy, m0, c0, n, bias, (3, 1, 1))
+    } else {
+        let taps = (g.kernel_w, g.stride_w, g.dilation_w);
+        depthwise_block::<S, M>(s, dw, window, cols, oy, m0, c0, n, bias, taps)
+    };
+    depthwise_store(s, g, op, yn, (acc, keep), oy, ox, c0, n);
 }
 
 /// `M` outputs of row `oy` from strip column `m0`, read from the window buffer.
