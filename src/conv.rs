@@ -615,7 +615,8 @@ pub(crate) struct ConvCall<'a> {
 
 /// Implicit-GEMM convolution: `MR` output pixels of a row times `NV` vectors of a panel.
 /// Layers with at most one vector of outputs per group (e.g. 16 channels on AVX-512) have
-/// half the accumulators per pixel, so they take tiles of `MRN` pixels instead. A row's
+/// half the accumulators per pixel, so they take tiles of `MRN` pixels instead (`MRM` in
+/// [`conv_mono`]). A row's
 /// last few pixels (at most `MRT`) take a tile of `MRT`, not a mostly wasted full one. `MONO`
 /// selects [`conv_mono`] (see [`Geometry::is_mono`]) instead of [`conv_rows`].
 #[inline(always)]
@@ -624,6 +625,7 @@ pub(crate) fn conv_general<
     const MR: usize,
     const NV: usize,
     const MRN: usize,
+    const MRM: usize,
     const MRT: usize,
     const MONO: bool,
 >(
@@ -634,9 +636,11 @@ pub(crate) fn conv_general<
 ) {
     // The common activations get their own copy, so the per-pixel epilogue has no `match`.
     match call.act {
-        Activation::Identity => conv_tiles::<S, MR, NV, MRN, MRT, MONO>(s, call, Unchanged, x, y),
-        Activation::Relu => conv_tiles::<S, MR, NV, MRN, MRT, MONO>(s, call, Relu, x, y),
-        act => conv_tiles::<S, MR, NV, MRN, MRT, MONO>(s, call, act, x, y),
+        Activation::Identity => {
+            conv_tiles::<S, MR, NV, MRN, MRM, MRT, MONO>(s, call, Unchanged, x, y)
+        }
+        Activation::Relu => conv_tiles::<S, MR, NV, MRN, MRM, MRT, MONO>(s, call, Relu, x, y),
+        act => conv_tiles::<S, MR, NV, MRN, MRM, MRT, MONO>(s, call, act, x, y),
     }
 }
 
@@ -646,6 +650,7 @@ fn conv_tiles<
     const MR: usize,
     const NV: usize,
     const MRN: usize,
+    const MRM: usize,
     const MRT: usize,
     const MONO: bool,
 >(
@@ -656,7 +661,7 @@ fn conv_tiles<
     y: &mut [f32],
 ) {
     match (MONO, call.g.out_per_group <= S::LANES) {
-        (true, true) => conv_mono::<S, MRN, 1>(s, call, op, x, y),
+        (true, true) => conv_mono::<S, MRM, 1>(s, call, op, x, y),
         (true, false) => conv_mono::<S, MR, NV>(s, call, op, x, y),
         (false, true) => conv_rows::<S, MRN, 1, MRT>(s, call, op, x, y),
         (false, false) => conv_rows::<S, MR, NV, MRT>(s, call, op, x, y),

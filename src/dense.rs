@@ -181,7 +181,7 @@ pub(crate) trait Blocking: Simd {
 }
 
 macro_rules! blocking {
-    ($token:ty, mr: $mr:literal, nv: $nv:literal, conv_mr: $cmr:literal, conv_mr_narrow: $cmrn:literal, conv_mr_tail: $cmrt:literal, gemv_nv: $gnv:literal, gemv_panels: $gpg:literal) => {
+    ($token:ty, mr: $mr:literal, nv: $nv:literal, conv_mr: $cmr:literal, conv_mr_narrow: $cmrn:literal, conv_mr_mono: $cmrm:literal, conv_mr_tail: $cmrt:literal, gemv_nv: $gnv:literal, gemv_panels: $gpg:literal) => {
         impl Blocking for $token {
             const GEMM_MR: usize = $mr;
             #[inline(always)]
@@ -199,7 +199,9 @@ macro_rules! blocking {
                 x: &[f32],
                 y: &mut [f32],
             ) {
-                crate::conv::conv_general::<Self, $cmr, $nv, $cmrn, $cmrt, MONO>(self, call, x, y)
+                crate::conv::conv_general::<Self, $cmr, $nv, $cmrn, $cmrm, $cmrt, MONO>(
+                    self, call, x, y,
+                )
             }
         }
     };
@@ -207,16 +209,18 @@ macro_rules! blocking {
 // 32 registers: GEMM 12 x 2 zmm accumulators, 2 weight vectors, broadcasts from memory.
 // Convolutions use 8-pixel tiles (4 for a row's last few pixels): measured on Zen 4,
 // conv_resnet (56 = 7 x 8 wide) runs 5-10% faster than with 6 and 12 gave 69% of peak.
+// Layers with one vector of outputs (16 channels) take 16 pixels (conv_tiny 7-12% faster
+// than 12), except the one-channel rows, where 16 measured slower than 12 (conv1d_kws).
 #[cfg(simdnn_avx512)]
-blocking!(crate::simd::Avx512, mr: 12, nv: 2, conv_mr: 8, conv_mr_narrow: 12, conv_mr_tail: 4, gemv_nv: 2, gemv_panels: 4);
+blocking!(crate::simd::Avx512, mr: 12, nv: 2, conv_mr: 8, conv_mr_narrow: 16, conv_mr_mono: 12, conv_mr_tail: 4, gemv_nv: 2, gemv_panels: 4);
 // 16 registers: 6 x 2 ymm accumulators, 2 weight vectors, 1 broadcast.
 #[cfg(simdnn_avx2)]
-blocking!(crate::simd::Avx2, mr: 6, nv: 2, conv_mr: 6, conv_mr_narrow: 12, conv_mr_tail: 3, gemv_nv: 4, gemv_panels: 2);
+blocking!(crate::simd::Avx2, mr: 6, nv: 2, conv_mr: 6, conv_mr_narrow: 12, conv_mr_mono: 12, conv_mr_tail: 3, gemv_nv: 4, gemv_panels: 2);
 // 32 registers: 3 x 8 q accumulators and 8 weight vectors.
 #[cfg(simdnn_neon)]
-blocking!(crate::simd::Neon, mr: 3, nv: 8, conv_mr: 3, conv_mr_narrow: 8, conv_mr_tail: 1, gemv_nv: 8, gemv_panels: 1);
+blocking!(crate::simd::Neon, mr: 3, nv: 8, conv_mr: 3, conv_mr_narrow: 8, conv_mr_mono: 8, conv_mr_tail: 1, gemv_nv: 8, gemv_panels: 1);
 // Cortex-M4F has 32 single registers: 2 x 8 accumulators.
-blocking!(crate::simd::Scalar, mr: 2, nv: 8, conv_mr: 2, conv_mr_narrow: 2, conv_mr_tail: 1, gemv_nv: 8, gemv_panels: 1);
+blocking!(crate::simd::Scalar, mr: 2, nv: 8, conv_mr: 2, conv_mr_narrow: 2, conv_mr_mono: 2, conv_mr_tail: 1, gemv_nv: 8, gemv_panels: 1);
 
 /// `[f(0), .., f(N - 1)]`. `core::array::from_fn` stays an out-of-line call in the tile
 /// loops (19% of conv1d_kws's time); this plain loop is inlined.
