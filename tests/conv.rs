@@ -333,6 +333,37 @@ proptest! {
     }
 }
 
+/// Few input channels (1-4, e.g. RGB first layers) and few outputs (1-20: one vector of
+/// outputs takes the narrow tiles) on rows wide enough for every tile width and the short
+/// row-end tile.
+fn narrow_wide_rows() -> impl Strategy<Value = (Conv2dShape, Vec<f32>, Vec<f32>, Vec<f32>)> {
+    let w = if cfg!(miri) { 20 } else { 70 };
+    (
+        (1usize..4, 1usize..w, 1usize..5, 1usize..21),
+        (1usize..4, 1usize..4, 1usize..3),
+        padding(),
+    )
+        .prop_filter_map(
+            "invalid shape",
+            |((h, w, in_c, out_c), (kh, kw, sw), pad)| {
+                let s = Conv2dShape::new(h, w, in_c, out_c, kh, kw)
+                    .with_stride(1, sw)
+                    .with_padding(pad);
+                (s.output_len().ok()? > 0).then_some(s)
+            },
+        )
+        .prop_flat_map(with_data)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 1 } else { 32 }, ..config() })]
+
+    #[test]
+    fn narrow_wide_rows_match_reference((s, w, b, x) in narrow_wide_rows()) {
+        check_every_backend(&s, &w, Some(&b), &x, Activation::Identity)?;
+    }
+}
+
 /// One-channel 1-D signals (the mono path): long rows, kernels from 1 tap to wider than
 /// the path's stack window, any output width.
 fn mono_conv1d() -> impl Strategy<Value = (Conv2dShape, Vec<f32>, Vec<f32>, Vec<f32>)> {
