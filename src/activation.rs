@@ -62,6 +62,33 @@ impl<S: Simd> VecOp<S> for Activation {
     }
 }
 
+/// Relu6 and LeakyRelu in a kernel's store epilogue: a few instructions per vector. The
+/// exp-based activations never go there: their code inside a GEMM's loop nest made LLVM
+/// spill the tile's registers (AVX2 GEMM 64x256x256 80 -> 131 us), so kernels run them as a
+/// second pass over the finished output instead (see `crate::dense::dense_kernel`).
+#[derive(Clone, Copy)]
+pub(crate) struct PiecewiseLinear(pub(crate) Activation);
+
+impl<S: Simd> VecOp<S> for PiecewiseLinear {
+    #[inline(always)]
+    fn apply(self, s: S, v: S::V) -> S::V {
+        match self.0 {
+            Activation::Relu6 | Activation::LeakyRelu(_) => self.0.apply(s, v),
+            _ => v,
+        }
+    }
+}
+
+impl Activation {
+    /// Fused into a kernel's store epilogue (`true`), or applied by a second pass.
+    pub(crate) fn is_piecewise_linear(self) -> bool {
+        matches!(
+            self,
+            Activation::Identity | Activation::Relu | Activation::Relu6 | Activation::LeakyRelu(_)
+        )
+    }
+}
+
 /// Out of place. Each arm passes a constant, so after inlining every activation gets its
 /// own loop with the `match` folded away.
 #[inline(always)]

@@ -26,7 +26,7 @@
 //! tile takes the fast contiguous path, and the depthwise ring takes 192 vectors (12 KiB
 //! with AVX-512, 768 bytes on the scalar backend).
 
-use crate::activation::Activation;
+use crate::activation::{Activation, PiecewiseLinear, activate_in_place_kernel};
 use crate::dense::{
     Blocking, Layer, PANEL, dense_kernel, gemm_tile, gemm_tile_strided, slices, store_block,
 };
@@ -640,7 +640,14 @@ pub(crate) fn conv_general<
             conv_tiles::<S, MR, NV, MRN, MRM, MRT, MONO>(s, call, Unchanged, x, y)
         }
         Activation::Relu => conv_tiles::<S, MR, NV, MRN, MRM, MRT, MONO>(s, call, Relu, x, y),
-        act => conv_tiles::<S, MR, NV, MRN, MRM, MRT, MONO>(s, call, act, x, y),
+        act if act.is_piecewise_linear() => {
+            let op = PiecewiseLinear(act);
+            conv_tiles::<S, MR, NV, MRN, MRM, MRT, MONO>(s, call, op, x, y)
+        }
+        act => {
+            conv_tiles::<S, MR, NV, MRN, MRM, MRT, MONO>(s, call, Unchanged, x, y);
+            activate_in_place_kernel(s, act, y);
+        }
     }
 }
 
@@ -988,7 +995,11 @@ fn conv_depthwise<S: Simd>(s: S, call: ConvCall<'_>, x: &[f32], y: &mut [f32]) {
     match call.act {
         Activation::Identity => depthwise_images(s, call, Unchanged, x, y),
         Activation::Relu => depthwise_images(s, call, Relu, x, y),
-        act => depthwise_images(s, call, act, x, y),
+        act if act.is_piecewise_linear() => depthwise_images(s, call, PiecewiseLinear(act), x, y),
+        act => {
+            depthwise_images(s, call, Unchanged, x, y);
+            activate_in_place_kernel(s, act, y);
+        }
     }
 }
 

@@ -11,10 +11,10 @@
 //! - Row-major `W` as given ([`Engine::dense_row_major`], [`Dense`]): dot products over
 //!   four rows at a time; no packing, so weights can stay in flash.
 
-use crate::activation::Activation;
+use crate::activation::{Activation, PiecewiseLinear, activate_in_place_kernel};
 use crate::dispatch::dispatch;
 use crate::error::{check_len, checked_mul};
-use crate::simd::{Simd, VecOp};
+use crate::simd::{Relu, Simd, Unchanged, VecOp};
 use crate::{Engine, Error};
 
 /// Output features per packed panel.
@@ -174,8 +174,15 @@ pub(crate) struct Layer<'a> {
 /// `NV * LANES` divides [`PANEL`].
 pub(crate) trait Blocking: Simd {
     const GEMM_MR: usize;
-    fn gemm_rows(self, layer: Layer<'_>, x: &[f32], rows: usize, y: &mut [f32]);
-    fn gemv(self, layer: Layer<'_>, x: &[f32], y: &mut [f32]);
+    fn gemm_rows(
+        self,
+        layer: Layer<'_>,
+        op: impl VecOp<Self>,
+        x: &[f32],
+        rows: usize,
+        y: &mut [f32],
+    );
+    fn gemv(self, layer: Layer<'_>, op: impl VecOp<Self>, x: &[f32], y: &mut [f32]);
     /// The implicit-GEMM convolution; `MONO` selects the one-input-channel rows.
     fn conv<const MONO: bool>(self, call: crate::conv::ConvCall<'_>, x: &[f32], y: &mut [f32]);
 }
@@ -185,12 +192,19 @@ macro_rules! blocking {
         impl Blocking for $token {
             const GEMM_MR: usize = $mr;
             #[inline(always)]
-            fn gemm_rows(self, layer: Layer<'_>, x: &[f32], rows: usize, y: &mut [f32]) {
-                gemm::<Self, $mr, $nv>(self, layer, x, rows, y)
+            fn gemm_rows(
+                self,
+                layer: Layer<'_>,
+                op: impl VecOp<Self>,
+                x: &[f32],
+                rows: usize,
+                y: &mut [f32],
+            ) {
+                gemm::<Self, $mr, $nv>(self, layer, op, x, rows, y)
             }
             #[inline(always)]
-            fn gemv(self, layer: Layer<'_>, x: &[f32], y: &mut [f32]) {
-                gemv::<Self, $gnv, $gpg>(self, layer, x, y)
+            fn gemv(self, layer: Layer<'_>, op: impl VecOp<Self>, x: &[f32], y: &mut [f32]) {
+                gemv::<Self, $gnv, $gpg>(self, layer, op, x, y)
             }
             #[inline(always)]
             fn conv<const MONO: bool>(
@@ -329,6 +343,7 @@ pub(crate) fn gemm_tile_strided<S: Simd, const MR: usize, const NV: usize>(
 fn gemm<S: Simd, const MR: usize, const NV: usize>(
     s: S,
     layer: Layer<'_>,
+    op: impl VecOp<S>,
     x: &[f32],
     rows: usize,
     y: &mut [f32],
@@ -338,7 +353,7 @@ fn gemm<S: Simd, const MR: usize, const NV: usize>(
         out,
         inp,
         bias,
-        act,
+        ..
     } = layer;
     let block_cols = NV * S::LANES;
     for (p, panel) in packed.chunks_exact(PANEL * inp).enumerate() {
@@ -358,7 +373,7 @@ fn gemm<S: Simd, const MR: usize, const NV: usize>(
                 let add = bias.map(|b| &b[o..o + width]);
                 for (m, acc_row) in acc.into_iter().enumerate().take(rows - r0) {
                     let dst = &mut y[(r0 + m) * out + o..][..width];
-                    store_block::<S, NV>(s, acc_row, add, act, dst);
+                    store_block::<S, NV>(s, acc_row, add, op, dst);
                 }
             }
         }
@@ -371,6 +386,7 @@ fn gemm<S: Simd, const MR: usize, const NV: usize>(
 fn gemv<S: Simd, const NV: usize, const PG: usize>(
     s: S,
     layer: Layer<'_>,
+    op: impl VecOp<S>,
     x: &[f32],
     y: &mut [f32],
 ) {
@@ -379,7 +395,7 @@ fn gemv<S: Simd, const NV: usize, const PG: usize>(
         out,
         inp,
         bias,
-        act,
+        ..
     } = layer;
     let block_cols = NV * S::LANES;
     let panel_len = PANEL * inp;
@@ -408,7 +424,7 @@ fn gemv<S: Simd, const NV: usize, const PG: usize>(
                 }
                 let width = block_cols.min(out - o);
                 let add = bias.map(|b| &b[o..o + width]);
-                store_block::<S, NV>(s, acc_p, add, act, &mut y[o..o + width]);
+                store_block::<S, NV>(s, acc_p, add, op, &mut y[o..o + width]);
             }
         }
     }
@@ -418,6 +434,19 @@ fn gemv<S: Simd, const NV: usize, const PG: usize>(
 /// `out > 0`).
 #[inline(always)]
 pub(crate) fn dense_kernel<S: Blocking>(s: S, layer: Layer<'_>, x: &[f32], y: &mut [f32]) {
+    match layer.act {
+        Activation::Identity => dense_rows(s, layer, Unchanged, x, y),
+        Activation::Relu => dense_rows(s, layer, Relu, x, y),
+        act if act.is_piecewise_linear() => dense_rows(s, layer, PiecewiseLinear(act), x, y),
+        act => {
+            dense_rows(s, layer, Unchanged, x, y);
+            activate_in_place_kernel(s, act, y);
+        }
+    }
+}
+
+#[inline(always)]
+fn dense_rows<S: Blocking>(s: S, layer: Layer<'_>, op: impl VecOp<S>, x: &[f32], y: &mut [f32]) {
     let (out, inp) = (layer.out, layer.inp);
     let rows = x.len() / inp;
     // Full row blocks (and a tail at least half a block) go through the GEMM; a short tail
@@ -431,6 +460,7 @@ pub(crate) fn dense_kernel<S: Blocking>(s: S, layer: Layer<'_>, x: &[f32], y: &m
     if gemm_rows > 0 {
         s.gemm_rows(
             layer,
+            op,
             &x[..gemm_rows * inp],
             gemm_rows,
             &mut y[..gemm_rows * out],
@@ -438,7 +468,7 @@ pub(crate) fn dense_kernel<S: Blocking>(s: S, layer: Layer<'_>, x: &[f32], y: &m
     }
     let x_rest = x[gemm_rows * inp..].chunks_exact(inp);
     for (xr, yr) in x_rest.zip(y[gemm_rows * out..].chunks_exact_mut(out)) {
-        s.gemv(layer, xr, yr);
+        s.gemv(layer, op, xr, yr);
     }
 }
 
@@ -505,7 +535,7 @@ fn gemv_row_major<S: Simd>(
             *yo += bo;
         }
     }
-    crate::simd::map_in_place(s, y, act);
+    activate_in_place_kernel(s, act, y);
 }
 
 /// Row-major dense for `x.len() / inp` rows (lengths checked by the caller, `inp > 0`,
