@@ -64,8 +64,8 @@ impl<S: Simd> VecOp<S> for Activation {
 
 /// Relu6 and LeakyRelu in a kernel's store epilogue: a few instructions per vector. The
 /// exp-based activations never go there: their code inside a GEMM's loop nest made LLVM
-/// spill the tile's registers (AVX2 GEMM 64x256x256 80 -> 131 us), so kernels run them as a
-/// second pass over the finished output instead (see `crate::dense::dense_kernel`).
+/// spill the tile's registers (AVX2 GEMM 64x256x256 80 -> 131 us), so they run as a second
+/// pass over the finished output instead ([`Engine::activate_rest`]).
 #[derive(Clone, Copy)]
 pub(crate) struct PiecewiseLinear(pub(crate) Activation);
 
@@ -149,6 +149,16 @@ impl Engine {
     /// ```
     pub fn activate_in_place(&self, act: Activation, x: &mut [f32]) {
         dispatch!(self, activate_in_place_kernel(act: Activation, x: &mut [f32]));
+    }
+
+    /// The activations kernels leave out of their store epilogues (all but the
+    /// piecewise-linear ones, see [`PiecewiseLinear`]), as a pass of their own over the
+    /// finished output `y`. A separate `#[target_feature]` function: inlined into a kernel,
+    /// even after its loops, this code made LLVM allocate the kernel's registers worse.
+    pub(crate) fn activate_rest(&self, act: Activation, y: &mut [f32]) {
+        if !act.is_piecewise_linear() {
+            self.activate_in_place(act, y);
+        }
     }
 
     /// Fixed-size out-of-place form: lengths are checked by the type system.

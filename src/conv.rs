@@ -26,7 +26,7 @@
 //! tile takes the fast contiguous path, and the depthwise ring takes 192 vectors (12 KiB
 //! with AVX-512, 768 bytes on the scalar backend).
 
-use crate::activation::{Activation, PiecewiseLinear, activate_in_place_kernel};
+use crate::activation::{Activation, PiecewiseLinear};
 use crate::dense::{
     Blocking, Layer, PANEL, dense_kernel, gemm_tile, gemm_tile_strided, slices, store_block,
 };
@@ -636,18 +636,13 @@ pub(crate) fn conv_general<
 ) {
     // The common activations get their own copy, so the per-pixel epilogue has no `match`.
     match call.act {
-        Activation::Identity => {
-            conv_tiles::<S, MR, NV, MRN, MRM, MRT, MONO>(s, call, Unchanged, x, y)
-        }
         Activation::Relu => conv_tiles::<S, MR, NV, MRN, MRM, MRT, MONO>(s, call, Relu, x, y),
-        act if act.is_piecewise_linear() => {
+        act @ (Activation::Relu6 | Activation::LeakyRelu(_)) => {
             let op = PiecewiseLinear(act);
             conv_tiles::<S, MR, NV, MRN, MRM, MRT, MONO>(s, call, op, x, y)
         }
-        act => {
-            conv_tiles::<S, MR, NV, MRN, MRM, MRT, MONO>(s, call, Unchanged, x, y);
-            activate_in_place_kernel(s, act, y);
-        }
+        // Identity, and the rest as a pass of their own afterwards (`ConvCall::run`).
+        _ => conv_tiles::<S, MR, NV, MRN, MRM, MRT, MONO>(s, call, Unchanged, x, y),
     }
 }
 
@@ -993,13 +988,12 @@ const DW_WINDOW: usize = 192;
 #[inline(always)]
 fn conv_depthwise<S: Simd>(s: S, call: ConvCall<'_>, x: &[f32], y: &mut [f32]) {
     match call.act {
-        Activation::Identity => depthwise_images(s, call, Unchanged, x, y),
         Activation::Relu => depthwise_images(s, call, Relu, x, y),
-        act if act.is_piecewise_linear() => depthwise_images(s, call, PiecewiseLinear(act), x, y),
-        act => {
-            depthwise_images(s, call, Unchanged, x, y);
-            activate_in_place_kernel(s, act, y);
+        act @ (Activation::Relu6 | Activation::LeakyRelu(_)) => {
+            depthwise_images(s, call, PiecewiseLinear(act), x, y)
         }
+        // Identity, and the rest as a pass of their own afterwards (`ConvCall::run`).
+        _ => depthwise_images(s, call, Unchanged, x, y),
     }
 }
 
@@ -1278,6 +1272,7 @@ impl ConvCall<'_> {
         } else {
             dispatch!(engine, conv_rows_kernel(call: ConvCall<'_>, x: &[f32], y: &mut [f32]));
         }
+        engine.activate_rest(self.act, y);
     }
 }
 

@@ -11,7 +11,7 @@
 //! - Row-major `W` as given ([`Engine::dense_row_major`], [`Dense`]): dot products over
 //!   four rows at a time; no packing, so weights can stay in flash.
 
-use crate::activation::{Activation, PiecewiseLinear, activate_in_place_kernel};
+use crate::activation::{Activation, PiecewiseLinear};
 use crate::dispatch::dispatch;
 use crate::error::{check_len, checked_mul};
 use crate::simd::{Relu, Simd, Unchanged, VecOp};
@@ -435,13 +435,12 @@ fn gemv<S: Simd, const NV: usize, const PG: usize>(
 #[inline(always)]
 pub(crate) fn dense_kernel<S: Blocking>(s: S, layer: Layer<'_>, x: &[f32], y: &mut [f32]) {
     match layer.act {
-        Activation::Identity => dense_rows(s, layer, Unchanged, x, y),
         Activation::Relu => dense_rows(s, layer, Relu, x, y),
-        act if act.is_piecewise_linear() => dense_rows(s, layer, PiecewiseLinear(act), x, y),
-        act => {
-            dense_rows(s, layer, Unchanged, x, y);
-            activate_in_place_kernel(s, act, y);
+        act @ (Activation::Relu6 | Activation::LeakyRelu(_)) => {
+            dense_rows(s, layer, PiecewiseLinear(act), x, y)
         }
+        // Identity, and the rest as a pass of their own afterwards (`Engine::activate_rest`).
+        _ => dense_rows(s, layer, Unchanged, x, y),
     }
 }
 
@@ -516,7 +515,6 @@ fn gemv_row_major<S: Simd>(
     w: &[f32],
     inp: usize,
     bias: Option<&[f32]>,
-    act: Activation,
     x: &[f32],
     y: &mut [f32],
 ) {
@@ -535,7 +533,6 @@ fn gemv_row_major<S: Simd>(
             *yo += bo;
         }
     }
-    activate_in_place_kernel(s, act, y);
 }
 
 /// Row-major dense for `x.len() / inp` rows (lengths checked by the caller, `inp > 0`,
@@ -546,13 +543,12 @@ fn dense_row_major_kernel<S: Simd>(
     w: &[f32],
     inp: usize,
     bias: Option<&[f32]>,
-    act: Activation,
     x: &[f32],
     y: &mut [f32],
 ) {
     let out = w.len() / inp;
     for (xr, yr) in x.chunks_exact(inp).zip(y.chunks_exact_mut(out)) {
-        gemv_row_major(s, w, inp, bias, act, xr, yr);
+        gemv_row_major(s, w, inp, bias, xr, yr);
     }
 }
 
@@ -651,6 +647,7 @@ impl Engine {
             act,
         };
         dispatch!(self, dense_kernel(layer: Layer<'_>, x: &[f32], y: &mut [f32]));
+        self.activate_rest(act, y);
         Ok(())
     }
 
@@ -703,11 +700,11 @@ impl Engine {
                 w: &[f32],
                 inp: usize,
                 bias: Option<&[f32]>,
-                act: Activation,
                 x: &[f32],
                 y: &mut [f32]
             )
         );
+        self.activate_in_place(act, y);
         Ok(())
     }
 }
@@ -769,10 +766,10 @@ impl<'w, const IN: usize, const OUT: usize> Dense<'w, IN, OUT> {
                 w: &[f32],
                 inp: usize,
                 bias: Option<&[f32]>,
-                act: Activation,
                 x: &[f32],
                 y: &mut [f32]
             )
         );
+        engine.activate_in_place(act, y);
     }
 }

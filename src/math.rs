@@ -114,9 +114,11 @@ pub(crate) fn tanh<S: Simd>(s: S, x: S::V) -> S::V {
     let r = s.neg_mul_add(n, s.splat(LN2), s.add(y, y));
     let scale = s.shl23(t);
     let p = expm1_reduced(s, r);
-    let e = s.mul_add(scale, p, s.sub(scale, s.splat(1.0)));
-    let minus_2_minus_e = s.neg_mul_add(scale, p, s.sub(s.splat(-1.0), scale));
-    s.flip_sign(s.div(e, minus_2_minus_e), x)
+    // -e = 1 - e^(-2|x|) and 2 + e, both as one FMA on p; -e is +0 for x = ±0, so the
+    // quotient is +0 and the sign flip gives ±0 back.
+    let minus_e = s.neg_mul_add(scale, p, s.sub(s.splat(1.0), scale));
+    let two_plus_e = s.mul_add(scale, p, s.add(s.splat(1.0), scale));
+    s.flip_sign(s.div(minus_e, two_plus_e), x)
 }
 
 /// `1 / (1 + e^-x)`; 0 below -87 (the true value is below 1.7e-38).

@@ -135,6 +135,16 @@ fn nan_in_nan_out_and_saturation() {
         assert_eq!(y[3..], [f32::INFINITY, 0.0, 0.0]);
         e.activate(Activation::Tanh, &x, &mut y).unwrap();
         assert_eq!(y, [1.0, -1.0, 1.0, 1.0, -1.0, -1.0]);
+        // tanh keeps the sign of zero (and of the smallest subnormals, where tanh x = x).
+        let tiny = [0.0, -0.0, f32::from_bits(1), -f32::from_bits(1)];
+        let mut t = [f32::NAN; 4];
+        e.activate(Activation::Tanh, &tiny, &mut t).unwrap();
+        assert_eq!(
+            t.map(f32::to_bits),
+            tiny.map(f32::to_bits),
+            "{:?}",
+            e.backend()
+        );
         e.activate(Activation::Sigmoid, &x, &mut y).unwrap();
         assert_eq!(y, [1.0, 0.0, 1.0, 1.0, 0.0, 0.0]);
     }
