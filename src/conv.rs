@@ -2,8 +2,10 @@
 //!
 //! `y[n, oy, ox, o] = b[o] + sum_{ky, kx, c} W[o, ky, kx, c] x[n, oy*sh + ky*dh - top,
 //! ox*sw + kx*dw - left, g*CIg + c]` over the channels `c` of `o`'s group `g`, then the
-//! fused activation. Four paths, chosen from the shape, each compiled as its own
-//! `#[target_feature]` function:
+//! activation: ReLU, ReLU6 and leaky ReLU in the store of each tile, the exp-based ones
+//! (tanh, sigmoid, ...) as one more pass over the finished output, so that their code
+//! stays out of the tile loops. Four paths, chosen from the shape, each compiled as its
+//! own `#[target_feature]` function:
 //! - pointwise (1x1, stride 1, no padding, one group): exactly the dense GEMM over pixels;
 //! - depthwise (groups = channels, multiplier 1): channels in vector lanes, weights
 //!   stored `[KH][KW][C]`; per vector of channels the rows under the window are copied
@@ -634,7 +636,7 @@ pub(crate) fn conv_general<
     x: &[f32],
     y: &mut [f32],
 ) {
-    // The common activations get their own copy, so the per-pixel epilogue has no `match`.
+    // ReLU gets its own copy, so the per-pixel epilogue has no `match`.
     match call.act {
         Activation::Relu => conv_tiles::<S, MR, NV, MRN, MRM, MRT, MONO>(s, call, Relu, x, y),
         act @ (Activation::Relu6 | Activation::LeakyRelu(_)) => {

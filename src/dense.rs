@@ -431,7 +431,8 @@ fn gemv<S: Simd, const NV: usize, const PG: usize>(
 }
 
 /// `y = act(x W^T + b)` for `x.len() / inp` rows (lengths checked by the caller, `inp > 0`,
-/// `out > 0`).
+/// `out > 0`), for the piecewise-linear activations; the others are left to
+/// [`Engine::activate_rest`].
 #[inline(always)]
 pub(crate) fn dense_kernel<S: Blocking>(s: S, layer: Layer<'_>, x: &[f32], y: &mut [f32]) {
     match layer.act {
@@ -507,8 +508,8 @@ fn dot4<S: Simd>(s: S, x: &[f32], r: [&[f32]; 4]) -> [f32; 4] {
     dots
 }
 
-/// `y = act(W x + b)` for row-major `W` (`out x inp`, `inp > 0`), one row of `x` at a time:
-/// four dot products share each load of `x`.
+/// `y = W x + b` for row-major `W` (`out x inp`, `inp > 0`), one row of `x` at a time:
+/// four dot products share each load of `x` (the caller applies the activation).
 #[inline(always)]
 fn gemv_row_major<S: Simd>(
     s: S,

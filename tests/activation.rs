@@ -29,6 +29,13 @@ fn value() -> impl Strategy<Value = f32> {
     ]
 }
 
+/// Identical bits. Under Miri a NaN result may have any sign and payload on every
+/// evaluation (Rust's float semantics allow it; hardware is deterministic), so there two
+/// NaNs count as the same.
+fn same_bits(a: f32, b: f32) -> bool {
+    a.to_bits() == b.to_bits() || (cfg!(miri) && a.is_nan() && b.is_nan())
+}
+
 /// Documented bound of each activation at `x`, in ulp (the simple ones are exact).
 fn bound(act: Activation, x: f32) -> f64 {
     match act {
@@ -92,8 +99,8 @@ proptest! {
             for (i, &xi) in x.iter().enumerate() {
                 let mut one = [0.0];
                 e.activate(act, &[xi], &mut one).unwrap();
-                prop_assert_eq!(one[0].to_bits(), y[i].to_bits());
-                prop_assert_eq!(z[i].to_bits(), y[i].to_bits());
+                prop_assert!(same_bits(one[0], y[i]), "{:?} {act:?}({xi})", e.backend());
+                prop_assert!(same_bits(z[i], y[i]), "{:?} {act:?}({xi})", e.backend());
             }
         }
     }
