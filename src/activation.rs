@@ -62,12 +62,35 @@ impl<S: Simd> VecOp<S> for Activation {
     }
 }
 
-/// Relu6 and LeakyRelu in a kernel's store epilogue: a few instructions per vector. The
-/// exp-based activations never go there: their code inside a GEMM's loop nest made LLVM
-/// spill the tile's registers (AVX2 GEMM 64x256x256 80 -> 131 us), so they run as a second
-/// pass over the finished output instead ([`Engine::activate_rest`]).
+/// Where a kernel applies its activation: decided here once for dense and conv.
 #[derive(Clone, Copy)]
-pub(crate) struct PiecewiseLinear(pub(crate) Activation);
+pub(crate) enum Epilogue {
+    /// Nothing to apply (`Identity`).
+    Plain,
+    /// `max(v, 0)` in the tile stores, with its own kernel copy (no `match` per store).
+    Relu,
+    /// Relu6 or LeakyRelu in the tile stores: a few instructions per vector.
+    Linear(PiecewiseLinear),
+    /// The exp-based ones, as a pass of their own over the finished output
+    /// ([`Engine::activate_rest`]): their code inside a kernel, even after its loops, made
+    /// LLVM spill the tile's registers (AVX2 GEMM 64x256x256 80 -> 131 us).
+    Afterwards,
+}
+
+impl Activation {
+    pub(crate) fn epilogue(self) -> Epilogue {
+        match self {
+            Activation::Identity => Epilogue::Plain,
+            Activation::Relu => Epilogue::Relu,
+            Activation::Relu6 | Activation::LeakyRelu(_) => Epilogue::Linear(PiecewiseLinear(self)),
+            _ => Epilogue::Afterwards,
+        }
+    }
+}
+
+/// Relu6 or LeakyRelu as a store epilogue (see [`Epilogue::Linear`]).
+#[derive(Clone, Copy)]
+pub(crate) struct PiecewiseLinear(Activation);
 
 impl<S: Simd> VecOp<S> for PiecewiseLinear {
     #[inline(always)]
@@ -76,16 +99,6 @@ impl<S: Simd> VecOp<S> for PiecewiseLinear {
             Activation::Relu6 | Activation::LeakyRelu(_) => self.0.apply(s, v),
             _ => v,
         }
-    }
-}
-
-impl Activation {
-    /// Fused into a kernel's store epilogue (`true`), or applied by a second pass.
-    pub(crate) fn is_piecewise_linear(self) -> bool {
-        matches!(
-            self,
-            Activation::Identity | Activation::Relu | Activation::Relu6 | Activation::LeakyRelu(_)
-        )
     }
 }
 
@@ -151,12 +164,11 @@ impl Engine {
         dispatch!(self, activate_in_place_kernel(act: Activation, x: &mut [f32]));
     }
 
-    /// The activations kernels leave out of their store epilogues (all but the
-    /// piecewise-linear ones, see [`PiecewiseLinear`]), as a pass of their own over the
-    /// finished output `y`. A separate `#[target_feature]` function: inlined into a kernel,
-    /// even after its loops, this code made LLVM allocate the kernel's registers worse.
+    /// The activations kernels leave out of their store epilogues
+    /// ([`Epilogue::Afterwards`]), as a pass of their own over the finished output `y`, in
+    /// a `#[target_feature]` function of its own.
     pub(crate) fn activate_rest(&self, act: Activation, y: &mut [f32]) {
-        if !act.is_piecewise_linear() {
+        if let Epilogue::Afterwards = act.epilogue() {
             self.activate_in_place(act, y);
         }
     }

@@ -28,7 +28,7 @@
 //! tile takes the fast contiguous path, and the depthwise ring takes 192 vectors (12 KiB
 //! with AVX-512, 768 bytes on the scalar backend).
 
-use crate::activation::{Activation, PiecewiseLinear};
+use crate::activation::{Activation, Epilogue};
 use crate::dense::{
     Blocking, Layer, PANEL, dense_kernel, gemm_tile, gemm_tile_strided, slices, store_block,
 };
@@ -636,15 +636,12 @@ pub(crate) fn conv_general<
     x: &[f32],
     y: &mut [f32],
 ) {
-    // ReLU gets its own copy, so the per-pixel epilogue has no `match`.
-    match call.act {
-        Activation::Relu => conv_tiles::<S, MR, NV, MRN, MRM, MRT, MONO>(s, call, Relu, x, y),
-        act @ (Activation::Relu6 | Activation::LeakyRelu(_)) => {
-            let op = PiecewiseLinear(act);
-            conv_tiles::<S, MR, NV, MRN, MRM, MRT, MONO>(s, call, op, x, y)
+    match call.act.epilogue() {
+        Epilogue::Relu => conv_tiles::<S, MR, NV, MRN, MRM, MRT, MONO>(s, call, Relu, x, y),
+        Epilogue::Linear(op) => conv_tiles::<S, MR, NV, MRN, MRM, MRT, MONO>(s, call, op, x, y),
+        Epilogue::Plain | Epilogue::Afterwards => {
+            conv_tiles::<S, MR, NV, MRN, MRM, MRT, MONO>(s, call, Unchanged, x, y)
         }
-        // Identity, and the rest as a pass of their own afterwards (`ConvCall::run`).
-        _ => conv_tiles::<S, MR, NV, MRN, MRM, MRT, MONO>(s, call, Unchanged, x, y),
     }
 }
 
@@ -989,13 +986,10 @@ const DW_WINDOW: usize = 192;
 /// too tall or wide for the buffer (huge dilations) takes the per-pixel path.
 #[inline(always)]
 fn conv_depthwise<S: Simd>(s: S, call: ConvCall<'_>, x: &[f32], y: &mut [f32]) {
-    match call.act {
-        Activation::Relu => depthwise_images(s, call, Relu, x, y),
-        act @ (Activation::Relu6 | Activation::LeakyRelu(_)) => {
-            depthwise_images(s, call, PiecewiseLinear(act), x, y)
-        }
-        // Identity, and the rest as a pass of their own afterwards (`ConvCall::run`).
-        _ => depthwise_images(s, call, Unchanged, x, y),
+    match call.act.epilogue() {
+        Epilogue::Relu => depthwise_images(s, call, Relu, x, y),
+        Epilogue::Linear(op) => depthwise_images(s, call, op, x, y),
+        Epilogue::Plain | Epilogue::Afterwards => depthwise_images(s, call, Unchanged, x, y),
     }
 }
 

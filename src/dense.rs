@@ -11,7 +11,7 @@
 //! - Row-major `W` as given ([`Engine::dense_row_major`], [`Dense`]): dot products over
 //!   four rows at a time; no packing, so weights can stay in flash.
 
-use crate::activation::{Activation, PiecewiseLinear};
+use crate::activation::{Activation, Epilogue};
 use crate::dispatch::dispatch;
 use crate::error::{check_len, checked_mul};
 use crate::simd::{Relu, Simd, Unchanged, VecOp};
@@ -435,13 +435,10 @@ fn gemv<S: Simd, const NV: usize, const PG: usize>(
 /// [`Engine::activate_rest`].
 #[inline(always)]
 pub(crate) fn dense_kernel<S: Blocking>(s: S, layer: Layer<'_>, x: &[f32], y: &mut [f32]) {
-    match layer.act {
-        Activation::Relu => dense_rows(s, layer, Relu, x, y),
-        act @ (Activation::Relu6 | Activation::LeakyRelu(_)) => {
-            dense_rows(s, layer, PiecewiseLinear(act), x, y)
-        }
-        // Identity, and the rest as a pass of their own afterwards (`Engine::activate_rest`).
-        _ => dense_rows(s, layer, Unchanged, x, y),
+    match layer.act.epilogue() {
+        Epilogue::Relu => dense_rows(s, layer, Relu, x, y),
+        Epilogue::Linear(op) => dense_rows(s, layer, op, x, y),
+        Epilogue::Plain | Epilogue::Afterwards => dense_rows(s, layer, Unchanged, x, y),
     }
 }
 
