@@ -37,6 +37,8 @@ use crate::error::{check_len, checked_mul};
 use crate::simd::{Relu, Simd, Unchanged, VecOp};
 use crate::{Engine, Error};
 
+pub(crate) mod winograd;
+
 /// How the input is padded (with zeros) before the kernel slides over it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Padding {
@@ -236,11 +238,37 @@ impl Conv2dShape {
         if self.is_depthwise() {
             return taps.saturating_mul(self.in_c);
         }
+        if self.uses_winograd() {
+            return (self.out_c.div_ceil(PANEL) * PANEL)
+                .saturating_mul(winograd::POSITIONS * self.in_c);
+        }
         let per_group_out = (self.out_c / self.groups)
             .div_ceil(PANEL)
             .saturating_mul(PANEL);
         let k = taps.saturating_mul(self.in_c / self.groups);
         self.groups.saturating_mul(per_group_out).saturating_mul(k)
+    }
+
+    /// Whether this shape takes the Winograd F(2x2, 3x3) path (and its packed layout): a
+    /// 3x3 kernel, stride 1, dilation 1, one group, 8 to 64 input channels. Its error bound
+    /// differs from the direct convolution's (see [`Engine::conv2d`]).
+    ///
+    /// ```
+    /// use simdnn::Conv2dShape;
+    /// assert!(Conv2dShape::new(16, 16, 16, 32, 3, 3).uses_winograd());
+    /// assert!(!Conv2dShape::new(32, 32, 3, 16, 3, 3).uses_winograd()); // too few channels
+    /// assert!(!Conv2dShape::new(16, 16, 16, 32, 3, 3).with_stride(2, 2).uses_winograd());
+    /// ```
+    pub const fn uses_winograd(&self) -> bool {
+        self.kernel_h == 3
+            && self.kernel_w == 3
+            && self.stride_h == 1
+            && self.stride_w == 1
+            && self.dilation_h == 1
+            && self.dilation_w == 1
+            && self.groups == 1
+            && self.in_c >= winograd::MIN_CHANNELS
+            && self.in_c <= winograd::MAX_CHANNELS
     }
 
     /// Whether the depthwise fast path (and its packed layout) applies.
@@ -362,6 +390,9 @@ impl Conv2dShape {
             checked_mul(taps, in_per_group, "packed length")?,
             "packed length",
         )?;
+        if s.uses_winograd() {
+            checked_mul(panels, winograd::POSITIONS * s.in_c, "packed length")?;
+        }
         Ok(Geometry {
             batch: s.batch,
             in_h: s.in_h,
@@ -382,6 +413,7 @@ impl Conv2dShape {
             in_per_group,
             out_per_group,
             depthwise: s.is_depthwise(),
+            winograd: s.uses_winograd(),
             input_len,
             output_len,
             weights_len,
@@ -411,6 +443,7 @@ pub(crate) struct Geometry {
     in_per_group: usize,
     out_per_group: usize,
     depthwise: bool,
+    winograd: bool,
     input_len: usize,
     output_len: usize,
     weights_len: usize,
@@ -485,6 +518,8 @@ struct KernelKey {
     kernel_h: usize,
     kernel_w: usize,
     groups: usize,
+    /// Winograd-transformed (which also depends on stride and dilation).
+    winograd: bool,
 }
 
 impl KernelKey {
@@ -495,6 +530,7 @@ impl KernelKey {
             kernel_h: s.kernel_h,
             kernel_w: s.kernel_w,
             groups: s.groups,
+            winograd: s.uses_winograd(),
         }
     }
 }
@@ -517,6 +553,21 @@ impl<'a> PackedConv2d<'a> {
                     for c in 0..g.in_c {
                         storage[(ky * g.kernel_w + kx) * g.in_c + c] =
                             w[layout.index(&g, c, ky, kx, 0)];
+                    }
+                }
+            }
+        } else if shape.uses_winograd() {
+            // Per position, panels of PANEL outputs, `in_c` rows each, zero-padded.
+            let panels = g.out_c.div_ceil(PANEL);
+            storage.fill(0.0);
+            for o in 0..g.out_c {
+                for c in 0..g.in_c {
+                    let kernel: [[f32; 3]; 3] = core::array::from_fn(|ky| {
+                        core::array::from_fn(|kx| w[layout.index(&g, o, ky, kx, c)])
+                    });
+                    let u = winograd::transform_kernel(kernel);
+                    for (p, &up) in u.as_flattened().iter().enumerate() {
+                        storage[winograd::packed_index(g.in_c, panels, p, o, c)] = up;
                     }
                 }
             }
@@ -1263,6 +1314,8 @@ impl ConvCall<'_> {
                 act: call.act,
             };
             dispatch!(engine, dense_kernel(layer: Layer<'_>, x: &[f32], y: &mut [f32]));
+        } else if g.winograd {
+            dispatch!(engine, conv_winograd_kernel(call: ConvCall<'_>, x: &[f32], y: &mut [f32]));
         } else if g.is_mono() {
             dispatch!(engine, conv_mono_kernel(call: ConvCall<'_>, x: &[f32], y: &mut [f32]));
         } else {
@@ -1270,6 +1323,11 @@ impl ConvCall<'_> {
         }
         engine.activate_rest(self.act, y);
     }
+}
+
+#[inline(always)]
+fn conv_winograd_kernel<S: Blocking>(s: S, call: ConvCall<'_>, x: &[f32], y: &mut [f32]) {
+    s.winograd(call, x, y);
 }
 
 #[inline(always)]
@@ -1475,8 +1533,32 @@ pub const fn pack_conv2d<
             "P must be PACKED_LEN"
         )
     };
-    let k = KH * KW * CI;
     let mut dst = [0.0; P];
+    if Conv2dShape::new(0, 0, CI, CO, KH, KW).uses_winograd() {
+        let panels = CO.div_ceil(PANEL);
+        let mut o = 0;
+        while o < CO {
+            let mut c = 0;
+            while c < CI {
+                let mut kernel = [[0.0; 3]; 3];
+                let mut t = 0;
+                while t < 9 {
+                    kernel[t / 3][t % 3] = w[o][t / 3 % KH][t % 3 % KW][c];
+                    t += 1;
+                }
+                let u = winograd::transform_kernel(kernel);
+                let mut p = 0;
+                while p < winograd::POSITIONS {
+                    dst[winograd::packed_index(CI, panels, p, o, c)] = u[p / 4][p % 4];
+                    p += 1;
+                }
+                c += 1;
+            }
+            o += 1;
+        }
+        return dst;
+    }
+    let k = KH * KW * CI;
     let mut i = 0;
     while i < P {
         let (panel, rest) = (i / (PANEL * k), i % (PANEL * k));

@@ -185,10 +185,12 @@ pub(crate) trait Blocking: Simd {
     fn gemv(self, layer: Layer<'_>, op: impl VecOp<Self>, x: &[f32], y: &mut [f32]);
     /// The implicit-GEMM convolution; `MONO` selects the one-input-channel rows.
     fn conv<const MONO: bool>(self, call: crate::conv::ConvCall<'_>, x: &[f32], y: &mut [f32]);
+    /// The Winograd F(2x2, 3x3) convolution.
+    fn winograd(self, call: crate::conv::ConvCall<'_>, x: &[f32], y: &mut [f32]);
 }
 
 macro_rules! blocking {
-    ($token:ty, mr: $mr:literal, nv: $nv:literal, conv_mr: $cmr:literal, conv_mr_narrow: $cmrn:literal, conv_mr_mono: $cmrm:literal, conv_mr_tail: $cmrt:literal, gemv_nv: $gnv:literal, gemv_panels: $gpg:literal) => {
+    ($token:ty, mr: $mr:literal, nv: $nv:literal, conv_mr: $cmr:literal, conv_mr_narrow: $cmrn:literal, conv_mr_mono: $cmrm:literal, conv_mr_tail: $cmrt:literal, winograd_tiles: $wt:literal, gemv_nv: $gnv:literal, gemv_panels: $gpg:literal) => {
         impl Blocking for $token {
             const GEMM_MR: usize = $mr;
             #[inline(always)]
@@ -217,6 +219,18 @@ macro_rules! blocking {
                     self, call, x, y,
                 )
             }
+            #[inline(always)]
+            fn winograd(self, call: crate::conv::ConvCall<'_>, x: &[f32], y: &mut [f32]) {
+                use crate::conv::winograd::{MAX_CHANNELS, POSITIONS, conv_winograd};
+                const LANES: usize = <$token as Simd>::LANES;
+                conv_winograd::<
+                    Self,
+                    $wt,
+                    $nv,
+                    { POSITIONS * $wt * MAX_CHANNELS },
+                    { POSITIONS * $wt * $nv * LANES },
+                >(self, call, x, y)
+            }
         }
     };
 }
@@ -226,15 +240,15 @@ macro_rules! blocking {
 // Layers with one vector of outputs (16 channels) take 16 pixels (conv_tiny 7-12% faster
 // than 12), except the one-channel rows, where 16 measured slower than 12 (conv1d_kws).
 #[cfg(simdnn_avx512)]
-blocking!(crate::simd::Avx512, mr: 12, nv: 2, conv_mr: 8, conv_mr_narrow: 16, conv_mr_mono: 12, conv_mr_tail: 4, gemv_nv: 2, gemv_panels: 4);
+blocking!(crate::simd::Avx512, mr: 12, nv: 2, conv_mr: 8, conv_mr_narrow: 16, conv_mr_mono: 12, conv_mr_tail: 4, winograd_tiles: 8, gemv_nv: 2, gemv_panels: 4);
 // 16 registers: 6 x 2 ymm accumulators, 2 weight vectors, 1 broadcast.
 #[cfg(simdnn_avx2)]
-blocking!(crate::simd::Avx2, mr: 6, nv: 2, conv_mr: 6, conv_mr_narrow: 12, conv_mr_mono: 12, conv_mr_tail: 3, gemv_nv: 4, gemv_panels: 2);
+blocking!(crate::simd::Avx2, mr: 6, nv: 2, conv_mr: 6, conv_mr_narrow: 12, conv_mr_mono: 12, conv_mr_tail: 3, winograd_tiles: 6, gemv_nv: 4, gemv_panels: 2);
 // 32 registers: 3 x 8 q accumulators and 8 weight vectors.
 #[cfg(simdnn_neon)]
-blocking!(crate::simd::Neon, mr: 3, nv: 8, conv_mr: 3, conv_mr_narrow: 8, conv_mr_mono: 8, conv_mr_tail: 1, gemv_nv: 8, gemv_panels: 1);
+blocking!(crate::simd::Neon, mr: 3, nv: 8, conv_mr: 3, conv_mr_narrow: 8, conv_mr_mono: 8, conv_mr_tail: 1, winograd_tiles: 3, gemv_nv: 8, gemv_panels: 1);
 // Cortex-M4F has 32 single registers: 2 x 8 accumulators.
-blocking!(crate::simd::Scalar, mr: 2, nv: 8, conv_mr: 2, conv_mr_narrow: 2, conv_mr_mono: 2, conv_mr_tail: 1, gemv_nv: 8, gemv_panels: 1);
+blocking!(crate::simd::Scalar, mr: 2, nv: 8, conv_mr: 2, conv_mr_narrow: 2, conv_mr_mono: 2, conv_mr_tail: 1, winograd_tiles: 2, gemv_nv: 8, gemv_panels: 1);
 
 /// `[f(0), .., f(N - 1)]`. `core::array::from_fn` stays an out-of-line call in the tile
 /// loops (19% of conv1d_kws's time); this plain loop is inlined.

@@ -108,12 +108,64 @@ fn conv_ref(s: &Conv2dShape, w: &[f32], b: Option<&[f32]>, x: &[f32]) -> Vec<(f6
                             }
                         }
                     }
+                    if s.uses_winograd() {
+                        mag = bias.abs() + winograd_mag(s, w, x, n, (oy, ox), o, (top, left));
+                    }
                     out.push((acc, mag));
                 }
             }
         }
     }
     out
+}
+
+/// The magnitude that bounds the Winograd F(2x2, 3x3) rounding error of output pixel
+/// `(oy, ox)`, channel `o`: the algorithm run on absolute values, with the absolute values
+/// of its transform matrices `B^T`, `G` and `A^T`.
+fn winograd_mag(
+    s: &Conv2dShape,
+    w: &[f32],
+    x: &[f32],
+    n: usize,
+    (oy, ox): (usize, usize),
+    o: usize,
+    (top, left): (usize, usize),
+) -> f64 {
+    const BT: [[f64; 4]; 4] = [
+        [1., 0., 1., 0.],
+        [0., 1., 1., 0.],
+        [0., 1., 1., 0.],
+        [0., 1., 0., 1.],
+    ];
+    const G: [[f64; 3]; 4] = [[1., 0., 0.], [0.5, 0.5, 0.5], [0.5, 0.5, 0.5], [0., 0., 1.]];
+    const AT: [[f64; 4]; 2] = [[1., 1., 1., 0.], [0., 1., 1., 1.]];
+    let (y0, x0) = (oy / 2 * 2, ox / 2 * 2);
+    let (i, j) = (oy % 2, ox % 2);
+    let mut mag = 0.0;
+    for c in 0..s.in_c {
+        let d = |r: usize, q: usize| {
+            let (iy, ix) = (
+                (y0 + r) as isize - top as isize,
+                (x0 + q) as isize - left as isize,
+            );
+            if iy < 0 || ix < 0 || iy >= s.in_h as isize || ix >= s.in_w as isize {
+                return 0.0;
+            }
+            (x[((n * s.in_h + iy as usize) * s.in_w + ix as usize) * s.in_c + c] as f64).abs()
+        };
+        let g = |ky: usize, kx: usize| (w[((o * s.in_c + c) * 3 + ky) * 3 + kx] as f64).abs();
+        for p in 0..16 {
+            let (pr, pc) = (p / 4, p % 4);
+            let v: f64 = (0..16)
+                .map(|t| BT[pr][t / 4] * BT[pc][t % 4] * d(t / 4, t % 4))
+                .sum();
+            let u: f64 = (0..9)
+                .map(|t| G[pr][t / 3] * G[pc][t % 3] * g(t / 3, t % 3))
+                .sum();
+            mag += AT[i][pr] * AT[j][pc] * u * v;
+        }
+    }
+    mag
 }
 
 fn padding() -> impl Strategy<Value = Padding> {
@@ -279,7 +331,13 @@ fn check_every_backend(
     let want = conv_ref(s, w, b, x);
     let mut storage = vec![f32::NAN; s.packed_weights_len()];
     let packed = PackedConv2d::pack(s, WeightLayout::Oihw, w, &mut storage).unwrap();
-    let k = s.kernel_h * s.kernel_w * s.in_c / s.groups;
+    // Winograd: `in_c` products per GEMM plus the transforms' additions (2 + 4) and the
+    // weights' rounding; the magnitude is over the transforms (see `winograd_mag`).
+    let k = if s.uses_winograd() {
+        s.in_c + 8
+    } else {
+        s.kernel_h * s.kernel_w * s.in_c / s.groups
+    };
     for e in common::engines() {
         let mut y = vec![f32::NAN; s.output_len().unwrap()];
         e.conv2d(s, &packed, b, act, x, &mut y).unwrap();
@@ -394,6 +452,60 @@ proptest! {
     fn mono_conv1d_matches_reference((s, w, b, x) in mono_conv1d()) {
         check_every_backend(&s, &w, Some(&b), &x, Activation::Tanh)?;
     }
+}
+
+/// 3x3 stride-1 layers with 8 to 64 input channels (the Winograd path): any padding,
+/// image sizes odd and even (partial 2x2 tiles), output channels not a multiple of any
+/// vector, batches, data up to 100 in magnitude.
+fn winograd_shapes() -> impl Strategy<Value = (Conv2dShape, Vec<f32>, Vec<f32>, Vec<f32>)> {
+    let (h, c) = if cfg!(miri) { (4, 10) } else { (12, 65) };
+    (
+        (1usize..3, 1usize..h, 1usize..20),
+        (8usize..c, 1usize..70),
+        padding(),
+    )
+        .prop_filter_map("invalid shape", |((batch, h, w), (in_c, out_c), pad)| {
+            let s = Conv2dShape::new(h, w, in_c, out_c, 3, 3)
+                .with_batch(batch)
+                .with_padding(pad);
+            (s.output_len().ok()? > 0).then_some(s)
+        })
+        .prop_flat_map(|s| {
+            let v = || prop_oneof![9 => -1.0f32..1.0, 1 => -100.0f32..100.0];
+            (
+                Just(s),
+                prop::collection::vec(v(), s.weights_len().unwrap()),
+                prop::collection::vec(v(), s.out_c),
+                prop::collection::vec(v(), s.input_len().unwrap()),
+            )
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 1 } else { 32 }, ..config() })]
+
+    #[test]
+    fn winograd_matches_reference((s, w, b, x) in winograd_shapes()) {
+        prop_assert!(s.uses_winograd());
+        check_every_backend(&s, &w, Some(&b), &x, Activation::Relu6)?;
+    }
+}
+
+#[test]
+fn winograd_applies_to_3x3_stride_1_with_8_to_64_channels() {
+    let s = Conv2dShape::new(16, 16, 16, 32, 3, 3);
+    assert!(s.uses_winograd());
+    assert!(s.with_padding(Padding::Same).with_batch(3).uses_winograd());
+    assert!(Conv2dShape::new(4, 4, 8, 1, 3, 3).uses_winograd());
+    assert!(Conv2dShape::new(4, 4, 64, 1, 3, 3).uses_winograd());
+    assert!(!Conv2dShape::new(4, 4, 7, 1, 3, 3).uses_winograd());
+    assert!(!Conv2dShape::new(4, 4, 65, 1, 3, 3).uses_winograd());
+    assert!(!s.with_stride(1, 2).uses_winograd());
+    assert!(!s.with_dilation(2, 1).uses_winograd());
+    assert!(!s.with_groups(2).uses_winograd());
+    assert!(!Conv2dShape::new(16, 16, 16, 32, 3, 5).uses_winograd());
+    // 16 positions per (output, input) pair, outputs padded to panels of 32.
+    assert_eq!(s.packed_weights_len(), 16 * 32 * 16);
 }
 
 /// SAME with an odd total padding puts the extra row/column after (TensorFlow rule).
