@@ -108,29 +108,24 @@ fn conv_ref(s: &Conv2dShape, w: &[f32], b: Option<&[f32]>, x: &[f32]) -> Vec<(f6
                             }
                         }
                     }
-                    if s.uses_winograd() {
-                        mag = bias.abs() + winograd_mag(s, w, x, n, (oy, ox), o, (top, left));
-                    }
                     out.push((acc, mag));
                 }
             }
         }
     }
+    if s.uses_winograd() {
+        let mags = winograd_mags(s, w, x, (top, left));
+        for ((_, mag), (m, o)) in out.iter_mut().zip(mags.iter().zip((0..s.out_c).cycle())) {
+            *mag = b.map_or(0.0, |b| (b[o] as f64).abs()) + m;
+        }
+    }
     out
 }
 
-/// The magnitude that bounds the Winograd F(2x2, 3x3) rounding error of output pixel
-/// `(oy, ox)`, channel `o`: the algorithm run on absolute values, with the absolute values
+/// The magnitudes that bound the Winograd F(2x2, 3x3) rounding errors, NHWC like the
+/// output (bias excluded): the algorithm run on absolute values, with the absolute values
 /// of its transform matrices `B^T`, `G` and `A^T`.
-fn winograd_mag(
-    s: &Conv2dShape,
-    w: &[f32],
-    x: &[f32],
-    n: usize,
-    (oy, ox): (usize, usize),
-    o: usize,
-    (top, left): (usize, usize),
-) -> f64 {
+fn winograd_mags(s: &Conv2dShape, w: &[f32], x: &[f32], (top, left): (usize, usize)) -> Vec<f64> {
     const BT: [[f64; 4]; 4] = [
         [1., 0., 1., 0.],
         [0., 1., 1., 0.],
@@ -139,33 +134,59 @@ fn winograd_mag(
     ];
     const G: [[f64; 3]; 4] = [[1., 0., 0.], [0.5, 0.5, 0.5], [0.5, 0.5, 0.5], [0., 0., 1.]];
     const AT: [[f64; 4]; 2] = [[1., 1., 1., 0.], [0., 1., 1., 1.]];
-    let (y0, x0) = (oy / 2 * 2, ox / 2 * 2);
-    let (i, j) = (oy % 2, ox % 2);
-    let mut mag = 0.0;
-    for c in 0..s.in_c {
-        let d = |r: usize, q: usize| {
-            let (iy, ix) = (
-                (y0 + r) as isize - top as isize,
-                (x0 + q) as isize - left as isize,
-            );
-            if iy < 0 || ix < 0 || iy >= s.in_h as isize || ix >= s.in_w as isize {
-                return 0.0;
-            }
-            (x[((n * s.in_h + iy as usize) * s.in_w + ix as usize) * s.in_c + c] as f64).abs()
-        };
-        let g = |ky: usize, kx: usize| (w[((o * s.in_c + c) * 3 + ky) * 3 + kx] as f64).abs();
-        for p in 0..16 {
-            let (pr, pc) = (p / 4, p % 4);
-            let v: f64 = (0..16)
-                .map(|t| BT[pr][t / 4] * BT[pc][t % 4] * d(t / 4, t % 4))
+    let (oh, ow) = s.output_hw().unwrap();
+    let (ci, co) = (s.in_c, s.out_c);
+    // |U| per (output, input channel, position).
+    let mut u = vec![0.0; co * ci * 16];
+    for (oc, up) in u.chunks_exact_mut(16).enumerate() {
+        let g = |t: usize| (w[oc * 9 + t] as f64).abs();
+        for (p, up) in up.iter_mut().enumerate() {
+            *up = (0..9)
+                .map(|t| G[p / 4][t / 3] * G[p % 4][t % 3] * g(t))
                 .sum();
-            let u: f64 = (0..9)
-                .map(|t| G[pr][t / 3] * G[pc][t % 3] * g(t / 3, t % 3))
-                .sum();
-            mag += AT[i][pr] * AT[j][pc] * u * v;
         }
     }
-    mag
+    let mut mags = vec![0.0; s.batch * oh * ow * co];
+    for n in 0..s.batch {
+        for y0 in (0..oh).step_by(2) {
+            for x0 in (0..ow).step_by(2) {
+                for c in 0..ci {
+                    let d = |r: usize, q: usize| {
+                        let (iy, ix) = (
+                            (y0 + r) as isize - top as isize,
+                            (x0 + q) as isize - left as isize,
+                        );
+                        if iy < 0 || ix < 0 || iy >= s.in_h as isize || ix >= s.in_w as isize {
+                            return 0.0;
+                        }
+                        let at = ((n * s.in_h + iy as usize) * s.in_w + ix as usize) * ci + c;
+                        (x[at] as f64).abs()
+                    };
+                    let v: Vec<f64> = (0..16)
+                        .map(|p| {
+                            (0..16)
+                                .map(|t| BT[p / 4][t / 4] * BT[p % 4][t % 4] * d(t / 4, t % 4))
+                                .sum()
+                        })
+                        .collect();
+                    for (oy, ox) in [(y0, x0), (y0, x0 + 1), (y0 + 1, x0), (y0 + 1, x0 + 1)] {
+                        if oy >= oh || ox >= ow {
+                            continue;
+                        }
+                        let (i, j) = (oy % 2, ox % 2);
+                        for o in 0..co {
+                            let up = &u[(o * ci + c) * 16..][..16];
+                            let m: f64 = (0..16)
+                                .map(|p| AT[i][p / 4] * AT[j][p % 4] * up[p] * v[p])
+                                .sum();
+                            mags[((n * oh + oy) * ow + ox) * co + o] += m;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    mags
 }
 
 fn padding() -> impl Strategy<Value = Padding> {
