@@ -184,39 +184,9 @@ fn winograd_tiles<
             for t in 0..n_tiles {
                 let (ty, tx) = ((t0 + t) / tiles_w, (t0 + t) % tiles_w);
                 // Input rows and columns of the patch; `None` in the padding.
-                // Offsets of the patch's rows and columns in the image; `false` in the
-                // padding. Tiles inside the image load without per-pixel checks.
-                let (mut row_at, mut col_at, mut row_ok, mut col_ok) =
-                    ([0; 4], [0; 4], [false; 4], [false; 4]);
-                for i in 0..4 {
-                    if let Some(iy) = g.in_row(2 * ty, i) {
-                        (row_at[i], row_ok[i]) = (iy * g.in_w * in_c, true);
-                    }
-                    if let Some(ix) = g.in_col(2 * tx, i) {
-                        (col_at[i], col_ok[i]) = (ix * in_c, true);
-                    }
-                }
-                let inside = row_ok == [true; 4] && col_ok == [true; 4];
                 for c0 in (0..in_c).step_by(S::LANES) {
                     let n = S::LANES.min(in_c - c0);
-                    let mut d = [[s.zero(); 4]; 4];
-                    if inside && n == S::LANES {
-                        let row_len = g.in_w * in_c;
-                        let patch = &xn[row_at[0] + col_at[0] + c0..][..3 * row_len + 3 * in_c + n];
-                        for (r, dr) in d.iter_mut().enumerate() {
-                            for (q, dq) in dr.iter_mut().enumerate() {
-                                *dq = s.load(&patch[r * row_len + q * in_c..]);
-                            }
-                        }
-                    } else {
-                        for (r, dr) in d.iter_mut().enumerate() {
-                            for (q, dq) in dr.iter_mut().enumerate() {
-                                if row_ok[r] && col_ok[q] {
-                                    *dq = load_n(s, &xn[row_at[r] + col_at[q] + c0..], n);
-                                }
-                            }
-                        }
-                    }
+                    let d = load_patch(s, &g, xn, ty, tx, c0, n);
                     let u = transform_input(s, d);
                     for (p, up) in u.as_flattened().iter().enumerate() {
                         let dst = &mut v[(p * T + t) * in_c + c0..][..n];
@@ -262,27 +232,90 @@ fn winograd_tiles<
                         }
                         let out = transform_output(s, mp);
                         let (ty, tx) = ((t0 + t) / tiles_w, (t0 + t) % tiles_w);
-                        for (i, out_row) in out.iter().enumerate() {
-                            let oy = 2 * ty + i;
-                            if oy >= g.out_h {
-                                break;
-                            }
-                            for (j, val) in out_row.iter().enumerate() {
-                                let ox = 2 * tx + j;
-                                if ox >= g.out_w {
-                                    break;
-                                }
-                                let val = op.apply(s, s.add(*val, b));
-                                let dst = &mut yn[(oy * g.out_w + ox) * out_c + o + lo..][..n];
-                                if n == S::LANES {
-                                    s.store(val, dst);
-                                } else {
-                                    s.store_partial(val, dst);
-                                }
-                            }
-                        }
+                        store_tile(s, &g, op, yn, ty, tx, o + lo, n, out, b);
                     }
                 }
+            }
+        }
+    }
+}
+
+/// The 4x4 input patch of tile `(ty, tx)`, channels `c0..c0 + n` (zeros in the padding).
+#[inline(always)]
+fn load_patch<S: Simd>(
+    s: S,
+    g: &super::Geometry,
+    xn: &[f32],
+    ty: usize,
+    tx: usize,
+    c0: usize,
+    n: usize,
+) -> [[S::V; 4]; 4] {
+    let in_c = g.in_c;
+    let (mut row_at, mut col_at, mut row_ok, mut col_ok) =
+        ([0; 4], [0; 4], [false; 4], [false; 4]);
+    for i in 0..4 {
+        if let Some(iy) = g.in_row(2 * ty, i) {
+            (row_at[i], row_ok[i]) = (iy * g.in_w * in_c, true);
+        }
+        if let Some(ix) = g.in_col(2 * tx, i) {
+            (col_at[i], col_ok[i]) = (ix * in_c, true);
+        }
+    }
+    let mut d = [[s.zero(); 4]; 4];
+    if row_ok == [true; 4] && col_ok == [true; 4] {
+        // Inside the image: constant offsets from one base, no per-pixel checks.
+        let row_len = g.in_w * in_c;
+        let patch = &xn[row_at[0] + col_at[0] + c0..][..3 * row_len + 3 * in_c + n];
+        for (r, dr) in d.iter_mut().enumerate() {
+            for (q, dq) in dr.iter_mut().enumerate() {
+                *dq = load_n(s, &patch[r * row_len + q * in_c..], n);
+            }
+        }
+        return d;
+    }
+    for (r, dr) in d.iter_mut().enumerate() {
+        for (q, dq) in dr.iter_mut().enumerate() {
+            if row_ok[r] && col_ok[q] {
+                *dq = load_n(s, &xn[row_at[r] + col_at[q] + c0..], n);
+            }
+        }
+    }
+    d
+}
+
+/// Adds the bias to the 2x2 outputs of tile `(ty, tx)`, applies `op` and stores those
+/// inside the output, channels `o..o + n`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn store_tile<S: Simd>(
+    s: S,
+    g: &super::Geometry,
+    op: impl VecOp<S>,
+    yn: &mut [f32],
+    ty: usize,
+    tx: usize,
+    o: usize,
+    n: usize,
+    out: [[S::V; 2]; 2],
+    b: S::V,
+) {
+    for (i, out_row) in out.iter().enumerate() {
+        let oy = 2 * ty + i;
+        if oy >= g.out_h {
+            break;
+        }
+        for (j, val) in out_row.iter().enumerate() {
+            let ox = 2 * tx + j;
+            if ox >= g.out_w {
+                break;
+            }
+            let val = op.apply(s, s.add(*val, b));
+            let dst = &mut yn[(oy * g.out_w + ox) * g.out_c + o..][..n];
+            if n == S::LANES {
+                s.store(val, dst);
+            } else {
+                s.store_partial(val, dst);
             }
         }
     }
