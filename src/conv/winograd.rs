@@ -252,8 +252,7 @@ fn load_patch<S: Simd>(
     n: usize,
 ) -> [[S::V; 4]; 4] {
     let in_c = g.in_c;
-    let (mut row_at, mut col_at, mut row_ok, mut col_ok) =
-        ([0; 4], [0; 4], [false; 4], [false; 4]);
+    let (mut row_at, mut col_at, mut row_ok, mut col_ok) = ([0; 4], [0; 4], [false; 4], [false; 4]);
     for i in 0..4 {
         if let Some(iy) = g.in_row(2 * ty, i) {
             (row_at[i], row_ok[i]) = (iy * g.in_w * in_c, true);
