@@ -841,7 +841,7 @@ fn conv_mono<S: Simd, const MR: usize, const NV: usize>(
 /// each) to `dst`, adding `bias` and applying `op`: no partial vectors, one bounds check
 /// per pixel. Measured against the general per-pixel store: conv1d_kws 51 -> 47 us.
 #[inline(always)]
-fn store_whole_tile<S: Simd, const MR: usize, const NV: usize>(
+pub(crate) fn store_whole_tile<S: Simd, const MR: usize, const NV: usize>(
     s: S,
     acc: &[[S::V; NV]; MR],
     bias: Option<[S::V; NV]>,

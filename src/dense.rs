@@ -384,6 +384,21 @@ fn gemm<S: Simd, const MR: usize, const NV: usize>(
                 let mut acc = [[s.zero(); NV]; MR];
                 gemm_tile::<S, MR, NV>(s, &mut acc, x_rows, panel, col);
                 let width = block_cols.min(out - o);
+                if width == block_cols && r0 + MR <= rows {
+                    let b = match bias {
+                        Some(b) => {
+                            let mut v = [s.zero(); NV];
+                            for (i, bv) in v.iter_mut().enumerate() {
+                                *bv = s.load(&b[o + i * S::LANES..]);
+                            }
+                            Some(v)
+                        }
+                        None => None,
+                    };
+                    let dst = &mut y[r0 * out + o..];
+                    crate::conv::store_whole_tile::<S, MR, NV>(s, &acc, b, op, dst, out);
+                    continue;
+                }
                 let add = bias.map(|b| &b[o..o + width]);
                 for (m, acc_row) in acc.into_iter().enumerate().take(rows - r0) {
                     let dst = &mut y[(r0 + m) * out + o..][..width];
