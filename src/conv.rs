@@ -35,6 +35,7 @@
 use crate::activation::{Activation, Epilogue};
 use crate::dense::{
     Blocking, Layer, PANEL, dense_kernel, gemm_tile, gemm_tile_strided, slices, store_block,
+    store_whole_tile, whole_bias,
 };
 use crate::dispatch::dispatch;
 use crate::error::{check_len, checked_mul};
@@ -837,36 +838,6 @@ fn conv_mono<S: Simd, const MR: usize, const NV: usize>(
     }
 }
 
-/// Stores a whole tile (`MR` consecutive pixels `pitch` floats apart, `NV` whole vectors
-/// each) to `dst`, adding `bias` and applying `op`: no partial vectors, one bounds check
-/// per pixel. Measured against the general per-pixel store: conv1d_kws 51 -> 47 us.
-#[inline(always)]
-pub(crate) fn store_whole_tile<S: Simd, const MR: usize, const NV: usize>(
-    s: S,
-    acc: &[[S::V; NV]; MR],
-    bias: Option<[S::V; NV]>,
-    op: impl VecOp<S>,
-    dst: &mut [f32],
-    pitch: usize,
-) {
-    let block_cols = NV * S::LANES;
-    let dst = &mut dst[..(MR - 1) * pitch + block_cols];
-    for (m, acc_row) in acc.iter().enumerate() {
-        let px = &mut dst[m * pitch..][..block_cols];
-        for (v, (a, d)) in acc_row
-            .iter()
-            .zip(px.chunks_exact_mut(S::LANES))
-            .enumerate()
-        {
-            let a = match bias {
-                Some(b) => s.add(*a, b[v]),
-                None => *a,
-            };
-            s.store(op.apply(s, a), d);
-        }
-    }
-}
-
 /// [`conv_general`] with one tile shape.
 #[inline(always)]
 fn conv_rows<S: Simd, const MR: usize, const NV: usize, const MRT: usize>(
@@ -1056,16 +1027,7 @@ fn conv_tile<S: Simd, const MR: usize, const NV: usize>(
     }
     let at = (t.oy * g.out_w + t.ox0) * g.out_c + t.oc;
     if t.pixels == MR && t.width == NV * S::LANES {
-        let b = match bias {
-            Some(b) => {
-                let mut v = [s.zero(); NV];
-                for (i, bv) in v.iter_mut().enumerate() {
-                    *bv = s.load(&b[t.oc + i * S::LANES..]);
-                }
-                Some(v)
-            }
-            None => None,
-        };
+        let b = whole_bias::<S, NV>(s, bias, t.oc);
         store_whole_tile::<S, MR, NV>(s, &acc, b, op, &mut yn[at..], g.out_c);
         return;
     }

@@ -288,6 +288,51 @@ pub(crate) fn store_block<S: Simd, const NV: usize>(
     }
 }
 
+/// Stores a whole tile (`MR` rows or pixels `pitch` floats apart, `NV` whole vectors
+/// each) to `dst`, adding `bias` and applying `op`: no partial vectors, one bounds check
+/// per pixel. Measured against the general per-pixel store: conv1d_kws 51 -> 47 us.
+#[inline(always)]
+pub(crate) fn store_whole_tile<S: Simd, const MR: usize, const NV: usize>(
+    s: S,
+    acc: &[[S::V; NV]; MR],
+    bias: Option<[S::V; NV]>,
+    op: impl VecOp<S>,
+    dst: &mut [f32],
+    pitch: usize,
+) {
+    let block_cols = NV * S::LANES;
+    let dst = &mut dst[..(MR - 1) * pitch + block_cols];
+    for (m, acc_row) in acc.iter().enumerate() {
+        let px = &mut dst[m * pitch..][..block_cols];
+        for (v, (a, d)) in acc_row
+            .iter()
+            .zip(px.chunks_exact_mut(S::LANES))
+            .enumerate()
+        {
+            let a = match bias {
+                Some(b) => s.add(*a, b[v]),
+                None => *a,
+            };
+            s.store(op.apply(s, a), d);
+        }
+    }
+}
+
+/// The `NV` whole bias vectors from output `o` (for [`store_whole_tile`]).
+#[inline(always)]
+pub(crate) fn whole_bias<S: Simd, const NV: usize>(
+    s: S,
+    bias: Option<&[f32]>,
+    o: usize,
+) -> Option<[S::V; NV]> {
+    let b = bias?;
+    let mut v = [s.zero(); NV];
+    for (i, bv) in v.iter_mut().enumerate() {
+        *bv = s.load(&b[o + i * S::LANES..]);
+    }
+    Some(v)
+}
+
 /// The `NV` weight vectors of one panel row (`PANEL` floats) from column `col`.
 #[inline(always)]
 fn panel_vectors<S: Simd, const NV: usize>(s: S, row: &[f32], col: usize) -> [S::V; NV] {
@@ -385,18 +430,9 @@ fn gemm<S: Simd, const MR: usize, const NV: usize>(
                 gemm_tile::<S, MR, NV>(s, &mut acc, x_rows, panel, col);
                 let width = block_cols.min(out - o);
                 if width == block_cols && r0 + MR <= rows {
-                    let b = match bias {
-                        Some(b) => {
-                            let mut v = [s.zero(); NV];
-                            for (i, bv) in v.iter_mut().enumerate() {
-                                *bv = s.load(&b[o + i * S::LANES..]);
-                            }
-                            Some(v)
-                        }
-                        None => None,
-                    };
+                    let b = whole_bias::<S, NV>(s, bias, o);
                     let dst = &mut y[r0 * out + o..];
-                    crate::conv::store_whole_tile::<S, MR, NV>(s, &acc, b, op, dst, out);
+                    store_whole_tile::<S, MR, NV>(s, &acc, b, op, dst, out);
                     continue;
                 }
                 let add = bias.map(|b| &b[o..o + width]);
