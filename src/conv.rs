@@ -729,7 +729,7 @@ fn conv_tiles<
 const MONO_WINDOW: usize = 64;
 
 /// The widest conv tile of any backend (in pixels); see `dense::blocking!`.
-const MONO_TILE_MAX: usize = 12;
+const MONO_TILE_MAX: usize = 16;
 
 /// One input channel, stride 1, dilation 1, one group (mono audio, grayscale images): the
 /// windows of a tile's pixels are one slice, one float apart, so a tile needs one base

@@ -238,9 +238,11 @@ macro_rules! blocking {
 // Convolutions use 8-pixel tiles (4 for a row's last few pixels): measured on Zen 4,
 // conv_resnet (56 = 7 x 8 wide) runs 5-10% faster than with 6 and 12 gave 69% of peak.
 // Layers with one vector of outputs (16 channels) take 16 pixels (conv_tiny 7-12% faster
-// than 12), except the one-channel rows, where 16 measured slower than 12 (conv1d_kws).
+// than 12); so do one-channel rows (conv1d_kws: 16 slower than 12 until tiles were stored
+// by `store_whole_tile`, then 2-4% faster; 24 spills and runs 4x slower). Winograd: blocks
+// of 8 tiles (12 left conv_small's 64 tiles a short last block: 18% slower).
 #[cfg(simdnn_avx512)]
-blocking!(crate::simd::Avx512, mr: 12, nv: 2, conv_mr: 8, conv_mr_narrow: 16, conv_mr_mono: 12, conv_mr_tail: 4, winograd_tiles: 8, gemv_nv: 2, gemv_panels: 4);
+blocking!(crate::simd::Avx512, mr: 12, nv: 2, conv_mr: 8, conv_mr_narrow: 16, conv_mr_mono: 16, conv_mr_tail: 4, winograd_tiles: 8, gemv_nv: 2, gemv_panels: 4);
 // 16 registers: 6 x 2 ymm accumulators, 2 weight vectors, 1 broadcast.
 #[cfg(simdnn_avx2)]
 blocking!(crate::simd::Avx2, mr: 6, nv: 2, conv_mr: 6, conv_mr_narrow: 12, conv_mr_mono: 12, conv_mr_tail: 3, winograd_tiles: 6, gemv_nv: 4, gemv_panels: 2);
