@@ -1270,6 +1270,11 @@ fn depthwise_store<S: Simd, const M: usize>(
     c0: usize,
     n: usize,
 ) {
+    let at = (oy * g.out_w + ox) * g.out_c + c0;
+    if keep == M && n == S::LANES {
+        let acc = acc.map(|a| [a]);
+        return store_whole_tile::<S, M, 1>(s, &acc, None, op, &mut yn[at..], g.out_c);
+    }
     for (m, a) in acc.into_iter().enumerate().take(keep) {
         let at = (oy * g.out_w + ox + m) * g.out_c + c0;
         let v = op.apply(s, a);
