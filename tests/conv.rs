@@ -692,3 +692,42 @@ fn fixed_size_matches_runtime() {
         }
     }
 }
+
+/// The Winograd layout packed at compile time (`pack_conv2d`) equals the runtime packing,
+/// and the fixed-size layer gives the runtime call's outputs.
+#[test]
+fn fixed_size_winograd_matches_runtime() {
+    use simdnn::{Conv2d, pack_conv2d};
+    const W: [[[[f32; 8]; 3]; 3]; 5] = {
+        let mut w = [[[[0.0; 8]; 3]; 3]; 5];
+        let mut i = 0;
+        while i < 360 {
+            w[i / 72][(i / 24) % 3][(i / 8) % 3][i % 8] = ((i * 37) % 23) as f32 / 11.0 - 1.0;
+            i += 1;
+        }
+        w
+    };
+    const P: usize = Conv2d::<8, 5, 3, 3, 0>::PACKED_LEN;
+    static PACKED: [f32; P] = pack_conv2d(&W);
+    let conv = Conv2d::<8, 5, 3, 3, P>::new(&PACKED, None, Activation::Identity);
+    let x: [[[f32; 8]; 5]; 7] = core::array::from_fn(|r| {
+        core::array::from_fn(|c| {
+            core::array::from_fn(|ch| ((r * 5 + c) * 8 + ch) as f32 * 0.01 - 1.0)
+        })
+    });
+    let flat_w: Vec<f32> = W.as_flattened().as_flattened().as_flattened().to_vec();
+    let shape = Conv2dShape::new(7, 5, 8, 5, 3, 3).with_padding(Padding::Same);
+    assert!(shape.uses_winograd());
+    let mut storage = vec![0.0; shape.packed_weights_len()];
+    let packed = PackedConv2d::pack(&shape, WeightLayout::Ohwi, &flat_w, &mut storage).unwrap();
+    assert_eq!(packed.as_slice(), &PACKED[..]);
+    for e in common::engines() {
+        let mut want = vec![0.0; 7 * 5 * 5];
+        let xf = x.as_flattened().as_flattened();
+        e.conv2d(&shape, &packed, None, Activation::Identity, xf, &mut want)
+            .unwrap();
+        let mut y = [[[0.0; 5]; 5]; 7];
+        conv.forward_same(&e, &x, &mut y);
+        assert_eq!(y.as_flattened().as_flattened(), &want[..]);
+    }
+}

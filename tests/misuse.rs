@@ -374,3 +374,29 @@ fn conv_shapes() {
         );
     }
 }
+
+/// Winograd-packed weights (3x3, stride 1, 8+ channels) are a different layout: using them
+/// with another stride or dilation is an error, not a wrong result.
+#[test]
+fn winograd_weights_need_their_stride() {
+    use simdnn::{Conv2dShape, PackedConv2d, WeightLayout};
+    let s = Conv2dShape::new(6, 6, 8, 4, 3, 3);
+    assert!(s.uses_winograd());
+    let mut storage = vec![0.0; s.packed_weights_len()];
+    let w = vec![0.25; s.weights_len().unwrap()];
+    let packed = PackedConv2d::pack(&s, WeightLayout::Ohwi, &w, &mut storage).unwrap();
+    let x = vec![1.0; s.input_len().unwrap()];
+    for other in [s.with_stride(2, 2), s.with_dilation(1, 2)] {
+        let mut y = vec![0.0; other.output_len().unwrap()];
+        for e in common::engines() {
+            assert_eq!(
+                e.conv2d(&other, &packed, None, Activation::Identity, &x, &mut y),
+                Err(Error::InvalidShape {
+                    what: "weights were packed for another kernel shape"
+                })
+            );
+        }
+        // And the other shape's own packing has another length.
+        assert_ne!(other.packed_weights_len(), s.packed_weights_len());
+    }
+}
