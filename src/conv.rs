@@ -497,7 +497,10 @@ impl Geometry {
 }
 
 /// Convolution weights packed for [`Engine::conv2d`], borrowed from caller-owned storage
-/// of [`Conv2dShape::packed_weights_len`] floats.
+/// of [`Conv2dShape::packed_weights_len`] floats. The layout depends on the kernel, the
+/// channels and the groups, and for Winograd shapes ([`Conv2dShape::uses_winograd`]) also
+/// on stride and dilation: a call with a shape the weights were not packed for is an
+/// error (the image size and padding may change from call to call).
 ///
 /// ```
 /// use simdnn::{Conv2dShape, PackedConv2d, WeightLayout};
