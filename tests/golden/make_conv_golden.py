@@ -51,4 +51,4 @@ case("STRIDED_DILATED", 1, 3, (5, 6), 4, (3, 3), strides=[2, 1], dilations=[1, 2
 case("GROUPED_SAME", 2, 4, (5, 5), 6, (2, 3), groups=2, strides=[2, 2], auto_pad="SAME_UPPER")
 case("DEPTHWISE_RELU", 1, 3, (4, 5), 3, (3, 3), groups=3, relu=True, pads=[1, 1, 1, 1])
 case("CONV1D_CAUSAL", 1, 2, (10,), 3, (4,), dilations=[2], pads=[6, 0])
-case("WINOGRAD_SAME", 2, 16, (5, 7), 10, (3, 3), relu=True, auto_pad="SAME_UPPER")
+case("WINOGRAD_SAME", 1, 9, (3, 5), 6, (3, 3), relu=True, auto_pad="SAME_UPPER")
