@@ -183,7 +183,6 @@ fn winograd_tiles<
             let n_tiles = T.min(tiles - t0);
             for t in 0..n_tiles {
                 let (ty, tx) = ((t0 + t) / tiles_w, (t0 + t) % tiles_w);
-                // Input rows and columns of the patch; `None` in the padding.
                 for c0 in (0..in_c).step_by(S::LANES) {
                     let n = S::LANES.min(in_c - c0);
                     let d = load_patch(s, &g, xn, ty, tx, c0, n);
