@@ -1078,7 +1078,9 @@ fn depthwise_images<S: Simd>(
     let reach_w = (g.kernel_w - 1) * g.dilation_w + 1;
     // Output columns per strip: whole blocks, so that `span_h` window rows of the strip
     // fit the buffer.
-    let cols = DW_WINDOW / span_h;
+    // One slot more than the window rows: an always-zero row for taps above and below the
+    // image (the 3x3 blocks read it instead of skipping those taps).
+    let cols = DW_WINDOW / (span_h + 1);
     let strip = match cols.checked_sub(reach_w) {
         Some(spare) => (spare / g.stride_w + 1) / DW_PIXELS * DW_PIXELS,
         None => 0,
@@ -1161,6 +1163,16 @@ fn depthwise_strip<S: Simd>(
         Some(b) => load_n(s, &b[c0..], n),
         None => s.zero(),
     };
+    let is_3x3 = g.kernel_h == 3 && (g.stride_h, g.dilation_h) == (1, 1);
+    let is_3x3 = is_3x3 && (g.kernel_w, g.stride_w, g.dilation_w) == (3, 1, 1);
+    let mut taps3x3 = [s.zero(); 9];
+    if is_3x3 {
+        // The zero row (rows of a wider strip may have left data here).
+        window[span_h * cols..(span_h + 1) * cols].fill(s.zero());
+        for (t, w) in taps3x3.iter_mut().enumerate() {
+            *w = load_n(s, &dw.packed[t * c + c0..], n);
+        }
+    }
     // Input rows `..next` are in the window already; row `iy` lives in slot `iy % span_h`.
     let mut next = 0;
     for oy in 0..g.out_h {
@@ -1187,6 +1199,27 @@ fn depthwise_strip<S: Simd>(
             slot[body.max(lead)..].fill(s.zero());
         }
         next = next.max(hi);
+        if is_3x3 {
+            // Window offsets of the three rows under output row `oy` (the zero slot where
+            // a row is outside the image).
+            let slot = |ky: usize| g.in_row(oy, ky).map_or(span_h, |iy| iy % span_h) * cols;
+            let rows = [slot(0), slot(1), slot(2)];
+            for m0 in (0..blocks * DW_PIXELS).step_by(DW_PIXELS) {
+                let keep = DW_PIXELS.min(width - m0);
+                let ox = ox0 + m0;
+                if keep <= DW_PIXELS / 2 {
+                    let acc = depthwise_block_3x3::<S, { DW_PIXELS / 2 }>(
+                        s, window, rows, m0, &taps3x3, bias,
+                    );
+                    depthwise_store(s, g, op, yn, (acc, keep), oy, ox, c0, n);
+                } else {
+                    let acc =
+                        depthwise_block_3x3::<S, DW_PIXELS>(s, window, rows, m0, &taps3x3, bias);
+                    depthwise_store(s, g, op, yn, (acc, keep), oy, ox, c0, n);
+                }
+            }
+            continue;
+        }
         for m0 in (0..blocks * DW_PIXELS).step_by(DW_PIXELS) {
             let keep = DW_PIXELS.min(width - m0);
             let block = (oy, m0, keep, ox0 + m0, c0, n, bias);
@@ -1253,6 +1286,29 @@ fn depthwise_block<S: Simd, const M: usize>(
             let w = load_n(s, &dw.packed[(ky * kernel_w + kx) * g.in_c + c0..], n);
             for (m, a) in acc.iter_mut().enumerate() {
                 *a = s.mul_add(taps[m * stride + kx * dilation], w, *a);
+            }
+        }
+    }
+    acc
+}
+
+/// `M` outputs of a 3x3, stride 1 layer from strip column `m0`, reading the window rows at
+/// offsets `rows`: constant offsets only, each window vector loaded once for three taps.
+#[inline(always)]
+fn depthwise_block_3x3<S: Simd, const M: usize>(
+    s: S,
+    window: &[S::V; DW_WINDOW],
+    rows: [usize; 3],
+    m0: usize,
+    w: &[S::V; 9],
+    bias: S::V,
+) -> [S::V; M] {
+    let mut acc = [bias; M];
+    for (ky, &row) in rows.iter().enumerate() {
+        let taps = &window[row + m0..][..M + 2];
+        for (m, a) in acc.iter_mut().enumerate() {
+            for kx in 0..3 {
+                *a = s.mul_add(taps[m + kx], w[ky * 3 + kx], *a);
             }
         }
     }

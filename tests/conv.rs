@@ -403,12 +403,32 @@ fn wide_depthwise() -> impl Strategy<Value = (Conv2dShape, Vec<f32>, Vec<f32>, V
         .prop_flat_map(with_data)
 }
 
+/// Depthwise 3x3, stride 1 (its own block kernel, reading a zero row above and below the
+/// image): any padding, several strips per row, partial channel vectors, batches.
+fn depthwise_3x3() -> impl Strategy<Value = (Conv2dShape, Vec<f32>, Vec<f32>, Vec<f32>)> {
+    let (w, c) = if cfg!(miri) { (50, 6) } else { (130, 40) };
+    ((1usize..3, 1usize..7, 1usize..w, 1usize..c), padding())
+        .prop_filter_map("invalid shape", |((n, h, w, c), pad)| {
+            let s = Conv2dShape::new(h, w, c, c, 3, 3)
+                .with_padding(pad)
+                .with_groups(c)
+                .with_batch(n);
+            (s.output_len().ok()? > 0).then_some(s)
+        })
+        .prop_flat_map(with_data)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 1 } else { 32 }, ..config() })]
 
     #[test]
     fn wide_and_dilated_depthwise_matches_reference((s, w, b, x) in wide_depthwise()) {
         check_every_backend(&s, &w, Some(&b), &x, Activation::Relu6)?;
+    }
+
+    #[test]
+    fn depthwise_3x3_matches_reference((s, w, b, x) in depthwise_3x3()) {
+        check_every_backend(&s, &w, Some(&b), &x, Activation::Identity)?;
     }
 }
 
