@@ -11,7 +11,8 @@
 //!   stored `[KH][KW][C]`; per vector of channels the rows under the window are copied
 //!   once into a zero-padded ring of aligned vectors on the stack, and blocks of 8 output
 //!   pixels accumulate from it (3-wide stride-1 rows reuse each loaded vector for all
-//!   three taps);
+//!   three taps; 3x3 stride 1 has its own block with the nine weights in registers and
+//!   an always-zero ring row for the rows above and below the image);
 //! - 3x3, stride 1, dilation 1, one group, 8 to 64 input channels: Winograd F(2x2, 3x3)
 //!   (see [`winograd`]): 2.25x fewer multiply-adds, weights transformed when packing;
 //! - everything else: implicit GEMM. The weights are packed like [`crate::PackedDense`]
@@ -486,6 +487,13 @@ impl Geometry {
         (oy * self.stride_h + ky * self.dilation_h)
             .checked_sub(self.top)
             .filter(|&r| r < self.in_h)
+    }
+    /// Depthwise 3x3, stride 1, dilation 1: the depthwise path's own block kernel.
+    #[inline(always)]
+    fn is_depthwise_3x3(&self) -> bool {
+        self.depthwise
+            && (self.kernel_h, self.stride_h, self.dilation_h) == (3, 1, 1)
+            && (self.kernel_w, self.stride_w, self.dilation_w) == (3, 1, 1)
     }
     /// Input column for output column `ox` and tap column `kx`, if inside the image.
     #[inline(always)]
@@ -1078,9 +1086,9 @@ fn depthwise_images<S: Simd>(
     let reach_w = (g.kernel_w - 1) * g.dilation_w + 1;
     // Output columns per strip: whole blocks, so that `span_h` window rows of the strip
     // fit the buffer.
-    // One slot more than the window rows: an always-zero row for taps above and below the
-    // image (the 3x3 blocks read it instead of skipping those taps).
-    let cols = DW_WINDOW / (span_h + 1);
+    // 3x3 stride 1 has one slot more than the window rows: an always-zero row for taps
+    // above and below the image (its blocks read it instead of skipping those taps).
+    let cols = DW_WINDOW / (span_h + usize::from(g.is_depthwise_3x3()));
     let strip = match cols.checked_sub(reach_w) {
         Some(spare) => (spare / g.stride_w + 1) / DW_PIXELS * DW_PIXELS,
         None => 0,
@@ -1163,8 +1171,7 @@ fn depthwise_strip<S: Simd>(
         Some(b) => load_n(s, &b[c0..], n),
         None => s.zero(),
     };
-    let is_3x3 = g.kernel_h == 3 && (g.stride_h, g.dilation_h) == (1, 1);
-    let is_3x3 = is_3x3 && (g.kernel_w, g.stride_w, g.dilation_w) == (3, 1, 1);
+    let is_3x3 = g.is_depthwise_3x3();
     let mut taps3x3 = [s.zero(); 9];
     if is_3x3 {
         // The zero row (rows of a wider strip may have left data here).
