@@ -7,8 +7,8 @@
 //! stays out of the tile loops. Five paths, chosen from the shape, each compiled as its
 //! own `#[target_feature]` function:
 //! - pointwise (1x1, stride 1, no padding, one group): exactly the dense GEMM over pixels;
-//! - depthwise (groups = channels, multiplier 1): channels in vector lanes, weights
-//!   stored `[KH][KW][C]`; per vector of channels the rows under the window are copied
+//! - depthwise (groups = input channels, any channel multiplier `m`): output channels in
+//!   vector lanes, weights stored `[KH][KW][out_c]`; per vector of channels the rows under the window are copied
 //!   once into a zero-padded ring of aligned vectors on the stack, and blocks of 8 output
 //!   pixels accumulate from it (3-wide stride-1 rows reuse each loaded vector for all
 //!   three taps; 3x3 stride 1 has its own block with the nine weights in registers and
@@ -40,7 +40,7 @@ use crate::dense::{
 };
 use crate::dispatch::dispatch;
 use crate::error::{check_len, checked_mul};
-use crate::simd::{Relu, Simd, Unchanged, VecOp};
+use crate::simd::{MAX_LANES, Relu, Simd, Unchanged, VecOp};
 use crate::{Engine, Error};
 
 pub(crate) mod winograd;
@@ -242,7 +242,7 @@ impl Conv2dShape {
         }
         let taps = self.kernel_h.saturating_mul(self.kernel_w);
         if self.is_depthwise() {
-            return taps.saturating_mul(self.in_c);
+            return taps.saturating_mul(self.out_c);
         }
         if self.uses_winograd() {
             return (self.out_c.div_ceil(PANEL) * PANEL)
@@ -277,9 +277,10 @@ impl Conv2dShape {
             && self.in_c <= winograd::MAX_CHANNELS
     }
 
-    /// Whether the depthwise fast path (and its packed layout) applies.
+    /// Whether the depthwise fast path (and its packed layout) applies: one group per input
+    /// channel, any channel multiplier `out_c / in_c`.
     const fn is_depthwise(&self) -> bool {
-        self.groups > 1 && self.groups == self.in_c && self.out_c == self.in_c
+        self.groups > 1 && self.groups == self.in_c
     }
 
     /// The geometry of the kernel alone (spatial size and padding ignored): what weight
@@ -563,12 +564,12 @@ impl<'a> PackedConv2d<'a> {
         check_len("w", w.len(), g.weights_len)?;
         check_len("storage", storage.len(), shape.packed_weights_len())?;
         if g.depthwise {
-            // [KH][KW][C]
+            // [KH][KW][out_c]
             for ky in 0..g.kernel_h {
                 for kx in 0..g.kernel_w {
-                    for c in 0..g.in_c {
-                        storage[(ky * g.kernel_w + kx) * g.in_c + c] =
-                            w[layout.index(&g, c, ky, kx, 0)];
+                    for o in 0..g.out_c {
+                        storage[(ky * g.kernel_w + kx) * g.out_c + o] =
+                            w[layout.index(&g, o, ky, kx, 0)];
                     }
                 }
             }
@@ -1056,7 +1057,9 @@ const DW_PIXELS: usize = 8;
 /// with the scalar backend).
 const DW_WINDOW: usize = 192;
 
-/// Depthwise convolution (channel multiplier 1), channels in vector lanes.
+/// Depthwise convolution, output channels in vector lanes. With a channel multiplier `m`
+/// (output channel `o` reads input channel `o / m`) the copy into the ring loads one input
+/// vector and spreads its lanes with a permutation ([`Simd::permute`]).
 ///
 /// For one vector of channels and a strip of output columns, the input rows under the
 /// window are copied once into a small ring buffer of vectors, zero-padded left and right;
@@ -1080,8 +1083,8 @@ fn depthwise_images<S: Simd>(
     y: &mut [f32],
 ) {
     let g = &call.g;
-    let c = g.in_c;
-    let (image_in, image_out) = (g.in_h * g.in_w * c, g.out_h * g.out_w * c);
+    let c = g.out_c;
+    let (image_in, image_out) = (g.in_h * g.in_w * g.in_c, g.out_h * g.out_w * c);
     let span_h = (g.kernel_h - 1) * g.dilation_h + 1;
     let reach_w = (g.kernel_w - 1) * g.dilation_w + 1;
     // Output columns per strip: whole blocks, so that `span_h` window rows of the strip
@@ -1143,6 +1146,37 @@ fn load_n<S: Simd>(s: S, src: &[f32], n: usize) -> S::V {
     }
 }
 
+/// The input values under output channels `c0..c0 + n` of one pixel `px` (all its input
+/// channels): output channel `o` reads input channel `o / multiplier`. With a multiplier,
+/// one vector load from input channel `c0 / multiplier` and a lane permutation by
+/// `idx = expand_index(c0, multiplier)`.
+#[inline(always)]
+fn load_expanded<S: Simd>(
+    s: S,
+    px: &[f32],
+    (c0, n): (usize, usize),
+    multiplier: usize,
+    idx: &[u32; MAX_LANES],
+) -> S::V {
+    if multiplier == 1 {
+        return load_n(s, &px[c0..], n);
+    }
+    let first = c0 / multiplier;
+    let len = S::LANES.min(px.len() - first);
+    s.permute(load_n(s, &px[first..], len), idx)
+}
+
+/// Lane `l` of the vector of output channels from `c0` reads lane `(c0 + l) / multiplier -
+/// c0 / multiplier` of the input vector from channel `c0 / multiplier`.
+fn expand_index(c0: usize, multiplier: usize) -> [u32; MAX_LANES] {
+    let mut idx = [0; MAX_LANES];
+    for (l, i) in idx.iter_mut().enumerate() {
+        // Below MAX_LANES / 2 + 1 for a multiplier of 2 or more: fits in u32.
+        *i = ((c0 + l) / multiplier - c0 / multiplier) as u32;
+    }
+    idx
+}
+
 /// Output columns `ox0..ox0 + width` of every row, channels `c0..c0 + n`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
@@ -1160,6 +1194,12 @@ fn depthwise_strip<S: Simd>(
     let g = dw.g;
     let c = g.in_c;
     let span_h = (g.kernel_h - 1) * g.dilation_h + 1;
+    let multiplier = g.out_c / g.in_c;
+    let expand = if multiplier > 1 {
+        expand_index(c0, multiplier)
+    } else {
+        [0; MAX_LANES]
+    };
     // Enough columns for whole blocks; those past the strip's last window are zeros.
     let blocks = width.div_ceil(DW_PIXELS);
     let cols = (blocks * DW_PIXELS - 1) * g.stride_w + (g.kernel_w - 1) * g.dilation_w + 1;
@@ -1177,7 +1217,7 @@ fn depthwise_strip<S: Simd>(
         // The zero row (rows of a wider strip may have left data here).
         window[span_h * cols..(span_h + 1) * cols].fill(s.zero());
         for (t, w) in taps3x3.iter_mut().enumerate() {
-            *w = load_n(s, &dw.packed[t * c + c0..], n);
+            *w = load_n(s, &dw.packed[t * g.out_c + c0..], n);
         }
     }
     // Input rows `..next` are in the window already; row `iy` lives in slot `iy % span_h`.
@@ -1189,7 +1229,12 @@ fn depthwise_strip<S: Simd>(
             let row = &dw.x[iy * g.in_w * c..(iy + 1) * g.in_w * c];
             let slot = &mut window[(iy % span_h) * cols..(iy % span_h + 1) * cols];
             slot[..lead].fill(s.zero());
-            if body > lead {
+            if body > lead && multiplier > 1 {
+                let pixels = row[(lead + first - g.left) * c..].chunks(c);
+                for (v, px) in slot[lead..body].iter_mut().zip(pixels) {
+                    *v = load_expanded(s, px, (c0, n), multiplier, &expand);
+                }
+            } else if body > lead {
                 // One pixel per chunk (the last may be shorter than `c`, never than `n`).
                 let pixels = row[(lead + first - g.left) * c + c0..].chunks(c);
                 let inside = slot[lead..body].iter_mut().zip(pixels);
@@ -1290,7 +1335,7 @@ fn depthwise_block<S: Simd, const M: usize>(
         let taps =
             &row[m0 * stride..m0 * stride + (M - 1) * stride + (kernel_w - 1) * dilation + 1];
         for kx in 0..kernel_w {
-            let w = load_n(s, &dw.packed[(ky * kernel_w + kx) * g.in_c + c0..], n);
+            let w = load_n(s, &dw.packed[(ky * kernel_w + kx) * g.out_c + c0..], n);
             for (m, a) in acc.iter_mut().enumerate() {
                 *a = s.mul_add(taps[m * stride + kx * dilation], w, *a);
             }
@@ -1367,6 +1412,8 @@ fn depthwise_pixel<S: Simd>(
 ) {
     let g = dw.g;
     let c = g.in_c;
+    let multiplier = g.out_c / g.in_c;
+    let expand = expand_index(c0, multiplier);
     let mut acc = match dw.bias {
         Some(b) => load_n(s, &b[c0..], n),
         None => s.zero(),
@@ -1375,8 +1422,9 @@ fn depthwise_pixel<S: Simd>(
         let Some(iy) = g.in_row(oy, ky) else { continue };
         for kx in 0..g.kernel_w {
             let Some(ix) = g.in_col(ox, kx) else { continue };
-            let xv = load_n(s, &dw.x[(iy * g.in_w + ix) * c + c0..], n);
-            let wv = load_n(s, &dw.packed[(ky * g.kernel_w + kx) * c + c0..], n);
+            let px = &dw.x[(iy * g.in_w + ix) * c..(iy * g.in_w + ix + 1) * c];
+            let xv = load_expanded(s, px, (c0, n), multiplier, &expand);
+            let wv = load_n(s, &dw.packed[(ky * g.kernel_w + kx) * g.out_c + c0..], n);
             acc = s.mul_add(xv, wv, acc);
         }
     }

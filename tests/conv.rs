@@ -237,10 +237,11 @@ fn case() -> impl Strategy<
         .prop_filter_map(
             "invalid shape",
             |((batch, h, w, kh, kw, gmul, cig), (sh, sw, dh, dw, pad, kind, cog, relu))| {
-                // kind: 0 = general/grouped, 1 = depthwise, 2 = pointwise, 3 = 1-D.
+                // kind: 0 = general/grouped, 1 = depthwise (channel multiplier `cig`),
+                // 2 = pointwise, 3 = 1-D.
                 let groups = if kind == 1 { 8 + gmul } else { gmul };
                 let (in_c, out_c) = if kind == 1 {
-                    (groups, groups)
+                    (groups, groups * cig)
                 } else {
                     (groups * cig, groups * cog)
                 };
@@ -378,21 +379,26 @@ fn with_data(s: Conv2dShape) -> impl Strategy<Value = (Conv2dShape, Vec<f32>, Ve
     )
 }
 
+/// Depthwise channel multipliers: mostly 1, sometimes up to 4.
+fn multiplier() -> impl Strategy<Value = usize> {
+    prop_oneof![3 => Just(1usize), 1 => 2usize..5]
+}
+
 /// Depthwise shapes the small random cases miss: rows wider than one strip of the window
 /// buffer, kernels up to 7x7, and dilations so large that the window does not fit it.
 fn wide_depthwise() -> impl Strategy<Value = (Conv2dShape, Vec<f32>, Vec<f32>, Vec<f32>)> {
     // Miri is slow: narrower channels and kernels there, still wider than one strip.
     let (c, k) = if cfg!(miri) { (10, 4) } else { (40, 8) };
     (
-        (1usize..6, 1usize..150, 1usize..c),
+        (1usize..6, 1usize..150, 2usize..c, multiplier()),
         (1usize..k, 1usize..k, 1usize..3, 1usize..3),
         (prop_oneof![3 => Just(1usize), 1 => 2usize..40], 1usize..40),
         padding(),
     )
         .prop_filter_map(
             "invalid shape",
-            |((h, w, c), (kh, kw, sh, sw), (dh, dw), pad)| {
-                let s = Conv2dShape::new(h, w, c, c, kh, kw)
+            |((h, w, c, m), (kh, kw, sh, sw), (dh, dw), pad)| {
+                let s = Conv2dShape::new(h, w, c, c * m, kh, kw)
                     .with_stride(sh, sw)
                     .with_dilation(dh, dw)
                     .with_padding(pad)
@@ -407,9 +413,12 @@ fn wide_depthwise() -> impl Strategy<Value = (Conv2dShape, Vec<f32>, Vec<f32>, V
 /// image): any padding, several strips per row, partial channel vectors, batches.
 fn depthwise_3x3() -> impl Strategy<Value = (Conv2dShape, Vec<f32>, Vec<f32>, Vec<f32>)> {
     let (w, c) = if cfg!(miri) { (50, 6) } else { (130, 40) };
-    ((1usize..3, 1usize..7, 1usize..w, 1usize..c), padding())
-        .prop_filter_map("invalid shape", |((n, h, w, c), pad)| {
-            let s = Conv2dShape::new(h, w, c, c, 3, 3)
+    (
+        (1usize..3, 1usize..7, 1usize..w, 2usize..c, multiplier()),
+        padding(),
+    )
+        .prop_filter_map("invalid shape", |((n, h, w, c, m), pad)| {
+            let s = Conv2dShape::new(h, w, c, c * m, 3, 3)
                 .with_padding(pad)
                 .with_groups(c)
                 .with_batch(n);
@@ -552,6 +561,31 @@ fn winograd_applies_to_3x3_stride_1_with_8_to_64_channels() {
     assert!(!Conv2dShape::new(16, 16, 16, 32, 3, 5).uses_winograd());
     // 16 positions per (output, input) pair, outputs padded to panels of 32.
     assert_eq!(s.packed_weights_len(), 16 * 32 * 16);
+}
+
+/// Depthwise with channel multipliers (output channel `o` reads input channel `o / m`),
+/// fixed shapes so that every run (Miri's too) takes the lane-spreading copy: 3x3 stride 1,
+/// a general kernel, and a layer so wide that only the per-pixel path fits.
+#[test]
+fn depthwise_multipliers_match_reference() {
+    let shapes = [
+        Conv2dShape::new(5, 7, 3, 9, 3, 3).with_padding(Padding::Same),
+        Conv2dShape::new(6, 9, 5, 10, 2, 3)
+            .with_stride(2, 1)
+            .with_padding(Padding::Same),
+        Conv2dShape::new(3, 4, 2, 34, 3, 3)
+            .with_dilation(1, 300)
+            .with_padding(Padding::Same),
+    ];
+    for s in shapes {
+        let s = s.with_groups(s.in_c);
+        let data = |n: usize, k: usize| -> Vec<f32> {
+            (0..n).map(|i| ((i * k) % 23) as f32 / 11.0 - 1.0).collect()
+        };
+        let (w, b) = (data(s.weights_len().unwrap(), 7), data(s.out_c, 5));
+        let x = data(s.input_len().unwrap(), 13);
+        check_every_backend(&s, &w, Some(&b), &x, Activation::Identity).unwrap();
+    }
 }
 
 /// SAME with an odd total padding puts the extra row/column after (TensorFlow rule).

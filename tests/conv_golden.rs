@@ -121,3 +121,20 @@ fn winograd_same_with_relu() {
         WINOGRAD_SAME_Y,
     );
 }
+
+/// Channel multiplier 2: output channel `o` reads input channel `o / 2` (ONNX `group` = input
+/// channels, TFLite `depth_multiplier`).
+#[test]
+fn depthwise_multiplier_same() {
+    let shape = Conv2dShape::new(4, 5, 3, 6, 3, 3)
+        .with_groups(3)
+        .with_padding(Padding::Same);
+    check(
+        shape,
+        Activation::Identity,
+        DEPTHWISE_MULTIPLIER_W,
+        DEPTHWISE_MULTIPLIER_B,
+        DEPTHWISE_MULTIPLIER_X,
+        DEPTHWISE_MULTIPLIER_Y,
+    );
+}

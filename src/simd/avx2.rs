@@ -1,7 +1,7 @@
 //! AVX2 + FMA backend, 8 lanes. Tails use `vmaskmovps`, which never touches masked-off
 //! memory, so there is no scalar remainder loop.
 
-use super::Simd;
+use super::{MAX_LANES, Simd};
 use core::arch::x86_64::*;
 
 /// Token proving the CPU has AVX2 and FMA.
@@ -133,6 +133,12 @@ impl Simd for Avx2 {
     fn div(self, a: __m256, b: __m256) -> __m256 {
         // SAFETY: token (see impl).
         unsafe { _mm256_div_ps(a, b) }
+    }
+    #[inline(always)]
+    fn permute(self, v: __m256, idx: &[u32; MAX_LANES]) -> __m256 {
+        // SAFETY: token (see impl); reads 8 of the 16 indices. vpermps uses the low 3 bits
+        // of each index.
+        unsafe { _mm256_permutevar8x32_ps(v, _mm256_loadu_si256(idx.as_ptr().cast())) }
     }
     #[inline(always)]
     fn lt(self, a: __m256, b: __m256) -> __m256 {

@@ -3,7 +3,7 @@
 //! pipes on Zen 4, not by latency), and `recip` and `div` are `vrcp14ps` plus one Newton step (a `vdivps` on zmm would cap
 //! the exp-based kernels at the divider's throughput).
 
-use super::Simd;
+use super::{MAX_LANES, Simd};
 use core::arch::x86_64::*;
 
 /// Token proving the CPU has AVX-512F (and AVX2 + FMA).
@@ -129,6 +129,12 @@ impl Simd for Avx512 {
     fn exp_scale(self, p: __m512, n: __m512, _t: __m512) -> __m512 {
         // SAFETY: token (see impl).
         unsafe { _mm512_scalef_ps(_mm512_add_ps(_mm512_set1_ps(1.0), p), n) }
+    }
+    #[inline(always)]
+    fn permute(self, v: __m512, idx: &[u32; MAX_LANES]) -> __m512 {
+        // SAFETY: token (see impl); reads the 16 indices, of which vpermps uses the low 4
+        // bits.
+        unsafe { _mm512_permutexvar_ps(_mm512_loadu_si512(idx.as_ptr().cast()), v) }
     }
     #[inline(always)]
     fn recip(self, a: __m512) -> __m512 {

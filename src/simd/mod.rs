@@ -26,6 +26,10 @@ mod neon;
 #[cfg(simdnn_neon)]
 pub(crate) use neon::Neon;
 
+/// The widest backend's lanes (AVX-512): an array of this many lane indices or floats
+/// covers a vector of any backend.
+pub(crate) const MAX_LANES: usize = 16;
+
 /// One SIMD instruction set: a vector of `LANES` f32 and the operations kernels need.
 ///
 /// Conventions every backend follows:
@@ -82,6 +86,8 @@ pub(crate) trait Simd: Copy {
     fn recip(self, a: Self::V) -> Self::V;
     /// `a / b` within 1 ulp (exact division, or a refined estimate on AVX-512).
     fn div(self, a: Self::V, b: Self::V) -> Self::V;
+    /// Lane `l` of the result is lane `idx[l] % LANES` of `v` (the rest of `idx` unused).
+    fn permute(self, v: Self::V, idx: &[u32; MAX_LANES]) -> Self::V;
     /// Lane-wise `a < b` (false for NaN).
     fn lt(self, a: Self::V, b: Self::V) -> Self::M;
     /// Lane-wise `if m { a } else { b }`.

@@ -1,7 +1,7 @@
 //! aarch64 Advanced SIMD backend, 4 lanes. NEON has no masked loads, so tails go through a
 //! 4-element stack buffer (one vector's worth, never past the slice).
 
-use super::Simd;
+use super::{MAX_LANES, Simd};
 use core::arch::aarch64::*;
 
 /// Token for NEON, which is part of the aarch64 baseline this backend is compiled for.
@@ -128,6 +128,19 @@ impl Simd for Neon {
     fn lt(self, a: float32x4_t, b: float32x4_t) -> uint32x4_t {
         // SAFETY: see impl.
         unsafe { vcltq_f32(a, b) }
+    }
+    #[inline(always)]
+    fn permute(self, v: float32x4_t, idx: &[u32; MAX_LANES]) -> float32x4_t {
+        // SAFETY: see impl; reads 4 of the 16 indices. The byte table for lane `l` is
+        // `4 (idx[l] % 4) + (0, 1, 2, 3)`: every entry below 16, inside `v`.
+        unsafe {
+            let lanes = vandq_u32(vld1q_u32(idx.as_ptr()), vdupq_n_u32(3));
+            let bytes = vmlaq_n_u32(vdupq_n_u32(0x0302_0100), lanes, 0x0404_0404);
+            vreinterpretq_f32_u8(vqtbl1q_u8(
+                vreinterpretq_u8_f32(v),
+                vreinterpretq_u8_u32(bytes),
+            ))
+        }
     }
     #[inline(always)]
     fn select(self, m: uint32x4_t, a: float32x4_t, b: float32x4_t) -> float32x4_t {

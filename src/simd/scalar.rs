@@ -2,7 +2,7 @@
 //! as the fallback everywhere. It uses no fused multiply-add (`libm::fmaf` is software and
 //! slow), so its results differ from the SIMD backends by rounding only.
 
-use super::Simd;
+use super::{MAX_LANES, Simd};
 
 /// The scalar backend token; always available.
 #[derive(Clone, Copy, Debug)]
@@ -92,6 +92,10 @@ impl Simd for Scalar {
     #[inline(always)]
     fn lt(self, a: f32, b: f32) -> bool {
         a < b
+    }
+    #[inline(always)]
+    fn permute(self, v: f32, _idx: &[u32; MAX_LANES]) -> f32 {
+        v
     }
     #[inline(always)]
     fn select(self, m: bool, a: f32, b: f32) -> f32 {

@@ -52,3 +52,4 @@ case("GROUPED_SAME", 2, 4, (5, 5), 6, (2, 3), groups=2, strides=[2, 2], auto_pad
 case("DEPTHWISE_RELU", 1, 3, (4, 5), 3, (3, 3), groups=3, relu=True, pads=[1, 1, 1, 1])
 case("CONV1D_CAUSAL", 1, 2, (10,), 3, (4,), dilations=[2], pads=[6, 0])
 case("WINOGRAD_SAME", 1, 9, (3, 5), 6, (3, 3), relu=True, auto_pad="SAME_UPPER")
+case("DEPTHWISE_MULTIPLIER", 1, 3, (4, 5), 6, (3, 3), groups=3, auto_pad="SAME_UPPER")
