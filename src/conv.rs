@@ -8,8 +8,9 @@
 //! own `#[target_feature]` function:
 //! - pointwise (1x1, stride 1, no padding, one group): exactly the dense GEMM over pixels;
 //! - depthwise (groups = input channels, any channel multiplier `m`): output channels in
-//!   vector lanes, weights stored `[KH][KW][out_c]`; per vector of channels the rows under the window are copied
-//!   once into a zero-padded ring of aligned vectors on the stack, and blocks of 8 output
+//!   vector lanes, weights stored `[KH][KW][out_c]`; per vector of channels the rows under
+//!   the window are copied once into a zero-padded ring of aligned vectors on the stack
+//!   (input lanes spread by a permutation when `m > 1`), and blocks of 8 output
 //!   pixels accumulate from it (3-wide stride-1 rows reuse each loaded vector for all
 //!   three taps; 3x3 stride 1 has its own block with the nine weights in registers and
 //!   an always-zero ring row for the rows above and below the image);
@@ -1171,7 +1172,7 @@ fn load_expanded<S: Simd>(
 fn expand_index(c0: usize, multiplier: usize) -> [u32; MAX_LANES] {
     let mut idx = [0; MAX_LANES];
     for (l, i) in idx.iter_mut().enumerate() {
-        // Below MAX_LANES / 2 + 1 for a multiplier of 2 or more: fits in u32.
+        // At most `l < MAX_LANES`: fits in u32.
         *i = ((c0 + l) / multiplier - c0 / multiplier) as u32;
     }
     idx
@@ -1195,11 +1196,7 @@ fn depthwise_strip<S: Simd>(
     let c = g.in_c;
     let span_h = (g.kernel_h - 1) * g.dilation_h + 1;
     let multiplier = g.out_c / g.in_c;
-    let expand = if multiplier > 1 {
-        expand_index(c0, multiplier)
-    } else {
-        [0; MAX_LANES]
-    };
+    let expand = expand_index(c0, multiplier);
     // Enough columns for whole blocks; those past the strip's last window are zeros.
     let blocks = width.div_ceil(DW_PIXELS);
     let cols = (blocks * DW_PIXELS - 1) * g.stride_w + (g.kernel_w - 1) * g.dilation_w + 1;
