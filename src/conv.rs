@@ -483,6 +483,15 @@ impl Geometry {
             && self.dilation_w == 1
             && self.kernel_w + MONO_TILE_MAX <= MONO_WINDOW
     }
+    /// At most [`FEW_CHANNELS`] input channels, one group, dilation 1 across, and the tap
+    /// rows under a tile of the widest backend fit [`conv_few`]'s stack buffer.
+    fn is_few_channels(&self) -> bool {
+        let cols = (MONO_TILE_MAX - 1) * self.stride_w + self.kernel_w;
+        self.groups == 1
+            && self.in_c <= FEW_CHANNELS
+            && self.dilation_w == 1
+            && cols * self.in_c * self.kernel_h <= PADDED_ROWS
+    }
     /// Input row `iy` for output row `oy` and tap row `ky`, if inside the image.
     #[inline(always)]
     fn in_row(&self, oy: usize, ky: usize) -> Option<usize> {
@@ -687,9 +696,9 @@ pub(crate) struct ConvCall<'a> {
 /// Implicit-GEMM convolution: `MR` output pixels of a row times `NV` vectors of a panel.
 /// Layers with at most one vector of outputs per group (e.g. 16 channels on AVX-512) have
 /// half the accumulators per pixel, so they take tiles of `MRN` pixels instead (`MRM` in
-/// [`conv_mono`]). A row's
-/// last few pixels (at most `MRT`) take a tile of `MRT`, not a mostly wasted full one. `MONO`
-/// selects [`conv_mono`] (see [`Geometry::is_mono`]) instead of [`conv_rows`].
+/// [`conv_mono`] and [`conv_few`]). A row's last few pixels (at most `MRT`) take a tile of
+/// `MRT`, not a mostly wasted full one. `PATH` selects [`conv_rows`] ([`ROWS`]),
+/// [`conv_mono`] ([`MONO`]) or [`conv_few`] ([`FEW`]).
 #[inline(always)]
 pub(crate) fn conv_general<
     S: Simd,
@@ -698,7 +707,7 @@ pub(crate) fn conv_general<
     const MRN: usize,
     const MRM: usize,
     const MRT: usize,
-    const MONO: bool,
+    const PATH: u8,
 >(
     s: S,
     call: ConvCall<'_>,
@@ -706,10 +715,10 @@ pub(crate) fn conv_general<
     y: &mut [f32],
 ) {
     match call.act.epilogue() {
-        Epilogue::Relu => conv_tiles::<S, MR, NV, MRN, MRM, MRT, MONO>(s, call, Relu, x, y),
-        Epilogue::Linear(op) => conv_tiles::<S, MR, NV, MRN, MRM, MRT, MONO>(s, call, op, x, y),
+        Epilogue::Relu => conv_tiles::<S, MR, NV, MRN, MRM, MRT, PATH>(s, call, Relu, x, y),
+        Epilogue::Linear(op) => conv_tiles::<S, MR, NV, MRN, MRM, MRT, PATH>(s, call, op, x, y),
         Epilogue::Plain | Epilogue::Afterwards => {
-            conv_tiles::<S, MR, NV, MRN, MRM, MRT, MONO>(s, call, Unchanged, x, y)
+            conv_tiles::<S, MR, NV, MRN, MRM, MRT, PATH>(s, call, Unchanged, x, y)
         }
     }
 }
@@ -722,7 +731,7 @@ fn conv_tiles<
     const MRN: usize,
     const MRM: usize,
     const MRT: usize,
-    const MONO: bool,
+    const PATH: u8,
 >(
     s: S,
     call: ConvCall<'_>,
@@ -730,11 +739,189 @@ fn conv_tiles<
     x: &[f32],
     y: &mut [f32],
 ) {
-    match (MONO, call.g.out_per_group <= S::LANES) {
-        (true, true) => conv_mono::<S, MRM, 1>(s, call, op, x, y),
-        (true, false) => conv_mono::<S, MR, NV>(s, call, op, x, y),
-        (false, true) => conv_rows::<S, MRN, 1, MRT>(s, call, op, x, y),
-        (false, false) => conv_rows::<S, MR, NV, MRT>(s, call, op, x, y),
+    match (PATH, call.g.out_per_group <= S::LANES) {
+        (MONO, true) => conv_mono::<S, MRM, 1>(s, call, op, x, y),
+        (MONO, false) => conv_mono::<S, MR, NV>(s, call, op, x, y),
+        (FEW, true) => conv_few::<S, MRM, 1>(s, call, op, x, y),
+        (FEW, false) => conv_few::<S, MR, NV>(s, call, op, x, y),
+        (_, true) => conv_rows::<S, MRN, 1, MRT>(s, call, op, x, y),
+        (_, false) => conv_rows::<S, MR, NV, MRT>(s, call, op, x, y),
+    }
+}
+
+/// [`conv_general`]'s paths.
+pub(crate) const ROWS: u8 = 0;
+pub(crate) const MONO: u8 = 1;
+pub(crate) const FEW: u8 = 2;
+
+/// Input channels of the layers [`conv_few`] takes.
+const FEW_CHANNELS: usize = 4;
+
+/// Few input channels (gray, RGB or RGBA first layers, sensor streams), one group,
+/// dilation 1 across: the tap rows under a chunk of output pixels are copied zero-padded
+/// to the stack, so that every tile, border or not, is `KH` runs of `KW * C` floats from
+/// one base pointer at constant offsets ([`gemm_tile_strided`]).
+#[inline(always)]
+fn conv_few<S: Simd, const MR: usize, const NV: usize>(
+    s: S,
+    call: ConvCall<'_>,
+    op: impl VecOp<S>,
+    x: &[f32],
+    y: &mut [f32],
+) {
+    const { assert!(MR <= MONO_TILE_MAX) };
+    let g = &call.g;
+    let (c, kh, kw, k) = (g.in_c, g.kernel_h, g.kernel_w, g.k());
+    // A pixel's run in one padded row, and the distance between neighbouring pixels' runs.
+    let (run, step) = (kw * c, g.stride_w * c);
+    let pitch = PADDED_ROWS / kh;
+    // Output pixels per chunk: whole tiles whose windows fit a padded row (at least one,
+    // see `Geometry::is_few_channels`).
+    let chunk = ((pitch / c - kw) / g.stride_w + 1) / MR * MR;
+    let block_cols = NV * S::LANES;
+    let row_len = g.in_w * c;
+    let mut rows = [0.0; PADDED_ROWS];
+    for (xn, yn) in x
+        .chunks_exact(g.in_h * row_len)
+        .zip(y.chunks_exact_mut(g.out_h * g.out_w * g.out_c))
+        .take(g.batch)
+    {
+        for (oy, out_row) in yn.chunks_exact_mut(g.out_w * g.out_c).enumerate() {
+            for ox0 in (0..g.out_w).step_by(chunk) {
+                let tiles = chunk.min(g.out_w - ox0).div_ceil(MR);
+                let cols = (tiles * MR - 1) * g.stride_w + kw;
+                // Padded column `j` holds input column `first + j - left`.
+                let first = ox0 * g.stride_w;
+                let lead = g.left.saturating_sub(first).min(cols);
+                let body = (g.left + g.in_w).saturating_sub(first).clamp(lead, cols);
+                for ky in 0..kh {
+                    let Some(iy) = g.in_row(oy, ky) else { continue };
+                    let dst = &mut rows[ky * pitch..ky * pitch + cols * c];
+                    // (No image columns: a chunk wholly inside a wide padding.)
+                    let src = match body - lead {
+                        0 => &[][..],
+                        n => &xn[iy * row_len + (first + lead - g.left) * c..][..n * c],
+                    };
+                    let (head, rest) = dst.split_at_mut(lead * c);
+                    let (mid, tail) = rest.split_at_mut((body - lead) * c);
+                    fill_zero(s, head);
+                    copy_floats(s, src, mid);
+                    fill_zero(s, tail);
+                }
+                // The tap rows inside the image (a range: `in_row` is monotonic in `ky`).
+                let inside = |ky: &usize| g.in_row(oy, *ky).is_some();
+                let taps = match ((0..kh).find(inside), (0..kh).rev().find(inside)) {
+                    (Some(lo), Some(hi)) => lo..hi + 1,
+                    _ => 0..0,
+                };
+                for (p, panel) in call.packed.chunks_exact(PANEL * k).enumerate() {
+                    for col in (0..PANEL).step_by(block_cols) {
+                        let o = p * PANEL + col;
+                        if o >= g.out_c {
+                            break;
+                        }
+                        let width = block_cols.min(g.out_c - o);
+                        for t in 0..tiles {
+                            let at = t * MR * step;
+                            let tap_rows = (&rows[..], pitch, taps.clone());
+                            let w = (panel, run, col);
+                            // Constant steps for RGB (stride 1 and 2): immediate offsets
+                            // instead of one address register per pixel.
+                            let acc = match step {
+                                3 => few_tile::<S, MR, NV>(s, tap_rows, at, 3, w),
+                                6 => few_tile::<S, MR, NV>(s, tap_rows, at, 6, w),
+                                _ => few_tile::<S, MR, NV>(s, tap_rows, at, step, w),
+                            };
+                            let ox = ox0 + t * MR;
+                            let keep = MR.min(g.out_w - ox);
+                            store_tile(
+                                s,
+                                &acc,
+                                (keep, width),
+                                call.bias,
+                                op,
+                                out_row,
+                                ox,
+                                o,
+                                g.out_c,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One tile of [`conv_few`]: tap rows `taps` of the padded rows (`pitch` floats apart),
+/// each `MR` runs of `run` floats from `at`, `step` floats apart, times the panel's rows.
+#[inline(always)]
+fn few_tile<S: Simd, const MR: usize, const NV: usize>(
+    s: S,
+    (rows, pitch, taps): (&[f32], usize, core::ops::Range<usize>),
+    at: usize,
+    step: usize,
+    (panel, run, col): (&[f32], usize, usize),
+) -> [[S::V; NV]; MR] {
+    let mut acc = [[s.zero(); NV]; MR];
+    for ky in taps {
+        let xs = &rows[ky * pitch + at..][..(MR - 1) * step + run];
+        let w = &panel[ky * run * PANEL..(ky + 1) * run * PANEL];
+        gemm_tile_strided::<S, MR, NV>(s, &mut acc, xs, step, run, w, col);
+    }
+    acc
+}
+
+/// `dst.copy_from_slice(src)` with vector moves (no library call for these short rows).
+#[inline(always)]
+fn copy_floats<S: Simd>(s: S, src: &[f32], dst: &mut [f32]) {
+    let mut ds = dst.chunks_exact_mut(S::LANES);
+    let mut xs = src.chunks_exact(S::LANES);
+    for (d, x) in (&mut ds).zip(&mut xs) {
+        s.store(s.load(x), d);
+    }
+    let d = ds.into_remainder();
+    if !d.is_empty() {
+        s.store_partial(s.load_partial(xs.remainder(), 0.0), d);
+    }
+}
+
+/// `dst.fill(0.0)` with vector stores.
+#[inline(always)]
+fn fill_zero<S: Simd>(s: S, dst: &mut [f32]) {
+    let mut ds = dst.chunks_exact_mut(S::LANES);
+    for d in &mut ds {
+        s.store(s.zero(), d);
+    }
+    let d = ds.into_remainder();
+    if !d.is_empty() {
+        s.store_partial(s.zero(), d);
+    }
+}
+
+/// Stores the first `keep` pixels and `width` outputs of a tile from pixel `ox`, output
+/// `o` of `out_row` (`pitch` floats per pixel), adding the bias and applying `op`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn store_tile<S: Simd, const MR: usize, const NV: usize>(
+    s: S,
+    acc: &[[S::V; NV]; MR],
+    (keep, width): (usize, usize),
+    bias: Option<&[f32]>,
+    op: impl VecOp<S>,
+    out_row: &mut [f32],
+    ox: usize,
+    o: usize,
+    pitch: usize,
+) {
+    if keep == MR && width == NV * S::LANES {
+        let b = whole_bias::<S, NV>(s, bias, o);
+        return store_whole_tile::<S, MR, NV>(s, acc, b, op, &mut out_row[ox * pitch + o..], pitch);
+    }
+    let add = bias.map(|b| &b[o..o + width]);
+    for (m, &acc_row) in acc.iter().enumerate().take(keep) {
+        let at = (ox + m) * pitch + o;
+        store_block::<S, NV>(s, acc_row, add, op, &mut out_row[at..at + width]);
     }
 }
 
@@ -1006,14 +1193,6 @@ fn conv_tile<S: Simd, const MR: usize, const NV: usize>(
             // One contiguous `KW * C` run per pixel and tap row.
             let len = g.kernel_w * g.in_c;
             let w = &panel[tap0 * g.in_c * PANEL..(tap0 * g.in_c + len) * PANEL];
-            if t.pixels == MR && g.stride_w * g.in_c == 3 {
-                // RGB first layers: the runs are 3 floats apart, so one base pointer with
-                // constant offsets serves the tile.
-                let at = (t.ox0 * g.stride_w - left) * g.in_c;
-                let xs = &row[at..at + (MR - 1) * 3 + len];
-                gemm_tile_strided::<S, MR, NV>(s, &mut acc, xs, 3, len, w, col);
-                continue;
-            }
             let rows: [&[f32]; MR] = slices(|m| {
                 let ix = ox(m) * g.stride_w - left;
                 &row[ix * g.in_c..ix * g.in_c + len]
@@ -1450,6 +1629,8 @@ impl ConvCall<'_> {
             dispatch!(engine, conv_winograd_kernel(call: ConvCall<'_>, x: &[f32], y: &mut [f32]));
         } else if g.is_mono() {
             dispatch!(engine, conv_mono_kernel(call: ConvCall<'_>, x: &[f32], y: &mut [f32]));
+        } else if g.is_few_channels() {
+            dispatch!(engine, conv_few_kernel(call: ConvCall<'_>, x: &[f32], y: &mut [f32]));
         } else {
             dispatch!(engine, conv_rows_kernel(call: ConvCall<'_>, x: &[f32], y: &mut [f32]));
         }
@@ -1464,12 +1645,17 @@ fn conv_winograd_kernel<S: Blocking>(s: S, call: ConvCall<'_>, x: &[f32], y: &mu
 
 #[inline(always)]
 fn conv_mono_kernel<S: Blocking>(s: S, call: ConvCall<'_>, x: &[f32], y: &mut [f32]) {
-    s.conv::<true>(call, x, y);
+    s.conv::<MONO>(call, x, y);
+}
+
+#[inline(always)]
+fn conv_few_kernel<S: Blocking>(s: S, call: ConvCall<'_>, x: &[f32], y: &mut [f32]) {
+    s.conv::<FEW>(call, x, y);
 }
 
 #[inline(always)]
 fn conv_rows_kernel<S: Blocking>(s: S, call: ConvCall<'_>, x: &[f32], y: &mut [f32]) {
-    s.conv::<false>(call, x, y);
+    s.conv::<ROWS>(call, x, y);
 }
 
 impl Engine {

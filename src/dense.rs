@@ -183,8 +183,8 @@ pub(crate) trait Blocking: Simd {
         y: &mut [f32],
     );
     fn gemv(self, layer: Layer<'_>, op: impl VecOp<Self>, x: &[f32], y: &mut [f32]);
-    /// The implicit-GEMM convolution; `MONO` selects the one-input-channel rows.
-    fn conv<const MONO: bool>(self, call: crate::conv::ConvCall<'_>, x: &[f32], y: &mut [f32]);
+    /// The implicit-GEMM convolution; `PATH` selects the rows (see `conv::conv_general`).
+    fn conv<const PATH: u8>(self, call: crate::conv::ConvCall<'_>, x: &[f32], y: &mut [f32]);
     /// The Winograd F(2x2, 3x3) convolution.
     fn winograd(self, call: crate::conv::ConvCall<'_>, x: &[f32], y: &mut [f32]);
 }
@@ -209,13 +209,13 @@ macro_rules! blocking {
                 gemv::<Self, $gnv, $gpg>(self, layer, op, x, y)
             }
             #[inline(always)]
-            fn conv<const MONO: bool>(
+            fn conv<const PATH: u8>(
                 self,
                 call: crate::conv::ConvCall<'_>,
                 x: &[f32],
                 y: &mut [f32],
             ) {
-                crate::conv::conv_general::<Self, $cmr, $nv, $cmrn, $cmrm, $cmrt, MONO>(
+                crate::conv::conv_general::<Self, $cmr, $nv, $cmrn, $cmrm, $cmrt, PATH>(
                     self, call, x, y,
                 )
             }

@@ -588,6 +588,39 @@ fn depthwise_multipliers_match_reference() {
     }
 }
 
+/// Layers with 1 to 4 input channels copy the tap rows under a chunk of output pixels to
+/// the stack: rows wider than one chunk, strides 1 to 3, a 7x7 stride-2 stem, and a left
+/// padding wider than a whole chunk (whose copy holds no image column at all).
+#[test]
+fn few_channels_wide_rows_match_reference() {
+    let shapes = [
+        Conv2dShape::new(3, 300, 3, 16, 3, 3).with_padding(Padding::Same),
+        Conv2dShape::new(4, 301, 4, 40, 3, 3)
+            .with_stride(1, 2)
+            .with_padding(Padding::Same),
+        Conv2dShape::new(9, 161, 3, 8, 7, 7)
+            .with_stride(2, 2)
+            .with_padding(Padding::Same),
+        Conv2dShape::new(2, 20, 2, 5, 2, 3)
+            .with_stride(1, 3)
+            .with_padding(Padding::Explicit {
+                top: 1,
+                bottom: 0,
+                left: 400,
+                right: 3,
+            }),
+        Conv2dShape::new(1, 250, 1, 3, 1, 5).with_stride(1, 2),
+    ];
+    for s in shapes {
+        let data = |n: usize, k: usize| -> Vec<f32> {
+            (0..n).map(|i| ((i * k) % 23) as f32 / 11.0 - 1.0).collect()
+        };
+        let (w, b) = (data(s.weights_len().unwrap(), 7), data(s.out_c, 5));
+        let x = data(s.input_len().unwrap(), 13);
+        check_every_backend(&s, &w, Some(&b), &x, Activation::Relu).unwrap();
+    }
+}
+
 /// SAME with an odd total padding puts the extra row/column after (TensorFlow rule).
 #[test]
 fn same_padding_odd_total_goes_after() {
