@@ -592,15 +592,12 @@ fn depthwise_multipliers_match_reference() {
 /// the stack: rows wider than one chunk, strides 1 to 3, a 7x7 stride-2 stem, and a left
 /// padding wider than a whole chunk (whose copy holds no image column at all).
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "minutes under Miri; the properties cover the path there"
+)]
 fn few_channels_wide_rows_match_reference() {
     let shapes = [
-        Conv2dShape::new(3, 300, 3, 16, 3, 3).with_padding(Padding::Same),
-        Conv2dShape::new(4, 301, 4, 40, 3, 3)
-            .with_stride(1, 2)
-            .with_padding(Padding::Same),
-        Conv2dShape::new(9, 161, 3, 8, 7, 7)
-            .with_stride(2, 2)
-            .with_padding(Padding::Same),
         Conv2dShape::new(2, 20, 2, 5, 2, 3)
             .with_stride(1, 3)
             .with_padding(Padding::Explicit {
@@ -609,6 +606,13 @@ fn few_channels_wide_rows_match_reference() {
                 left: 400,
                 right: 3,
             }),
+        Conv2dShape::new(3, 300, 3, 16, 3, 3).with_padding(Padding::Same),
+        Conv2dShape::new(4, 301, 4, 40, 3, 3)
+            .with_stride(1, 2)
+            .with_padding(Padding::Same),
+        Conv2dShape::new(9, 161, 3, 8, 7, 7)
+            .with_stride(2, 2)
+            .with_padding(Padding::Same),
         Conv2dShape::new(1, 250, 1, 3, 1, 5).with_stride(1, 2),
     ];
     for s in shapes {
