@@ -1411,16 +1411,17 @@ fn depthwise_strip<S: Simd>(
                     *v = load_expanded(s, px, (c0, n), multiplier, &expand);
                 }
             } else if body > lead {
-                // One pixel per chunk (the last may be shorter than `c`, never than `n`).
-                let pixels = row[(lead + first - g.left) * c + c0..].chunks(c);
-                let inside = slot[lead..body].iter_mut().zip(pixels);
+                // Channel `c0` of each pixel: offsets `c` apart (plain offsets rather than
+                // `chunks`, whose length arithmetic doubled this loop's instructions).
+                let at = (lead + first - g.left) * c + c0;
+                let inside = slot[lead..body].iter_mut().zip((at..).step_by(c));
                 if n == S::LANES {
-                    for (v, px) in inside {
-                        *v = s.load(px);
+                    for (v, at) in inside {
+                        *v = s.load(&row[at..]);
                     }
                 } else {
-                    for (v, px) in inside {
-                        *v = s.load_partial(&px[..n], 0.0);
+                    for (v, at) in inside {
+                        *v = s.load_partial(&row[at..at + n], 0.0);
                     }
                 }
             }
