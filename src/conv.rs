@@ -4,7 +4,7 @@
 //! ox*sw + kx*dw - left, g*CIg + c]` over the channels `c` of `o`'s group `g`, then the
 //! activation: ReLU, ReLU6 and leaky ReLU in the store of each tile, the exp-based ones
 //! (tanh, sigmoid, ...) as one more pass over the finished output, so that their code
-//! stays out of the tile loops. Five paths, chosen from the shape, each compiled as its
+//! stays out of the tile loops. Six paths, chosen from the shape, each compiled as its
 //! own `#[target_feature]` function:
 //! - pointwise (1x1, stride 1, no padding, one group): exactly the dense GEMM over pixels;
 //! - depthwise (groups = input channels, any channel multiplier `m`): output channels in
@@ -12,24 +12,29 @@
 //!   the window are copied once into a zero-padded ring of aligned vectors on the stack
 //!   (input lanes spread by a permutation when `m > 1`), and blocks of 8 output
 //!   pixels accumulate from it (3-wide stride-1 rows reuse each loaded vector for all
-//!   three taps; 3x3 stride 1 has its own block with the nine weights in registers and
-//!   an always-zero ring row for the rows above and below the image);
+//!   three taps; 3x3 stride 1 has its own block with the nine weights in registers,
+//!   computes two output rows from four ring rows at once, and reads an always-zero ring
+//!   row for the rows above and below the image);
 //! - 3x3, stride 1, dilation 1, one group, 8 to 64 input channels: Winograd F(2x2, 3x3)
 //!   (see [`winograd`]): 2.25x fewer multiply-adds, weights transformed when packing;
 //! - everything else: implicit GEMM. The weights are packed like [`crate::PackedDense`]
 //!   (per group, panels of 32 output channels, `k = (ky, kx, c)` major); a tile of `MR`
 //!   output pixels of one row times one panel stays in registers while the kernel window
 //!   streams past. Where a pixel's window row is contiguous in memory (dilation 1, one
-//!   group, inside the image) a whole `KW * C` run is one step, which keeps tiny channel
-//!   counts (RGB input) fast; padded taps read a static block of zeros. Tiles are 8 pixels
-//!   on AVX-512 (6 on AVX2), with a short tile for a row's last few pixels;
+//!   group, inside the image) a whole `KW * C` run is one step; padded taps read a static
+//!   block of zeros. Tiles are 8 pixels on AVX-512 (6 on AVX2), with a short tile for a
+//!   row's last few pixels;
 //! - one input channel, stride 1 (mono audio, grayscale): the same tiles, but the windows
 //!   of a tile's pixels are one slice one float apart, so a tile is one base pointer with
-//!   constant offsets; tiles touching the padding copy their window to the stack first.
+//!   constant offsets; tiles touching the padding copy their window to the stack first;
+//! - 1 to 4 input channels otherwise (RGB first layers, any stride; sensor streams): the
+//!   tap rows under a chunk of output pixels are copied zero-padded to the stack, so every
+//!   tile, border or not, is `KH` strided runs of `KW * C` floats from one base pointer.
 //!
 //! No im2col buffer and no caller scratch: everything is computed from the input in place;
-//! small padded images copy their tap rows into a 4 KiB stack buffer (zero-padded), so every
-//! tile takes the fast contiguous path, and the depthwise ring takes 192 vectors (12 KiB
+//! small padded images (and the few-channel path) copy their tap rows into a 4 KiB stack
+//! buffer (zero-padded), so every tile takes the fast contiguous path, and the depthwise
+//! ring takes 192 vectors (12 KiB
 //! with AVX-512, 768 bytes on the scalar backend). The Winograd path keeps its transformed
 //! inputs and GEMM results on the stack: 48 KiB with AVX-512, 30 KiB AVX2, 18 KiB NEON,
 //! 9 KiB scalar.
@@ -1269,9 +1274,10 @@ fn depthwise_images<S: Simd>(
     let reach_w = (g.kernel_w - 1) * g.dilation_w + 1;
     // Output columns per strip: whole blocks, so that `span_h` window rows of the strip
     // fit the buffer.
-    // 3x3 stride 1 has one slot more than the window rows: an always-zero row for taps
-    // above and below the image (its blocks read it instead of skipping those taps).
-    let cols = DW_WINDOW / (span_h + usize::from(g.is_depthwise_3x3()));
+    // 3x3 stride 1 keeps four input rows (two output rows at a time) and an always-zero
+    // row for taps above and below the image (its blocks read it instead of skipping
+    // those taps).
+    let cols = DW_WINDOW / (span_h + if g.is_depthwise_3x3() { 2 } else { 0 });
     let strip = match cols.checked_sub(reach_w) {
         Some(spare) => (spare / g.stride_w + 1) / DW_PIXELS * DW_PIXELS,
         None => 0,
@@ -1388,22 +1394,30 @@ fn depthwise_strip<S: Simd>(
         None => s.zero(),
     };
     let is_3x3 = g.is_depthwise_3x3();
+    // Window slots for input rows: 3x3 computes two output rows from four input rows.
+    let slots = span_h + usize::from(is_3x3);
     let mut taps3x3 = [s.zero(); 9];
     if is_3x3 {
         // The zero row (rows of a wider strip may have left data here).
-        window[span_h * cols..(span_h + 1) * cols].fill(s.zero());
+        window[slots * cols..(slots + 1) * cols].fill(s.zero());
         for (t, w) in taps3x3.iter_mut().enumerate() {
             *w = load_n(s, &dw.packed[t * g.out_c + c0..], n);
         }
     }
-    // Input rows `..next` are in the window already; row `iy` lives in slot `iy % span_h`.
+    // Input rows `..next` are in the window already; row `iy` lives in slot `iy % slots`.
     let mut next = 0;
-    for oy in 0..g.out_h {
+    let mut oy = 0;
+    while oy < g.out_h {
+        // 3x3: output rows `oy` and `oy + 1` together where both exist.
+        let pair = is_3x3 && oy + 1 < g.out_h;
+        let last = oy + usize::from(pair);
         let lo = (oy * g.stride_h).saturating_sub(g.top).max(next);
-        let hi = (oy * g.stride_h + span_h).saturating_sub(g.top).min(g.in_h);
+        let hi = (last * g.stride_h + span_h)
+            .saturating_sub(g.top)
+            .min(g.in_h);
         for iy in lo..hi {
             let row = &dw.x[iy * g.in_w * c..(iy + 1) * g.in_w * c];
-            let slot = &mut window[(iy % span_h) * cols..(iy % span_h + 1) * cols];
+            let slot = &mut window[(iy % slots) * cols..(iy % slots + 1) * cols];
             slot[..lead].fill(s.zero());
             if body > lead && multiplier > 1 {
                 let pixels = row[(lead + first - g.left) * c..].chunks(c);
@@ -1428,10 +1442,44 @@ fn depthwise_strip<S: Simd>(
             slot[body.max(lead)..].fill(s.zero());
         }
         next = next.max(hi);
+        if pair {
+            // Window offsets of the four rows under output rows `oy` and `oy + 1` (the
+            // zero slot where a row is outside the image).
+            let slot = |ky: usize| g.in_row(oy, ky).map_or(slots, |iy| iy % slots) * cols;
+            let rows = [slot(0), slot(1), slot(2), slot(3)];
+            for m0 in (0..blocks * DW_PIXELS).step_by(DW_PIXELS) {
+                let keep = DW_PIXELS.min(width - m0);
+                let ox = ox0 + m0;
+                if keep <= DW_PIXELS / 2 {
+                    let [a0, a1] = depthwise_pair_3x3::<S, { DW_PIXELS / 2 }>(
+                        s, window, rows, m0, &taps3x3, bias,
+                    );
+                    depthwise_store(s, g, op, yn, (a0, keep), oy, ox, c0, n);
+                    depthwise_store(s, g, op, yn, (a1, keep), oy + 1, ox, c0, n);
+                } else if S::REGISTERS < 32 {
+                    // Two half blocks: 16 accumulators would not leave room for the
+                    // weights and taps.
+                    const H: usize = DW_PIXELS / 2;
+                    let [a0, a1] = depthwise_pair_3x3::<S, H>(s, window, rows, m0, &taps3x3, bias);
+                    depthwise_store(s, g, op, yn, (a0, H), oy, ox, c0, n);
+                    depthwise_store(s, g, op, yn, (a1, H), oy + 1, ox, c0, n);
+                    let [a0, a1] =
+                        depthwise_pair_3x3::<S, H>(s, window, rows, m0 + H, &taps3x3, bias);
+                    depthwise_store(s, g, op, yn, (a0, keep - H), oy, ox + H, c0, n);
+                    depthwise_store(s, g, op, yn, (a1, keep - H), oy + 1, ox + H, c0, n);
+                } else {
+                    let [a0, a1] =
+                        depthwise_pair_3x3::<S, DW_PIXELS>(s, window, rows, m0, &taps3x3, bias);
+                    depthwise_store(s, g, op, yn, (a0, keep), oy, ox, c0, n);
+                    depthwise_store(s, g, op, yn, (a1, keep), oy + 1, ox, c0, n);
+                }
+            }
+            oy += 2;
+            continue;
+        }
         if is_3x3 {
-            // Window offsets of the three rows under output row `oy` (the zero slot where
-            // a row is outside the image).
-            let slot = |ky: usize| g.in_row(oy, ky).map_or(span_h, |iy| iy % span_h) * cols;
+            // The last row of an odd height, as above.
+            let slot = |ky: usize| g.in_row(oy, ky).map_or(slots, |iy| iy % slots) * cols;
             let rows = [slot(0), slot(1), slot(2)];
             for m0 in (0..blocks * DW_PIXELS).step_by(DW_PIXELS) {
                 let keep = DW_PIXELS.min(width - m0);
@@ -1447,6 +1495,7 @@ fn depthwise_strip<S: Simd>(
                     depthwise_store(s, g, op, yn, (acc, keep), oy, ox, c0, n);
                 }
             }
+            oy += 1;
             continue;
         }
         for m0 in (0..blocks * DW_PIXELS).step_by(DW_PIXELS) {
@@ -1458,6 +1507,7 @@ fn depthwise_strip<S: Simd>(
                 depthwise_block_store::<S, DW_PIXELS>(s, dw, op, window, cols, yn, block);
             }
         }
+        oy += 1;
     }
 }
 
@@ -1542,6 +1592,36 @@ fn depthwise_block_3x3<S: Simd, const M: usize>(
         }
     }
     acc
+}
+
+/// [`depthwise_block_3x3`] for two output rows at once from the four window rows at
+/// offsets `rows`: each window vector loaded once serves both rows (input row `r` is tap
+/// row `r` of the first output row and tap row `r - 1` of the second). Each output sums
+/// its taps in the same order as the one-row block.
+#[inline(always)]
+fn depthwise_pair_3x3<S: Simd, const M: usize>(
+    s: S,
+    window: &[S::V; DW_WINDOW],
+    rows: [usize; 4],
+    m0: usize,
+    w: &[S::V; 9],
+    bias: S::V,
+) -> [[S::V; M]; 2] {
+    let [mut top, mut bottom] = [[bias; M]; 2];
+    for (r, &row) in rows.iter().enumerate() {
+        let taps = &window[row + m0..][..M + 2];
+        for m in 0..M {
+            for kx in 0..3 {
+                if r < 3 {
+                    top[m] = s.mul_add(taps[m + kx], w[r * 3 + kx], top[m]);
+                }
+                if r > 0 {
+                    bottom[m] = s.mul_add(taps[m + kx], w[(r - 1) * 3 + kx], bottom[m]);
+                }
+            }
+        }
+    }
+    [top, bottom]
 }
 
 /// Stores the first `keep` pixels of `acc` from column `ox`, channels `c0..c0 + n`.
