@@ -6,7 +6,7 @@ use proptest::prelude::*;
 
 fn config() -> ProptestConfig {
     ProptestConfig {
-        cases: if cfg!(miri) { 4 } else { 96 },
+        cases: if cfg!(miri) { 2 } else { 96 },
         failure_persistence: None,
         ..ProptestConfig::default()
     }
