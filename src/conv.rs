@@ -34,10 +34,9 @@
 //! No im2col buffer and no caller scratch: everything is computed from the input in place;
 //! small padded images (and the few-channel path) copy their tap rows into a 4 KiB stack
 //! buffer (zero-padded), so every tile takes the fast contiguous path, and the depthwise
-//! ring takes 192 vectors (12 KiB
-//! with AVX-512, 768 bytes on the scalar backend). The Winograd path keeps its transformed
-//! inputs and GEMM results on the stack: 48 KiB with AVX-512, 30 KiB AVX2, 18 KiB NEON,
-//! 9 KiB scalar.
+//! ring takes 192 vectors (12 KiB with AVX-512, 768 bytes on the scalar backend). The
+//! Winograd path keeps its transformed inputs and GEMM results on the stack: 48 KiB with
+//! AVX-512, 30 KiB AVX2, 18 KiB NEON, 9 KiB scalar.
 
 use crate::activation::{Activation, Epilogue};
 use crate::dense::{
@@ -46,7 +45,7 @@ use crate::dense::{
 };
 use crate::dispatch::dispatch;
 use crate::error::{check_len, checked_mul};
-use crate::simd::{MAX_LANES, Relu, Simd, Unchanged, VecOp};
+use crate::simd::{MAX_LANES, Relu, Simd, Unchanged, VecOp, map};
 use crate::{Engine, Error};
 
 pub(crate) mod winograd;
@@ -792,6 +791,12 @@ fn conv_few<S: Simd, const MR: usize, const NV: usize>(
         .take(g.batch)
     {
         for (oy, out_row) in yn.chunks_exact_mut(g.out_w * g.out_c).enumerate() {
+            // The tap rows inside the image (a range: `in_row` is monotonic in `ky`).
+            let inside = |ky: &usize| g.in_row(oy, *ky).is_some();
+            let taps = match ((0..kh).find(inside), (0..kh).rev().find(inside)) {
+                (Some(lo), Some(hi)) => lo..hi + 1,
+                _ => 0..0,
+            };
             for ox0 in (0..g.out_w).step_by(chunk) {
                 let tiles = chunk.min(g.out_w - ox0).div_ceil(MR);
                 let cols = (tiles * MR - 1) * g.stride_w + kw;
@@ -799,7 +804,7 @@ fn conv_few<S: Simd, const MR: usize, const NV: usize>(
                 let first = ox0 * g.stride_w;
                 let lead = g.left.saturating_sub(first).min(cols);
                 let body = (g.left + g.in_w).saturating_sub(first).clamp(lead, cols);
-                for ky in 0..kh {
+                for ky in taps.clone() {
                     let Some(iy) = g.in_row(oy, ky) else { continue };
                     let dst = &mut rows[ky * pitch..ky * pitch + cols * c];
                     // (No image columns: a chunk wholly inside a wide padding.)
@@ -809,16 +814,11 @@ fn conv_few<S: Simd, const MR: usize, const NV: usize>(
                     };
                     let (head, rest) = dst.split_at_mut(lead * c);
                     let (mid, tail) = rest.split_at_mut((body - lead) * c);
+                    // Vector moves: no library call for these short rows.
                     fill_zero(s, head);
-                    copy_floats(s, src, mid);
+                    map(s, src, mid, Unchanged);
                     fill_zero(s, tail);
                 }
-                // The tap rows inside the image (a range: `in_row` is monotonic in `ky`).
-                let inside = |ky: &usize| g.in_row(oy, *ky).is_some();
-                let taps = match ((0..kh).find(inside), (0..kh).rev().find(inside)) {
-                    (Some(lo), Some(hi)) => lo..hi + 1,
-                    _ => 0..0,
-                };
                 for (p, panel) in call.packed.chunks_exact(PANEL * k).enumerate() {
                     for col in (0..PANEL).step_by(block_cols) {
                         let o = p * PANEL + col;
@@ -875,20 +875,6 @@ fn few_tile<S: Simd, const MR: usize, const NV: usize>(
         gemm_tile_strided::<S, MR, NV>(s, &mut acc, xs, step, run, w, col);
     }
     acc
-}
-
-/// `dst.copy_from_slice(src)` with vector moves (no library call for these short rows).
-#[inline(always)]
-fn copy_floats<S: Simd>(s: S, src: &[f32], dst: &mut [f32]) {
-    let mut ds = dst.chunks_exact_mut(S::LANES);
-    let mut xs = src.chunks_exact(S::LANES);
-    for (d, x) in (&mut ds).zip(&mut xs) {
-        s.store(s.load(x), d);
-    }
-    let d = ds.into_remainder();
-    if !d.is_empty() {
-        s.store_partial(s.load_partial(xs.remainder(), 0.0), d);
-    }
 }
 
 /// `dst.fill(0.0)` with vector stores.
