@@ -12,9 +12,9 @@
 //!   the window are copied once into a zero-padded ring of aligned vectors on the stack
 //!   (input lanes spread by a permutation when `m > 1`), and blocks of 8 output
 //!   pixels accumulate from it (3-wide stride-1 rows reuse each loaded vector for all
-//!   three taps; 3x3 stride 1 has its own block with the nine weights in registers,
-//!   computes two output rows from four ring rows at once, and reads an always-zero ring
-//!   row for the rows above and below the image);
+//!   three taps). 3x3 stride 1 needs no copy: with the nine weights in registers it
+//!   streams along two output rows at a time, one input column of the four rows under
+//!   them per step, straight from the image;
 //! - 3x3, stride 1, dilation 1, one group, 8 to 64 input channels: Winograd F(2x2, 3x3)
 //!   (see [`winograd`]): 2.25x fewer multiply-adds, weights transformed when packing;
 //! - everything else: implicit GEMM. The weights are packed like [`crate::PackedDense`]
@@ -503,7 +503,7 @@ impl Geometry {
             .checked_sub(self.top)
             .filter(|&r| r < self.in_h)
     }
-    /// Depthwise 3x3, stride 1, dilation 1: the depthwise path's own block kernel.
+    /// Depthwise 3x3, stride 1, dilation 1: the depthwise path's own streaming kernel.
     #[inline(always)]
     fn is_depthwise_3x3(&self) -> bool {
         self.depthwise
@@ -1235,7 +1235,9 @@ const DW_WINDOW: usize = 192;
 /// For one vector of channels and a strip of output columns, the input rows under the
 /// window are copied once into a small ring buffer of vectors, zero-padded left and right;
 /// the taps then read aligned vectors with no border cases and no partial loads. A window
-/// too tall or wide for the buffer (huge dilations) takes the per-pixel path.
+/// too tall or wide for the buffer (huge dilations) takes the per-pixel path. 3x3 stride 1
+/// layers skip the ring ([`depthwise_stream_3x3`]): each step of theirs reads one vector
+/// per input row and does 18 multiply-adds, so the copy would cost more than the reads.
 #[inline(always)]
 fn conv_depthwise<S: Simd>(s: S, call: ConvCall<'_>, x: &[f32], y: &mut [f32]) {
     match call.act.epilogue() {
@@ -1260,10 +1262,7 @@ fn depthwise_images<S: Simd>(
     let reach_w = (g.kernel_w - 1) * g.dilation_w + 1;
     // Output columns per strip: whole blocks, so that `span_h` window rows of the strip
     // fit the buffer.
-    // 3x3 stride 1 keeps four input rows (two output rows at a time) and an always-zero
-    // row for taps above and below the image (its blocks read it instead of skipping
-    // those taps).
-    let cols = DW_WINDOW / (span_h + if g.is_depthwise_3x3() { 2 } else { 0 });
+    let cols = DW_WINDOW / span_h;
     let strip = match cols.checked_sub(reach_w) {
         Some(spare) => (spare / g.stride_w + 1) / DW_PIXELS * DW_PIXELS,
         None => 0,
@@ -1284,6 +1283,10 @@ fn depthwise_images<S: Simd>(
         };
         for c0 in (0..c).step_by(S::LANES) {
             let n = S::LANES.min(c - c0);
+            if g.is_depthwise_3x3() {
+                depthwise_stream_3x3(s, &dw, op, yn, c0, n);
+                continue;
+            }
             if strip == 0 {
                 for oy in 0..g.out_h {
                     for ox in 0..g.out_w {
@@ -1379,31 +1382,14 @@ fn depthwise_strip<S: Simd>(
         Some(b) => load_n(s, &b[c0..], n),
         None => s.zero(),
     };
-    let is_3x3 = g.is_depthwise_3x3();
-    // Window slots for input rows: 3x3 computes two output rows from four input rows.
-    let slots = span_h + usize::from(is_3x3);
-    let mut taps3x3 = [s.zero(); 9];
-    if is_3x3 {
-        // The zero row (rows of a wider strip may have left data here).
-        window[slots * cols..(slots + 1) * cols].fill(s.zero());
-        for (t, w) in taps3x3.iter_mut().enumerate() {
-            *w = load_n(s, &dw.packed[t * g.out_c + c0..], n);
-        }
-    }
-    // Input rows `..next` are in the window already; row `iy` lives in slot `iy % slots`.
+    // Input rows `..next` are in the window already; row `iy` lives in slot `iy % span_h`.
     let mut next = 0;
-    let mut oy = 0;
-    while oy < g.out_h {
-        // 3x3: output rows `oy` and `oy + 1` together where both exist.
-        let pair = is_3x3 && oy + 1 < g.out_h;
-        let last = oy + usize::from(pair);
+    for oy in 0..g.out_h {
         let lo = (oy * g.stride_h).saturating_sub(g.top).max(next);
-        let hi = (last * g.stride_h + span_h)
-            .saturating_sub(g.top)
-            .min(g.in_h);
+        let hi = (oy * g.stride_h + span_h).saturating_sub(g.top).min(g.in_h);
         for iy in lo..hi {
             let row = &dw.x[iy * g.in_w * c..(iy + 1) * g.in_w * c];
-            let slot = &mut window[(iy % slots) * cols..(iy % slots + 1) * cols];
+            let slot = &mut window[(iy % span_h) * cols..(iy % span_h + 1) * cols];
             slot[..lead].fill(s.zero());
             if body > lead && multiplier > 1 {
                 let pixels = row[(lead + first - g.left) * c..].chunks(c);
@@ -1428,62 +1414,6 @@ fn depthwise_strip<S: Simd>(
             slot[body.max(lead)..].fill(s.zero());
         }
         next = next.max(hi);
-        if pair {
-            // Window offsets of the four rows under output rows `oy` and `oy + 1` (the
-            // zero slot where a row is outside the image).
-            let slot = |ky: usize| g.in_row(oy, ky).map_or(slots, |iy| iy % slots) * cols;
-            let rows = [slot(0), slot(1), slot(2), slot(3)];
-            for m0 in (0..blocks * DW_PIXELS).step_by(DW_PIXELS) {
-                let keep = DW_PIXELS.min(width - m0);
-                let ox = ox0 + m0;
-                if keep <= DW_PIXELS / 2 {
-                    let [a0, a1] = depthwise_pair_3x3::<S, { DW_PIXELS / 2 }>(
-                        s, window, rows, m0, &taps3x3, bias,
-                    );
-                    depthwise_store(s, g, op, yn, (a0, keep), oy, ox, c0, n);
-                    depthwise_store(s, g, op, yn, (a1, keep), oy + 1, ox, c0, n);
-                } else if S::REGISTERS < 32 {
-                    // Two half blocks: 16 accumulators would not leave room for the
-                    // weights and taps.
-                    const H: usize = DW_PIXELS / 2;
-                    let [a0, a1] = depthwise_pair_3x3::<S, H>(s, window, rows, m0, &taps3x3, bias);
-                    depthwise_store(s, g, op, yn, (a0, H), oy, ox, c0, n);
-                    depthwise_store(s, g, op, yn, (a1, H), oy + 1, ox, c0, n);
-                    let [a0, a1] =
-                        depthwise_pair_3x3::<S, H>(s, window, rows, m0 + H, &taps3x3, bias);
-                    depthwise_store(s, g, op, yn, (a0, keep - H), oy, ox + H, c0, n);
-                    depthwise_store(s, g, op, yn, (a1, keep - H), oy + 1, ox + H, c0, n);
-                } else {
-                    let [a0, a1] =
-                        depthwise_pair_3x3::<S, DW_PIXELS>(s, window, rows, m0, &taps3x3, bias);
-                    depthwise_store(s, g, op, yn, (a0, keep), oy, ox, c0, n);
-                    depthwise_store(s, g, op, yn, (a1, keep), oy + 1, ox, c0, n);
-                }
-            }
-            oy += 2;
-            continue;
-        }
-        if is_3x3 {
-            // The last row of an odd height, as above.
-            let slot = |ky: usize| g.in_row(oy, ky).map_or(slots, |iy| iy % slots) * cols;
-            let rows = [slot(0), slot(1), slot(2)];
-            for m0 in (0..blocks * DW_PIXELS).step_by(DW_PIXELS) {
-                let keep = DW_PIXELS.min(width - m0);
-                let ox = ox0 + m0;
-                if keep <= DW_PIXELS / 2 {
-                    let acc = depthwise_block_3x3::<S, { DW_PIXELS / 2 }>(
-                        s, window, rows, m0, &taps3x3, bias,
-                    );
-                    depthwise_store(s, g, op, yn, (acc, keep), oy, ox, c0, n);
-                } else {
-                    let acc =
-                        depthwise_block_3x3::<S, DW_PIXELS>(s, window, rows, m0, &taps3x3, bias);
-                    depthwise_store(s, g, op, yn, (acc, keep), oy, ox, c0, n);
-                }
-            }
-            oy += 1;
-            continue;
-        }
         for m0 in (0..blocks * DW_PIXELS).step_by(DW_PIXELS) {
             let keep = DW_PIXELS.min(width - m0);
             let block = (oy, m0, keep, ox0 + m0, c0, n, bias);
@@ -1493,7 +1423,6 @@ fn depthwise_strip<S: Simd>(
                 depthwise_block_store::<S, DW_PIXELS>(s, dw, op, window, cols, yn, block);
             }
         }
-        oy += 1;
     }
 }
 
@@ -1557,58 +1486,133 @@ fn depthwise_block<S: Simd, const M: usize>(
     acc
 }
 
-/// `M` outputs of a 3x3, stride 1 layer from strip column `m0`, reading the window rows at
-/// offsets `rows`: constant offsets only, each window vector loaded once for three taps.
+/// Depthwise 3x3, stride 1, dilation 1, channels `c0..c0 + n`: two output rows at a time,
+/// streaming across the four input rows under them one column at a time, straight from
+/// the image (no copy). Rows whose taps leave the image go one at a time, with zeros for
+/// the missing input rows.
 #[inline(always)]
-fn depthwise_block_3x3<S: Simd, const M: usize>(
+fn depthwise_stream_3x3<S: Simd>(
     s: S,
-    window: &[S::V; DW_WINDOW],
-    rows: [usize; 3],
-    m0: usize,
-    w: &[S::V; 9],
-    bias: S::V,
-) -> [S::V; M] {
-    let mut acc = [bias; M];
-    for (ky, &row) in rows.iter().enumerate() {
-        let taps = &window[row + m0..][..M + 2];
-        for (m, a) in acc.iter_mut().enumerate() {
-            for kx in 0..3 {
-                *a = s.mul_add(taps[m + kx], w[ky * 3 + kx], *a);
-            }
-        }
+    dw: &Depthwise<'_>,
+    op: impl VecOp<S>,
+    yn: &mut [f32],
+    c0: usize,
+    n: usize,
+) {
+    let multiplier = dw.g.out_c / dw.g.in_c;
+    if multiplier == 1 && n == S::LANES {
+        stream_passes::<S, true>(s, dw, op, yn, (c0, n), (c0, n), |px| s.load(px));
+    } else if multiplier == 1 {
+        let load = |px: &[f32]| s.load_partial(&px[..n], 0.0);
+        stream_passes::<S, false>(s, dw, op, yn, (c0, n), (c0, n), load);
+    } else {
+        // As `load_expanded`: one vector from input channel `c0 / multiplier`, spread.
+        let first = c0 / multiplier;
+        let len = S::LANES.min(dw.g.in_c - first);
+        let expand = expand_index(c0, multiplier);
+        let load = |px: &[f32]| s.permute(load_n(s, px, len), &expand);
+        stream_passes::<S, false>(s, dw, op, yn, (c0, n), (first, len), load);
     }
-    acc
 }
 
-/// [`depthwise_block_3x3`] for two output rows at once from the four window rows at
-/// offsets `rows`: each window vector loaded once serves both rows (input row `r` is tap
-/// row `r` of the first output row and tap row `r - 1` of the second). Each output sums
-/// its taps in the same order as the one-row block.
+/// [`depthwise_stream_3x3`] for output channels `c0..c0 + n`, which read the `len`
+/// input channels from `first` (`load` gives their vector from a slice starting there).
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn depthwise_pair_3x3<S: Simd, const M: usize>(
+fn stream_passes<S: Simd, const FULL: bool>(
     s: S,
-    window: &[S::V; DW_WINDOW],
-    rows: [usize; 4],
-    m0: usize,
+    dw: &Depthwise<'_>,
+    op: impl VecOp<S>,
+    yn: &mut [f32],
+    (c0, n): (usize, usize),
+    (first, len): (usize, usize),
+    load: impl Fn(&[f32]) -> S::V + Copy,
+) {
+    let g = dw.g;
+    let c = g.in_c;
+    let w: [S::V; 9] = core::array::from_fn(|t| load_n(s, &dw.packed[t * g.out_c + c0..], n));
+    let bias = match dw.bias {
+        Some(b) => load_n(s, &b[c0..], n),
+        None => s.zero(),
+    };
+    let (rw, ow) = (g.in_w * c, g.out_w * g.out_c);
+    // Input rows and output rows as slices of one length, so that one bounds check
+    // covers the loads (stores) of a column.
+    let (last_in, last_out) = ((g.in_w - 1) * c + len, (g.out_w - 1) * g.out_c + n);
+    let inside = |oy: usize| oy >= g.top && oy - g.top + 3 <= g.in_h;
+    let mut oy = 0;
+    while oy < g.out_h {
+        let from_oy = &mut yn[oy * ow + c0..];
+        let (top, rest) = from_oy.split_at_mut(ow.min(from_oy.len()));
+        if oy + 1 < g.out_h && inside(oy) && inside(oy + 1) {
+            let src = &dw.x[(oy - g.top) * rw + first..];
+            let rows: [&[f32]; 4] = core::array::from_fn(|r| &src[r * rw..][..last_in]);
+            let column = |ix: usize| rows.map(|row| load(&row[ix * c..]));
+            let outs = [&mut top[..last_out], &mut rest[..last_out]];
+            stream_rows::<S, FULL, 2, 4>(s, &w, bias, (g, op, outs, n), column);
+            oy += 2;
+        } else {
+            let rows: [(&[f32], usize); 3] = core::array::from_fn(|ky| match g.in_row(oy, ky) {
+                Some(iy) => (&dw.x[iy * rw + first..][..last_in], c),
+                None => (&ZERO_PIXEL[..], 0),
+            });
+            let column = |ix: usize| rows.map(|(row, step)| load(&row[ix * step..]));
+            let outs = [&mut top[..last_out]];
+            stream_rows::<S, FULL, 1, 3>(s, &w, bias, (g, op, outs, n), column);
+            oy += 1;
+        }
+    }
+}
+
+/// `OUT` output rows of [`depthwise_stream_3x3`] (`outs`, from channel `c0`); `load(ix)`
+/// gives input column `ix` of the `IN = OUT + 2` rows under them. Input column `j`
+/// (counting padding) is tap column 2 of output column `j - 2`, which it completes, tap
+/// column 1 of `j - 1` and tap column 0 of `j`, which it starts: three accumulators per
+/// output row roll along.
+#[allow(clippy::type_complexity)]
+#[inline(always)]
+fn stream_rows<S: Simd, const FULL: bool, const OUT: usize, const IN: usize>(
+    s: S,
     w: &[S::V; 9],
     bias: S::V,
-) -> [[S::V; M]; 2] {
-    let [mut top, mut bottom] = [[bias; M]; 2];
-    for (r, &row) in rows.iter().enumerate() {
-        let taps = &window[row + m0..][..M + 2];
-        for m in 0..M {
-            for kx in 0..3 {
-                if r < 3 {
-                    top[m] = s.mul_add(taps[m + kx], w[r * 3 + kx], top[m]);
-                }
-                if r > 0 {
-                    bottom[m] = s.mul_add(taps[m + kx], w[(r - 1) * 3 + kx], bottom[m]);
+    (g, op, mut outs, n): (&Geometry, impl VecOp<S>, [&mut [f32]; OUT], usize),
+    load: impl Fn(usize) -> [S::V; IN],
+) {
+    let mut acc = [[bias; 2]; OUT];
+    for j in 0..g.out_w + 2 {
+        let ix = j.wrapping_sub(g.left);
+        let v = if ix < g.in_w {
+            load(ix)
+        } else {
+            [s.zero(); IN]
+        };
+        let mut fresh = [bias; OUT];
+        for (o, (a, f)) in acc.iter_mut().zip(fresh.iter_mut()).enumerate() {
+            for ky in 0..3 {
+                a[0] = s.mul_add(v[o + ky], w[ky * 3 + 2], a[0]);
+                a[1] = s.mul_add(v[o + ky], w[ky * 3 + 1], a[1]);
+                *f = s.mul_add(v[o + ky], w[ky * 3], *f);
+            }
+        }
+        if j >= 2 {
+            let at = (j - 2) * g.out_c;
+            for (a, out) in acc.iter().zip(outs.iter_mut()) {
+                let v = op.apply(s, a[0]);
+                if FULL {
+                    s.store(v, &mut out[at..]);
+                } else {
+                    s.store_partial(v, &mut out[at..at + n]);
                 }
             }
         }
+        for (a, f) in acc.iter_mut().zip(fresh) {
+            *a = [a[1], f];
+        }
     }
-    [top, bottom]
 }
+
+/// Zeros standing in for the pixels of an input row outside the image.
+static ZERO_PIXEL: [f32; MAX_LANES] = [0.0; MAX_LANES];
 
 /// Stores the first `keep` pixels of `acc` from column `ox`, channels `c0..c0 + n`.
 #[allow(clippy::too_many_arguments)]

@@ -35,7 +35,6 @@ impl Simd for Avx2 {
     type V = __m256;
     type M = __m256;
     const LANES: usize = 8;
-    const REGISTERS: usize = 16;
 
     #[inline(always)]
     fn splat(self, x: f32) -> __m256 {

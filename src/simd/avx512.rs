@@ -31,7 +31,6 @@ impl Simd for Avx512 {
     type V = __m512;
     type M = __mmask16;
     const LANES: usize = 16;
-    const REGISTERS: usize = 32;
 
     #[inline(always)]
     fn splat(self, x: f32) -> __m512 {

@@ -43,8 +43,6 @@ pub(crate) trait Simd: Copy {
     type M: Copy;
     /// Number of f32 lanes.
     const LANES: usize;
-    /// Vector registers, for kernels that choose their register blocking by it.
-    const REGISTERS: usize;
 
     fn splat(self, x: f32) -> Self::V;
     /// Loads the first `LANES` elements; `src` must have at least that many.

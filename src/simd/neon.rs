@@ -22,7 +22,6 @@ impl Simd for Neon {
     type V = float32x4_t;
     type M = uint32x4_t;
     const LANES: usize = 4;
-    const REGISTERS: usize = 32;
 
     #[inline(always)]
     fn splat(self, x: f32) -> float32x4_t {

@@ -14,8 +14,6 @@ impl Simd for Scalar {
     type V = f32;
     type M = bool;
     const LANES: usize = 1;
-    // x86-64 has 16 xmm registers for scalar f32 (Cortex-M4F: 32 single registers).
-    const REGISTERS: usize = 16;
 
     #[inline(always)]
     fn splat(self, x: f32) -> f32 {

@@ -40,7 +40,6 @@ impl<S: Simd> Simd for X4<S> {
     type V = [S::V; 4];
     type M = [S::M; 4];
     const LANES: usize = 4 * S::LANES;
-    const REGISTERS: usize = S::REGISTERS / 4;
 
     #[inline(always)]
     fn splat(self, x: f32) -> Self::V {
