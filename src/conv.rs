@@ -775,27 +775,36 @@ fn conv_few<S: Simd, const MR: usize, const NV: usize>(
 ) {
     const { assert!(MR <= MONO_TILE_MAX) };
     let g = &call.g;
-    let (c, kh, kw, k) = (g.in_c, g.kernel_h, g.kernel_w, g.k());
-    // A pixel's run in one padded row, and the distance between neighbouring pixels' runs.
-    let (run, step) = (kw * c, g.stride_w * c);
+    let (c, kh, kw) = (g.in_c, g.kernel_h, g.kernel_w);
+    // The distance between neighbouring pixels' runs of `kw * c` floats in a padded row.
+    let step = g.stride_w * c;
     let pitch = PADDED_ROWS / kh;
     // Output pixels per chunk: whole tiles whose windows fit a padded row (at least one,
     // see `Geometry::is_few_channels`).
     let chunk = ((pitch / c - kw) / g.stride_w + 1) / MR * MR;
-    let block_cols = NV * S::LANES;
     let row_len = g.in_w * c;
     let mut rows = [0.0; PADDED_ROWS];
+    // Where a chunk is the whole output row and the tap rows are consecutive, the padded
+    // rows form a ring (input row `iy` in slot `iy % kh`) and each is copied once, not
+    // `kh` times; otherwise tap row `ky` is copied to slot `ky` for every chunk.
+    let ring = chunk >= g.out_w && g.dilation_h == 1;
     for (xn, yn) in x
         .chunks_exact(g.in_h * row_len)
         .zip(y.chunks_exact_mut(g.out_h * g.out_w * g.out_c))
         .take(g.batch)
     {
+        // Input rows `..next` are in the ring already.
+        let mut next = 0;
         for (oy, out_row) in yn.chunks_exact_mut(g.out_w * g.out_c).enumerate() {
             // The tap rows inside the image (a range: `in_row` is monotonic in `ky`).
             let inside = |ky: &usize| g.in_row(oy, *ky).is_some();
             let taps = match ((0..kh).find(inside), (0..kh).rev().find(inside)) {
                 (Some(lo), Some(hi)) => lo..hi + 1,
                 _ => 0..0,
+            };
+            let slot = |ky: usize| match (ring, g.in_row(oy, ky)) {
+                (true, Some(iy)) => iy % kh,
+                _ => ky,
             };
             for ox0 in (0..g.out_w).step_by(chunk) {
                 let tiles = chunk.min(g.out_w - ox0).div_ceil(MR);
@@ -806,7 +815,10 @@ fn conv_few<S: Simd, const MR: usize, const NV: usize>(
                 let body = (g.left + g.in_w).saturating_sub(first).clamp(lead, cols);
                 for ky in taps.clone() {
                     let Some(iy) = g.in_row(oy, ky) else { continue };
-                    let dst = &mut rows[ky * pitch..ky * pitch + cols * c];
+                    if ring && iy < next {
+                        continue;
+                    }
+                    let dst = &mut rows[slot(ky) * pitch..][..cols * c];
                     // (No image columns: a chunk wholly inside a wide padding.)
                     let src = match body - lead {
                         0 => &[][..],
@@ -819,60 +831,105 @@ fn conv_few<S: Simd, const MR: usize, const NV: usize>(
                     map(s, src, mid, Unchanged);
                     fill_zero(s, tail);
                 }
-                for (p, panel) in call.packed.chunks_exact(PANEL * k).enumerate() {
-                    for col in (0..PANEL).step_by(block_cols) {
-                        let o = p * PANEL + col;
-                        if o >= g.out_c {
-                            break;
-                        }
-                        let width = block_cols.min(g.out_c - o);
-                        for t in 0..tiles {
-                            let at = t * MR * step;
-                            let tap_rows = (&rows[..], pitch, taps.clone());
-                            let w = (panel, run, col);
-                            // Constant steps for RGB (stride 1 and 2): immediate offsets
-                            // instead of one address register per pixel.
-                            let acc = match step {
-                                3 => few_tile::<S, MR, NV>(s, tap_rows, at, 3, w),
-                                6 => few_tile::<S, MR, NV>(s, tap_rows, at, 6, w),
-                                _ => few_tile::<S, MR, NV>(s, tap_rows, at, step, w),
-                            };
-                            let ox = ox0 + t * MR;
-                            let keep = MR.min(g.out_w - ox);
-                            store_tile(
-                                s,
-                                &acc,
-                                (keep, width),
-                                call.bias,
-                                op,
-                                out_row,
-                                ox,
-                                o,
-                                g.out_c,
-                            );
-                        }
-                    }
+                if let Some(iy) = taps.clone().next_back().and_then(|hi| g.in_row(oy, hi)) {
+                    next = iy + 1;
+                }
+                let tap_rows = TapRows {
+                    rows: &rows,
+                    pitch,
+                    taps: taps.clone(),
+                    first: slot(taps.start),
+                    slots: kh,
+                };
+                let chunk_out = (&mut *out_row, ox0, tiles);
+                // Constant steps for RGB (stride 1 and 2): immediate offsets instead of one
+                // address register per pixel (each arm its own loop, so that the tiles'
+                // accumulators go straight to their stores).
+                match step {
+                    3 => few_chunk::<S, MR, NV>(s, &call, op, tap_rows, chunk_out, 3),
+                    6 => few_chunk::<S, MR, NV>(s, &call, op, tap_rows, chunk_out, 6),
+                    _ => few_chunk::<S, MR, NV>(s, &call, op, tap_rows, chunk_out, step),
                 }
             }
         }
     }
 }
 
-/// One tile of [`conv_few`]: tap rows `taps` of the padded rows (`pitch` floats apart),
-/// each `MR` runs of `run` floats from `at`, `step` floats apart, times the panel's rows.
+/// The tiles of one chunk of [`conv_few`]: `tiles` tiles of output row `out_row` from
+/// pixel `ox0`, every panel, from the padded tap rows.
+#[allow(clippy::type_complexity)]
+#[inline(always)]
+fn few_chunk<S: Simd, const MR: usize, const NV: usize>(
+    s: S,
+    call: &ConvCall<'_>,
+    op: impl VecOp<S>,
+    tap_rows: TapRows<'_>,
+    (out_row, ox0, tiles): (&mut [f32], usize, usize),
+    step: usize,
+) {
+    let g = &call.g;
+    let (run, k) = (g.kernel_w * g.in_c, g.k());
+    let block_cols = NV * S::LANES;
+    for (p, panel) in call.packed.chunks_exact(PANEL * k).enumerate() {
+        for col in (0..PANEL).step_by(block_cols) {
+            let o = p * PANEL + col;
+            if o >= g.out_c {
+                break;
+            }
+            let width = block_cols.min(g.out_c - o);
+            for t in 0..tiles {
+                let at = t * MR * step;
+                let acc = few_tile::<S, MR, NV>(s, tap_rows.clone(), at, step, (panel, run, col));
+                let ox = ox0 + t * MR;
+                let keep = MR.min(g.out_w - ox);
+                store_tile(
+                    s,
+                    &acc,
+                    (keep, width),
+                    call.bias,
+                    op,
+                    out_row,
+                    ox,
+                    o,
+                    g.out_c,
+                );
+            }
+        }
+    }
+}
+
+/// The padded tap rows of [`conv_few`]: tap row `taps.start` in slot `first` of `rows`
+/// (slots `pitch` floats apart), each next tap row in the next slot, wrapping at `slots`.
+#[derive(Clone)]
+struct TapRows<'a> {
+    rows: &'a [f32],
+    pitch: usize,
+    taps: core::ops::Range<usize>,
+    first: usize,
+    slots: usize,
+}
+
+/// One tile of [`conv_few`]: each tap row's `MR` runs of `run` floats from `at`, `step`
+/// floats apart, times the panel's rows.
 #[inline(always)]
 fn few_tile<S: Simd, const MR: usize, const NV: usize>(
     s: S,
-    (rows, pitch, taps): (&[f32], usize, core::ops::Range<usize>),
+    tap_rows: TapRows<'_>,
     at: usize,
     step: usize,
     (panel, run, col): (&[f32], usize, usize),
 ) -> [[S::V; NV]; MR] {
     let mut acc = [[s.zero(); NV]; MR];
-    for ky in taps {
-        let xs = &rows[ky * pitch + at..][..(MR - 1) * step + run];
+    let mut slot = tap_rows.first;
+    for ky in tap_rows.taps {
+        let xs = &tap_rows.rows[slot * tap_rows.pitch + at..][..(MR - 1) * step + run];
         let w = &panel[ky * run * PANEL..(ky + 1) * run * PANEL];
         gemm_tile_strided::<S, MR, NV>(s, &mut acc, xs, step, run, w, col);
+        slot = if slot + 1 == tap_rows.slots {
+            0
+        } else {
+            slot + 1
+        };
     }
     acc
 }
