@@ -28,8 +28,9 @@
 //!   of a tile's pixels are one slice one float apart, so a tile is one base pointer with
 //!   constant offsets; tiles touching the padding copy their window to the stack first;
 //! - 1 to 4 input channels otherwise (RGB first layers, any stride; sensor streams): the
-//!   tap rows under a chunk of output pixels are copied zero-padded to the stack, so every
-//!   tile, border or not, is `KH` strided runs of `KW * C` floats from one base pointer.
+//!   tap rows under a chunk of output pixels are copied zero-padded to the stack (into a
+//!   ring, each input row once, when a chunk is a whole output row), so every tile, border
+//!   or not, is `KH` strided runs of `KW * C` floats from one base pointer.
 //!
 //! No im2col buffer and no caller scratch: everything is computed from the input in place;
 //! small padded images (and the few-channel path) copy their tap rows into a 4 KiB stack
@@ -764,7 +765,9 @@ const FEW_CHANNELS: usize = 4;
 /// Few input channels (gray, RGB or RGBA first layers, sensor streams), one group,
 /// dilation 1 across: the tap rows under a chunk of output pixels are copied zero-padded
 /// to the stack, so that every tile, border or not, is `KH` runs of `KW * C` floats from
-/// one base pointer at constant offsets ([`gemm_tile_strided`]).
+/// one base pointer at constant offsets ([`gemm_tile_strided`]). The step between pixels'
+/// runs is a constant for RGB at stride 1 and 2 (immediate offsets instead of one address
+/// register per pixel).
 #[inline(always)]
 fn conv_few<S: Simd, const MR: usize, const NV: usize>(
     s: S,
