@@ -1561,22 +1561,61 @@ fn depthwise_stream_3x3<S: Simd>(
 ) {
     let multiplier = dw.g.out_c / dw.g.in_c;
     if multiplier == 1 && n == S::LANES {
-        stream_passes::<S, true>(s, dw, op, yn, (c0, n), (c0, n), |px| s.load(px));
+        stream_passes::<S, true>(s, dw, op, yn, (c0, n), (c0, n), Whole);
     } else if multiplier == 1 {
-        let load = |px: &[f32]| s.load_partial(&px[..n], 0.0);
-        stream_passes::<S, false>(s, dw, op, yn, (c0, n), (c0, n), load);
+        stream_passes::<S, false>(s, dw, op, yn, (c0, n), (c0, n), Part(n));
     } else {
         // As `load_expanded`: one vector from input channel `c0 / multiplier`, spread.
         let first = c0 / multiplier;
         let len = S::LANES.min(dw.g.in_c - first);
-        let expand = expand_index(c0, multiplier);
-        let load = |px: &[f32]| s.permute(load_n(s, px, len), &expand);
-        stream_passes::<S, false>(s, dw, op, yn, (c0, n), (first, len), load);
+        let spread = Spread(len, expand_index(c0, multiplier));
+        stream_passes::<S, false>(s, dw, op, yn, (c0, n), (first, len), spread);
+    }
+}
+
+/// How [`depthwise_stream_3x3`] loads the input vector under its output channels from a
+/// slice that starts at the first input channel they read. (A trait, not a closure: a
+/// closure can be compiled out of line, without the kernel's target features.)
+trait PixelLoad<S: Simd>: Copy {
+    fn load(self, s: S, px: &[f32]) -> S::V;
+}
+
+/// A whole vector.
+#[derive(Clone, Copy)]
+struct Whole;
+
+/// The first `.0` floats.
+#[derive(Clone, Copy)]
+struct Part(usize);
+
+/// The first `.0` floats, lanes spread by [`Simd::permute`] with index `.1` (a channel
+/// multiplier).
+#[derive(Clone, Copy)]
+struct Spread(usize, [u32; MAX_LANES]);
+
+impl<S: Simd> PixelLoad<S> for Whole {
+    #[inline(always)]
+    fn load(self, s: S, px: &[f32]) -> S::V {
+        s.load(px)
+    }
+}
+
+impl<S: Simd> PixelLoad<S> for Part {
+    #[inline(always)]
+    fn load(self, s: S, px: &[f32]) -> S::V {
+        s.load_partial(&px[..self.0], 0.0)
+    }
+}
+
+impl<S: Simd> PixelLoad<S> for Spread {
+    #[inline(always)]
+    fn load(self, s: S, px: &[f32]) -> S::V {
+        s.permute(load_n(s, px, self.0), &self.1)
     }
 }
 
 /// [`depthwise_stream_3x3`] for output channels `c0..c0 + n`, which read the `len`
-/// input channels from `first` (`load` gives their vector from a slice starting there).
+/// input channels from `first` (`px` loads their vector from a slice starting there).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn stream_passes<S: Simd, const FULL: bool>(
@@ -1586,7 +1625,7 @@ fn stream_passes<S: Simd, const FULL: bool>(
     yn: &mut [f32],
     (c0, n): (usize, usize),
     (first, len): (usize, usize),
-    load: impl Fn(&[f32]) -> S::V + Copy,
+    px: impl PixelLoad<S>,
 ) {
     let g = dw.g;
     let c = g.in_c;
@@ -1606,26 +1645,48 @@ fn stream_passes<S: Simd, const FULL: bool>(
         let (top, rest) = from_oy.split_at_mut(ow.min(from_oy.len()));
         if oy + 1 < g.out_h && inside(oy) && inside(oy + 1) {
             let src = &dw.x[(oy - g.top) * rw + first..];
-            let rows: [&[f32]; 4] = core::array::from_fn(|r| &src[r * rw..][..last_in]);
-            let column = |ix: usize| rows.map(|row| load(&row[ix * c..]));
+            let rows = [
+                &src[..last_in],
+                &src[rw..][..last_in],
+                &src[2 * rw..][..last_in],
+                &src[3 * rw..][..last_in],
+            ];
             let outs = [&mut top[..last_out], &mut rest[..last_out]];
-            stream_rows::<S, FULL, 2, 4>(s, &w, bias, (g, op, outs, n), column);
+            stream_rows::<S, FULL, 2, 4>(s, &w, bias, (g, op, outs, n), (rows, [c; 4], px));
             oy += 2;
         } else {
-            let rows: [(&[f32], usize); 3] = core::array::from_fn(|ky| match g.in_row(oy, ky) {
-                Some(iy) => (&dw.x[iy * rw + first..][..last_in], c),
-                None => (&ZERO_PIXEL[..], 0),
-            });
-            let column = |ix: usize| rows.map(|(row, step)| load(&row[ix * step..]));
+            let (r0, s0) = tap_row(dw, oy, 0, first, last_in);
+            let (r1, s1) = tap_row(dw, oy, 1, first, last_in);
+            let (r2, s2) = tap_row(dw, oy, 2, first, last_in);
             let outs = [&mut top[..last_out]];
-            stream_rows::<S, FULL, 1, 3>(s, &w, bias, (g, op, outs, n), column);
+            let rows = ([r0, r1, r2], [s0, s1, s2], px);
+            stream_rows::<S, FULL, 1, 3>(s, &w, bias, (g, op, outs, n), rows);
             oy += 1;
         }
     }
 }
 
-/// `OUT` output rows of [`depthwise_stream_3x3`] (`outs`, from channel `c0`); `load(ix)`
-/// gives input column `ix` of the `IN = OUT + 2` rows under them. Input column `j`
+/// Input row `ky` under output row `oy` from channel `first` (`len` floats, to the last
+/// pixel's vector) and the step between its pixels; the zero pixel with step 0 if the row
+/// is outside the image.
+#[inline(always)]
+fn tap_row<'a>(
+    dw: &Depthwise<'a>,
+    oy: usize,
+    ky: usize,
+    first: usize,
+    len: usize,
+) -> (&'a [f32], usize) {
+    let g = dw.g;
+    match g.in_row(oy, ky) {
+        Some(iy) => (&dw.x[iy * g.in_w * g.in_c + first..][..len], g.in_c),
+        None => (&ZERO_PIXEL[..], 0),
+    }
+}
+
+/// `OUT` output rows of [`depthwise_stream_3x3`] (`outs`, from channel `c0`), from the
+/// `IN = OUT + 2` input rows under them (`rows`, with the step between pixels of each:
+/// 0 for the zero pixel above or below the image). Input column `j`
 /// (counting padding) is tap column 2 of output column `j - 2`, which it completes, tap
 /// column 1 of `j - 1` and tap column 0 of `j`, which it starts: three accumulators per
 /// output row roll along.
@@ -1636,16 +1697,17 @@ fn stream_rows<S: Simd, const FULL: bool, const OUT: usize, const IN: usize>(
     w: &[S::V; 9],
     bias: S::V,
     (g, op, mut outs, n): (&Geometry, impl VecOp<S>, [&mut [f32]; OUT], usize),
-    load: impl Fn(usize) -> [S::V; IN],
+    (rows, steps, px): ([&[f32]; IN], [usize; IN], impl PixelLoad<S>),
 ) {
     let mut acc = [[bias; 2]; OUT];
     for j in 0..g.out_w + 2 {
         let ix = j.wrapping_sub(g.left);
-        let v = if ix < g.in_w {
-            load(ix)
-        } else {
-            [s.zero(); IN]
-        };
+        let mut v = [s.zero(); IN];
+        if ix < g.in_w {
+            for r in 0..IN {
+                v[r] = px.load(s, &rows[r][ix * steps[r]..]);
+            }
+        }
         let mut fresh = [bias; OUT];
         for (o, (a, f)) in acc.iter_mut().zip(fresh.iter_mut()).enumerate() {
             for ky in 0..3 {
