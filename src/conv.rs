@@ -1327,26 +1327,34 @@ fn depthwise_images<S: Simd>(
         Some(spare) => (spare / g.stride_w + 1) / DW_PIXELS * DW_PIXELS,
         None => 0,
     };
-    // Every window column a block reads is written first, so one zeroing per call will do
-    // (7x7 images with many channels would otherwise pay it per vector of channels).
-    let mut window = [s.zero(); DW_WINDOW];
-    for (xn, yn) in x
+    let images = x
         .chunks_exact(image_in)
         .zip(y.chunks_exact_mut(image_out))
         .take(g.batch)
-    {
-        let dw = Depthwise {
-            g,
-            x: xn,
-            packed: call.packed,
-            bias: call.bias,
-        };
+        .map(|(xn, yn)| {
+            let dw = Depthwise {
+                g,
+                x: xn,
+                packed: call.packed,
+                bias: call.bias,
+            };
+            (dw, yn)
+        });
+    if g.is_depthwise_3x3() {
+        // Straight from the image: no window to zero.
+        for (dw, yn) in images {
+            for c0 in (0..c).step_by(S::LANES) {
+                depthwise_stream_3x3(s, &dw, op, yn, c0, S::LANES.min(c - c0));
+            }
+        }
+        return;
+    }
+    // Every window column a block reads is written first, so one zeroing per call will do
+    // (7x7 images with many channels would otherwise pay it per vector of channels).
+    let mut window = [s.zero(); DW_WINDOW];
+    for (dw, yn) in images {
         for c0 in (0..c).step_by(S::LANES) {
             let n = S::LANES.min(c - c0);
-            if g.is_depthwise_3x3() {
-                depthwise_stream_3x3(s, &dw, op, yn, c0, n);
-                continue;
-            }
             if strip == 0 {
                 for oy in 0..g.out_h {
                     for ox in 0..g.out_w {
@@ -1686,10 +1694,9 @@ fn tap_row<'a>(
 
 /// `OUT` output rows of [`depthwise_stream_3x3`] (`outs`, from channel `c0`), from the
 /// `IN = OUT + 2` input rows under them (`rows`, with the step between pixels of each:
-/// 0 for the zero pixel above or below the image). Input column `j`
-/// (counting padding) is tap column 2 of output column `j - 2`, which it completes, tap
-/// column 1 of `j - 1` and tap column 0 of `j`, which it starts: three accumulators per
-/// output row roll along.
+/// 0 for the zero pixel above or below the image). Input column `j` (counting padding) is
+/// tap column 2 of output column `j - 2`, which it completes, tap column 1 of `j - 1` and
+/// tap column 0 of `j`, which it starts: three accumulators per output row roll along.
 #[allow(clippy::type_complexity)]
 #[inline(always)]
 fn stream_rows<S: Simd, const FULL: bool, const OUT: usize, const IN: usize>(
