@@ -984,8 +984,9 @@ const MONO_TILE_MAX: usize = 16;
 
 /// One input channel, stride 1, dilation 1, one group (mono audio, grayscale images): the
 /// windows of a tile's pixels are one slice, one float apart, so a tile needs one base
-/// pointer and constant offsets. Tiles that overlap the padding (or run past the row end)
-/// read a zero-padded copy of their window instead.
+/// pointer and constant offsets. The tiles whose windows lie inside the row run in a loop of
+/// their own (no border test, whole stores, the bias branch outside the loop); tiles that
+/// overlap the padding (or run past the row end) read a zero-padded copy of their window.
 #[inline(always)]
 fn conv_mono<S: Simd, const MR: usize, const NV: usize>(
     s: S,
@@ -999,6 +1000,13 @@ fn conv_mono<S: Simd, const MR: usize, const NV: usize>(
     let (kw, k) = (g.kernel_w, g.k());
     let block_cols = NV * S::LANES;
     let span = MR - 1 + kw;
+    let tiles = g.out_w.div_ceil(MR);
+    // The tiles whose windows lie inside the input row and whose pixels all lie in the
+    // output row.
+    let inner = {
+        let start = g.left.div_ceil(MR).min(tiles);
+        start..mono_inner_end(g, MR, span).max(start)
+    };
     for (xn, yn) in x
         .chunks_exact(g.in_h * g.in_w)
         .zip(y.chunks_exact_mut(g.out_h * g.out_w * g.out_c))
@@ -1012,80 +1020,139 @@ fn conv_mono<S: Simd, const MR: usize, const NV: usize>(
                         break;
                     }
                     let width = block_cols.min(g.out_c - o);
-                    let bias = call.bias.map(|b| {
-                        let b = &b[o..o + width];
-                        let mut v = [s.zero(); NV];
-                        for (i, bv) in v.iter_mut().enumerate() {
-                            let lo = (i * S::LANES).min(width);
-                            *bv = s.load_partial(&b[lo..(lo + S::LANES).min(width)], 0.0);
-                        }
-                        v
-                    });
-                    for ox0 in (0..g.out_w).step_by(MR) {
-                        let mut acc = [[s.zero(); NV]; MR];
-                        for ky in 0..g.kernel_h {
-                            let Some(iy) = g.in_row(oy, ky) else { continue };
-                            let row = &xn[iy * g.in_w..(iy + 1) * g.in_w];
-                            let w = &panel[ky * kw * PANEL..(ky + 1) * kw * PANEL];
-                            // Input column of the tile's first tap, if inside the image.
-                            let inside =
-                                (ox0.checked_sub(g.left)).filter(|&at| at + span <= g.in_w);
-                            match inside {
-                                Some(at) => gemm_tile_strided::<S, MR, NV>(
-                                    s,
-                                    &mut acc,
-                                    &row[at..at + span],
-                                    1,
-                                    kw,
-                                    w,
-                                    col,
-                                ),
-                                None => {
-                                    let mut window = [0.0; MONO_WINDOW];
-                                    for (j, v) in window[..span].iter_mut().enumerate() {
-                                        if let Some(ix) = (ox0 + j).checked_sub(g.left) {
-                                            *v = row.get(ix).copied().unwrap_or(0.0);
-                                        }
-                                    }
-                                    gemm_tile_strided::<S, MR, NV>(
-                                        s,
-                                        &mut acc,
-                                        &window[..span],
-                                        1,
-                                        kw,
-                                        w,
-                                        col,
-                                    );
-                                }
-                            }
-                        }
-                        if ox0 + MR <= g.out_w && width == block_cols {
-                            let dst = &mut out_row[ox0 * g.out_c + o..];
-                            store_whole_tile::<S, MR, NV>(s, &acc, bias, op, dst, g.out_c);
-                            continue;
-                        }
-                        // Pixel by pixel to the row's end (the last tile may be short).
-                        let pixels = out_row[ox0 * g.out_c + o..].chunks_mut(g.out_c);
-                        for (mut acc_row, dst) in acc.into_iter().zip(pixels) {
-                            let dst = &mut dst[..width];
-                            for (v, a) in acc_row.iter_mut().enumerate() {
-                                if let Some(b) = bias {
-                                    *a = s.add(*a, b[v]);
-                                }
-                                *a = op.apply(s, *a);
-                                let lo = (v * S::LANES).min(width);
-                                let hi = (lo + S::LANES).min(width);
-                                if hi - lo == S::LANES {
-                                    s.store(*a, &mut dst[lo..hi]);
-                                } else if hi > lo {
-                                    s.store_partial(*a, &mut dst[lo..hi]);
-                                }
-                            }
-                        }
+                    let tile = MonoTile {
+                        g,
+                        xn,
+                        oy,
+                        panel,
+                        col,
+                        span,
+                    };
+                    // A part block (the last few outputs) takes the border path.
+                    let inner = if width == block_cols {
+                        inner.clone()
+                    } else {
+                        tiles..tiles
+                    };
+                    if !inner.is_empty() {
+                        let dst = &mut out_row[inner.start * MR * g.out_c + o..];
+                        mono_inner::<S, MR, NV>(s, &tile, inner.clone(), call.bias, o, op, dst);
+                    }
+                    for t in (0..inner.start).chain(inner.end..tiles) {
+                        let acc = tile.border::<S, MR, NV>(s, t * MR);
+                        store_tile::<S, MR, NV>(
+                            s,
+                            &acc,
+                            (MR.min(g.out_w - t * MR), width),
+                            call.bias,
+                            op,
+                            out_row,
+                            t * MR,
+                            o,
+                            g.out_c,
+                        );
                     }
                 }
             }
         }
+    }
+}
+
+/// One past the last tile of [`conv_mono`] whose window lies inside the input row (tile
+/// `t` reads input columns `t * mr - left..` up to `span` of them) and whose pixels all lie
+/// in the output row.
+fn mono_inner_end(g: &Geometry, mr: usize, span: usize) -> usize {
+    match (g.in_w + g.left).checked_sub(span) {
+        Some(last_start) => (last_start / mr + 1).min(g.out_w / mr),
+        None => 0,
+    }
+}
+
+/// What a [`conv_mono`] tile reads: the image, its output row, one panel's column block.
+struct MonoTile<'a> {
+    g: &'a Geometry,
+    xn: &'a [f32],
+    oy: usize,
+    panel: &'a [f32],
+    col: usize,
+    span: usize,
+}
+
+impl MonoTile<'_> {
+    /// The accumulators of the tile from output pixel `ox0`, any tile (zero-padded window).
+    #[inline(always)]
+    fn border<S: Simd, const MR: usize, const NV: usize>(
+        &self,
+        s: S,
+        ox0: usize,
+    ) -> [[S::V; NV]; MR] {
+        let (g, span) = (self.g, self.span);
+        let mut acc = [[s.zero(); NV]; MR];
+        for ky in 0..g.kernel_h {
+            let Some(iy) = g.in_row(self.oy, ky) else {
+                continue;
+            };
+            let row = &self.xn[iy * g.in_w..(iy + 1) * g.in_w];
+            let w = &self.panel[ky * g.kernel_w * PANEL..(ky + 1) * g.kernel_w * PANEL];
+            let mut window = [0.0; MONO_WINDOW];
+            for (j, v) in window[..span].iter_mut().enumerate() {
+                if let Some(ix) = (ox0 + j).checked_sub(g.left) {
+                    *v = row.get(ix).copied().unwrap_or(0.0);
+                }
+            }
+            gemm_tile_strided::<S, MR, NV>(
+                s,
+                &mut acc,
+                &window[..span],
+                1,
+                g.kernel_w,
+                w,
+                self.col,
+            );
+        }
+        acc
+    }
+}
+
+/// The inner tiles `tiles` of a [`conv_mono`] row, stored whole to `dst` (from the first
+/// tile's first pixel at the block's first output).
+#[inline(always)]
+fn mono_inner<S: Simd, const MR: usize, const NV: usize>(
+    s: S,
+    tile: &MonoTile<'_>,
+    tiles: core::ops::Range<usize>,
+    bias: Option<&[f32]>,
+    o: usize,
+    op: impl VecOp<S>,
+    dst: &mut [f32],
+) {
+    let g = tile.g;
+    let kw = g.kernel_w;
+    let pitch = g.out_c;
+    let n = tiles.len();
+    for (t, out) in (tiles.start..).zip(dst.chunks_mut(MR * pitch)).take(n) {
+        let mut acc = [[s.zero(); NV]; MR];
+        for ky in 0..g.kernel_h {
+            let Some(iy) = g.in_row(tile.oy, ky) else {
+                continue;
+            };
+            let row = &tile.xn[iy * g.in_w..(iy + 1) * g.in_w];
+            let w = &tile.panel[ky * kw * PANEL..(ky + 1) * kw * PANEL];
+            let at = t * MR - g.left;
+            gemm_tile_strided::<S, MR, NV>(
+                s,
+                &mut acc,
+                &row[at..at + tile.span],
+                1,
+                kw,
+                w,
+                tile.col,
+            );
+        }
+        // The bias is loaded per tile: kept in registers across the loop, it made LLVM
+        // spill accumulators on AVX2 (12 of 16 registers).
+        let bias = whole_bias::<S, NV>(s, bias, o);
+        store_whole_tile::<S, MR, NV>(s, &acc, bias, op, out, pitch);
     }
 }
 
