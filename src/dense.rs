@@ -292,9 +292,7 @@ pub(crate) fn store_block<S: Simd, const NV: usize>(
 
 /// Stores a whole tile (`MR` rows or pixels `pitch` floats apart, `NV` whole vectors
 /// each) to `dst`, adding `bias` and applying `op`: no partial vectors, one bounds check
-/// per pixel, none when the pixels are back to back (`pitch` is the tile's width). The
-/// bias test is outside the pixel loop. Measured against the general per-pixel store:
-/// conv1d_kws 51 -> 47 us.
+/// per pixel. Measured against the general per-pixel store: conv1d_kws 51 -> 47 us.
 #[inline(always)]
 pub(crate) fn store_whole_tile<S: Simd, const MR: usize, const NV: usize>(
     s: S,
@@ -304,54 +302,48 @@ pub(crate) fn store_whole_tile<S: Simd, const MR: usize, const NV: usize>(
     dst: &mut [f32],
     pitch: usize,
 ) {
-    match bias {
-        Some(b) => store_tile_rows::<S, MR, NV, true>(s, acc, b, op, dst, pitch),
-        None => store_tile_rows::<S, MR, NV, false>(s, acc, [s.zero(); NV], op, dst, pitch),
-    }
-}
-
-/// [`store_whole_tile`] with the bias added (`BIAS`) or not.
-#[inline(always)]
-fn store_tile_rows<S: Simd, const MR: usize, const NV: usize, const BIAS: bool>(
-    s: S,
-    acc: &[[S::V; NV]; MR],
-    bias: [S::V; NV],
-    op: impl VecOp<S>,
-    dst: &mut [f32],
-    pitch: usize,
-) {
     let block_cols = NV * S::LANES;
-    // Back-to-back pixels need no bounds check per pixel (conv1d_kws on AVX-512 48 -> 43
-    // us). Only for one-vector pixels: on AVX2's 6 x 2 tiles the second path made LLVM
-    // spill accumulators in the conv1d_kws hot loop (60 -> 94 us).
-    if NV == 1 && pitch == block_cols {
-        for (acc_row, px) in acc
-            .iter()
-            .zip(dst[..MR * block_cols].chunks_exact_mut(block_cols))
-        {
-            store_pixel::<S, NV, BIAS>(s, acc_row, bias, op, px);
-        }
-        return;
-    }
     let dst = &mut dst[..(MR - 1) * pitch + block_cols];
     for (m, acc_row) in acc.iter().enumerate() {
-        store_pixel::<S, NV, BIAS>(s, acc_row, bias, op, &mut dst[m * pitch..][..block_cols]);
+        let px = &mut dst[m * pitch..][..block_cols];
+        for (v, (a, d)) in acc_row
+            .iter()
+            .zip(px.chunks_exact_mut(S::LANES))
+            .enumerate()
+        {
+            let a = match bias {
+                Some(b) => s.add(*a, b[v]),
+                None => *a,
+            };
+            s.store(op.apply(s, a), d);
+        }
     }
 }
 
-/// One pixel's `NV` vectors of [`store_tile_rows`] (no closure: one could be compiled
-/// without the caller's target features).
+/// [`store_whole_tile`] for `MR` one-vector pixels back to back (`NV` is 1; `dst` is the
+/// tile): no bounds check per pixel and the bias test outside the loop (conv1d_kws on
+/// AVX-512: 48 -> 43 us). Kept apart from [`store_whole_tile`]: with this second path
+/// inside it, LLVM spilled accumulators in AVX2's 6 x 2 hot loops (conv_s2 300 -> 660 us).
 #[inline(always)]
-fn store_pixel<S: Simd, const NV: usize, const BIAS: bool>(
+pub(crate) fn store_dense_tile<S: Simd, const MR: usize, const NV: usize>(
     s: S,
-    acc_row: &[S::V; NV],
-    bias: [S::V; NV],
+    acc: &[[S::V; NV]; MR],
+    bias: Option<[S::V; NV]>,
     op: impl VecOp<S>,
-    px: &mut [f32],
+    dst: &mut [f32],
 ) {
-    for ((a, b), d) in acc_row.iter().zip(bias).zip(px.chunks_exact_mut(S::LANES)) {
-        let a = if BIAS { s.add(*a, b) } else { *a };
-        s.store(op.apply(s, a), d);
+    let pixels = dst[..MR * S::LANES].chunks_exact_mut(S::LANES);
+    match bias {
+        Some(b) => {
+            for (a, d) in acc.iter().zip(pixels) {
+                s.store(op.apply(s, s.add(a[0], b[0])), d);
+            }
+        }
+        None => {
+            for (a, d) in acc.iter().zip(pixels) {
+                s.store(op.apply(s, a[0]), d);
+            }
+        }
     }
 }
 
