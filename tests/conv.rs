@@ -625,6 +625,33 @@ fn few_channels_wide_rows_match_reference() {
     }
 }
 
+/// One-channel layers (the mono path) with 8, 16 and 32 outputs, which take each
+/// backend's stores of whole tiles (back-to-back one-vector pixels at 8 on AVX2 and 16 on
+/// AVX-512), with and without bias, 1-D and 2-D, rows long enough for inner tiles.
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "minutes under Miri; the properties cover the path there"
+)]
+fn mono_whole_tiles_match_reference() {
+    for out_c in [8, 16, 32] {
+        let shapes = [
+            Conv2dShape::conv1d(203, 1, out_c, 9).with_padding(Padding::Same),
+            Conv2dShape::conv1d(150, 1, out_c, 5).with_batch(2),
+            Conv2dShape::new(7, 90, 1, out_c, 3, 3).with_padding(Padding::Same),
+        ];
+        for s in shapes {
+            let data = |n: usize, k: usize| -> Vec<f32> {
+                (0..n).map(|i| ((i * k) % 23) as f32 / 11.0 - 1.0).collect()
+            };
+            let (w, b) = (data(s.weights_len().unwrap(), 7), data(s.out_c, 5));
+            let x = data(s.input_len().unwrap(), 13);
+            check_every_backend(&s, &w, Some(&b), &x, Activation::Relu).unwrap();
+            check_every_backend(&s, &w, None, &x, Activation::Identity).unwrap();
+        }
+    }
+}
+
 /// SAME with an odd total padding puts the extra row/column after (TensorFlow rule).
 #[test]
 fn same_padding_odd_total_goes_after() {
