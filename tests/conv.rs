@@ -581,11 +581,7 @@ fn depthwise_multipliers_match_reference() {
     ];
     for s in shapes {
         let s = s.with_groups(s.in_c);
-        let data = |n: usize, k: usize| -> Vec<f32> {
-            (0..n).map(|i| ((i * k) % 23) as f32 / 11.0 - 1.0).collect()
-        };
-        let (w, b) = (data(s.weights_len().unwrap(), 7), data(s.out_c, 5));
-        let x = data(s.input_len().unwrap(), 13);
+        let (w, b, x) = fixed_data(&s);
         check_every_backend(&s, &w, Some(&b), &x, Activation::Identity).unwrap();
     }
 }
@@ -618,13 +614,21 @@ fn few_channels_wide_rows_match_reference() {
         Conv2dShape::new(1, 250, 1, 3, 1, 5).with_stride(1, 2),
     ];
     for s in shapes {
-        let data = |n: usize, k: usize| -> Vec<f32> {
-            (0..n).map(|i| ((i * k) % 23) as f32 / 11.0 - 1.0).collect()
-        };
-        let (w, b) = (data(s.weights_len().unwrap(), 7), data(s.out_c, 5));
-        let x = data(s.input_len().unwrap(), 13);
+        let (w, b, x) = fixed_data(&s);
         check_every_backend(&s, &w, Some(&b), &x, Activation::Relu).unwrap();
     }
+}
+
+/// Deterministic weights, bias and input in [-1, 1] for `s` (for the fixed-shape tests).
+fn fixed_data(s: &Conv2dShape) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let data = |n: usize, k: usize| -> Vec<f32> {
+        (0..n).map(|i| ((i * k) % 23) as f32 / 11.0 - 1.0).collect()
+    };
+    (
+        data(s.weights_len().unwrap(), 7),
+        data(s.out_c, 5),
+        data(s.input_len().unwrap(), 13),
+    )
 }
 
 /// One-channel layers (the mono path) with 8, 16 and 32 outputs, which take each
@@ -643,11 +647,7 @@ fn mono_whole_tiles_match_reference() {
             Conv2dShape::new(7, 90, 1, out_c, 3, 3).with_padding(Padding::Same),
         ];
         for s in shapes {
-            let data = |n: usize, k: usize| -> Vec<f32> {
-                (0..n).map(|i| ((i * k) % 23) as f32 / 11.0 - 1.0).collect()
-            };
-            let (w, b) = (data(s.weights_len().unwrap(), 7), data(s.out_c, 5));
-            let x = data(s.input_len().unwrap(), 13);
+            let (w, b, x) = fixed_data(&s);
             check_every_backend(&s, &w, Some(&b), &x, Activation::Relu).unwrap();
             check_every_backend(&s, &w, None, &x, Activation::Identity).unwrap();
         }
