@@ -3,6 +3,9 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use simdnn::{Activation, Backend, Conv2dShape, Engine, PackedConv2d, Padding, WeightLayout};
 use std::hint::black_box;
+#[path = "common/aligned.rs"]
+mod aligned;
+use aligned::Aligned;
 
 fn conv(c: &mut Criterion) {
     let same = Padding::Same;
@@ -52,13 +55,14 @@ fn conv(c: &mut Criterion) {
         let w: Vec<f32> = (0..shape.weights_len().unwrap())
             .map(|i| (i as f32 * 0.37).sin() * 0.1)
             .collect();
-        let mut storage = vec![0.0; shape.packed_weights_len()];
-        let packed = PackedConv2d::pack(&shape, WeightLayout::Oihw, &w, &mut storage).unwrap();
+        let mut storage = Aligned::from(&vec![0.0; shape.packed_weights_len()]);
+        let packed = PackedConv2d::pack(&shape, WeightLayout::Oihw, &w, storage.get_mut()).unwrap();
         let x: Vec<f32> = (0..shape.input_len().unwrap())
             .map(|i| (i as f32 * 0.11).cos())
             .collect();
+        let x = Aligned::from(&x);
         let bias = vec![0.1; shape.out_c];
-        let mut y = vec![0.0; shape.output_len().unwrap()];
+        let mut y = Aligned::from(&vec![0.0; shape.output_len().unwrap()]);
         g.throughput(Throughput::Elements(flops as u64));
         for nn in Backend::ALL
             .into_iter()
@@ -71,8 +75,8 @@ fn conv(c: &mut Criterion) {
                         &packed,
                         Some(&bias),
                         Activation::Relu,
-                        black_box(&x),
-                        &mut y,
+                        black_box(x.get()),
+                        y.get_mut(),
                     )
                     .unwrap()
                 })

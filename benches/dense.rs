@@ -3,6 +3,9 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use simdnn::{Activation, Backend, Engine, PackedDense, dense_packed_len};
 use std::hint::black_box;
+#[path = "common/aligned.rs"]
+mod aligned;
+use aligned::Aligned;
 
 fn dense(c: &mut Criterion) {
     let mut g = c.benchmark_group("dense");
@@ -14,10 +17,12 @@ fn dense(c: &mut Criterion) {
         (1, 384, 128),
     ] {
         let w: Vec<f32> = (0..out * inp).map(|i| (i as f32 * 0.7).sin()).collect();
+        let w = Aligned::from(&w);
         let x: Vec<f32> = (0..batch * inp).map(|i| (i as f32 * 0.3).cos()).collect();
+        let x = Aligned::from(&x);
         let bias = vec![0.1; out];
-        let mut storage = vec![0.0; dense_packed_len(out, inp)];
-        let packed = PackedDense::pack(&w, out, inp, &mut storage).unwrap();
+        let mut storage = Aligned::from(&vec![0.0; dense_packed_len(out, inp)]);
+        let packed = PackedDense::pack(w.get(), out, inp, storage.get_mut()).unwrap();
         let mut y = vec![0.0; batch * out];
         g.throughput(Throughput::Elements((2 * batch * out * inp) as u64));
         for nn in Backend::ALL
@@ -31,7 +36,7 @@ fn dense(c: &mut Criterion) {
                         &packed,
                         Some(&bias),
                         Activation::Identity,
-                        black_box(&x),
+                        black_box(x.get()),
                         &mut y,
                     )
                     .unwrap()
@@ -41,11 +46,11 @@ fn dense(c: &mut Criterion) {
                 g.bench_function(format!("{name}/row_major/{batch}x{out}x{inp}"), |b| {
                     b.iter(|| {
                         nn.dense_row_major(
-                            &w,
+                            w.get(),
                             inp,
                             Some(&bias),
                             Activation::Identity,
-                            black_box(&x),
+                            black_box(x.get()),
                             &mut y,
                         )
                         .unwrap()

@@ -10,6 +10,9 @@ use simdnn::{
     Activation, Backend, Conv2dShape, Engine, PackedConv2d, PackedDense, Padding, WeightLayout,
     dense_packed_len,
 };
+#[path = "../benches/common/aligned.rs"]
+mod aligned;
+use aligned::Aligned;
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -145,34 +148,6 @@ const ANCHORS_US: &[(&str, f64)] = &[
 ];
 
 /// Deterministic pseudo-random data in [-1, 1).
-/// Activations in 64-byte aligned storage, as ONNX Runtime's allocator gives its tensors
-/// (a `Vec<f32>` of this size is only 16-byte aligned, and every 64-byte vector access to
-/// it then spans two cache lines).
-struct Aligned {
-    buf: Vec<f32>,
-    at: usize,
-    len: usize,
-}
-
-impl Aligned {
-    fn from(v: &[f32]) -> Self {
-        let mut buf = vec![0.0; v.len() + 16];
-        let at = buf.as_ptr().align_offset(64);
-        buf[at..at + v.len()].copy_from_slice(v);
-        Aligned {
-            buf,
-            at,
-            len: v.len(),
-        }
-    }
-    fn get(&self) -> &[f32] {
-        &self.buf[self.at..self.at + self.len]
-    }
-    fn get_mut(&mut self) -> &mut [f32] {
-        &mut self.buf[self.at..self.at + self.len]
-    }
-}
-
 fn data(n: usize, seed: u32) -> Vec<f32> {
     let mut s = seed.wrapping_mul(2_654_435_761).max(1);
     (0..n)
@@ -187,11 +162,11 @@ fn data(n: usize, seed: u32) -> Vec<f32> {
 
 fn dense(nn: Engine, batch: usize, out: usize, inp: usize) -> Box<dyn FnMut()> {
     let w = data(out * inp, 1);
-    let mut storage = vec![0.0; dense_packed_len(out, inp)];
-    PackedDense::pack(&w, out, inp, &mut storage).unwrap();
+    let mut storage = Aligned::from(&vec![0.0; dense_packed_len(out, inp)]);
+    PackedDense::pack(&w, out, inp, storage.get_mut()).unwrap();
     let (b, x, mut y) = (data(out, 2), data(batch * inp, 3), vec![0.0; batch * out]);
     Box::new(move || {
-        let packed = PackedDense::from_packed(&storage, out, inp).unwrap();
+        let packed = PackedDense::from_packed(storage.get(), out, inp).unwrap();
         nn.dense(
             &packed,
             Some(&b),
@@ -206,13 +181,13 @@ fn dense(nn: Engine, batch: usize, out: usize, inp: usize) -> Box<dyn FnMut()> {
 
 fn conv(nn: Engine, shape: Conv2dShape) -> Box<dyn FnMut()> {
     let w = data(shape.weights_len().unwrap(), 6);
-    let mut storage = vec![0.0; shape.packed_weights_len()];
-    PackedConv2d::pack(&shape, WeightLayout::Oihw, &w, &mut storage).unwrap();
+    let mut storage = Aligned::from(&vec![0.0; shape.packed_weights_len()]);
+    PackedConv2d::pack(&shape, WeightLayout::Oihw, &w, storage.get_mut()).unwrap();
     let b = data(shape.out_c, 7);
     let x = Aligned::from(&data(shape.input_len().unwrap(), 8));
     let mut y = Aligned::from(&vec![0.0; shape.output_len().unwrap()]);
     Box::new(move || {
-        let packed = PackedConv2d::from_packed(&shape, &storage).unwrap();
+        let packed = PackedConv2d::from_packed(&shape, storage.get()).unwrap();
         nn.conv2d(
             &shape,
             &packed,
@@ -228,14 +203,14 @@ fn conv(nn: Engine, shape: Conv2dShape) -> Box<dyn FnMut()> {
 
 fn dense_row_major(nn: Engine, out: usize, inp: usize) -> Box<dyn FnMut()> {
     let (w, b, x, mut y) = (
-        data(out * inp, 1),
+        Aligned::from(&data(out * inp, 1)),
         data(out, 2),
         data(inp, 3),
         vec![0.0; out],
     );
     Box::new(move || {
         nn.dense_row_major(
-            &w,
+            w.get(),
             inp,
             Some(&b),
             Activation::Identity,

@@ -524,7 +524,9 @@ impl Geometry {
 /// of [`Conv2dShape::packed_weights_len`] floats. The layout depends on the kernel, the
 /// channels and the groups, and for Winograd shapes ([`Conv2dShape::uses_winograd`]) also
 /// on stride and dilation: a call with a shape the weights were not packed for is an
-/// error (the image size and padding may change from call to call).
+/// error (the image size and padding may change from call to call). As with
+/// [`PackedDense`](crate::PackedDense), 64-byte aligned storage avoids loads that span two
+/// cache lines on AVX-512.
 ///
 /// ```
 /// use simdnn::{Conv2dShape, PackedConv2d, WeightLayout};

@@ -48,6 +48,11 @@ const fn pack_into(w: &[f32], out: usize, inp: usize, dst: &mut [f32]) {
 
 /// Dense weights packed for the GEMM/GEMV kernels, borrowed from caller-owned storage.
 ///
+/// Any storage works; 64-byte aligned storage is faster where vectors are 64 bytes: each
+/// panel row is then whole cache lines. A `Vec<f32>` this large is only 16-byte aligned, so
+/// every AVX-512 load spans two lines: on a Sapphire Rapids-class core the 256x256 GEMV
+/// took 3.9 us instead of 2.1-2.5 us.
+///
 /// ```
 /// use simdnn::{Activation, Engine, PackedDense, dense_packed_len};
 /// // y = relu(W x + b) with W = [[1, 2], [3, 4], [5, 6]] (3 outputs, 2 inputs).
