@@ -16,13 +16,21 @@ use aligned::Aligned;
 use std::hint::black_box;
 use std::time::Instant;
 
-/// A workload: name, FLOPs per call (a multiply-add counts 2; `None` where FLOPs are not
-/// meaningful) and a constructor returning the call to time.
+/// A workload: name, work per call and a constructor returning the call to time.
 struct Workload {
     name: &'static str,
-    flops: Option<f64>,
+    work: Work,
     make: fn(Engine) -> Box<dyn FnMut()>,
 }
+
+/// What a call does, for the rate columns.
+enum Work {
+    /// Floating-point operations (a multiply-add counts 2): GFLOP/s and % of peak.
+    Flops(f64),
+    /// Elements of an element-wise or row-wise kernel: elements per core clock cycle.
+    Elements(f64),
+}
+use Work::{Elements, Flops};
 
 const SAME: Padding = Padding::Same;
 const PAD1: Padding = Padding::Explicit {
@@ -35,12 +43,12 @@ const PAD1: Padding = Padding::Explicit {
 const WORKLOADS: &[Workload] = &[
     Workload {
         name: "conv_tiny",
-        flops: Some(0.885e6),
+        work: Flops(0.885e6),
         make: |nn| conv(nn, Conv2dShape::new(32, 32, 3, 16, 3, 3).with_padding(SAME)),
     },
     Workload {
         name: "conv_small",
-        flops: Some(2.359e6),
+        work: Flops(2.359e6),
         make: |nn| {
             conv(
                 nn,
@@ -50,7 +58,7 @@ const WORKLOADS: &[Workload] = &[
     },
     Workload {
         name: "conv_resnet",
-        flops: Some(231.2e6),
+        work: Flops(231.2e6),
         make: |nn| {
             conv(
                 nn,
@@ -60,12 +68,12 @@ const WORKLOADS: &[Workload] = &[
     },
     Workload {
         name: "conv_pw",
-        flops: Some(12.85e6),
+        work: Flops(12.85e6),
         make: |nn| conv(nn, Conv2dShape::new(28, 28, 64, 128, 1, 1)),
     },
     Workload {
         name: "conv_dw",
-        flops: Some(1.806e6),
+        work: Flops(1.806e6),
         make: |nn| {
             conv(
                 nn,
@@ -77,7 +85,7 @@ const WORKLOADS: &[Workload] = &[
     },
     Workload {
         name: "conv_s2",
-        flops: Some(28.9e6),
+        work: Flops(28.9e6),
         make: |nn| {
             conv(
                 nn,
@@ -89,47 +97,47 @@ const WORKLOADS: &[Workload] = &[
     },
     Workload {
         name: "conv1d_kws",
-        flops: Some(4.608e6),
+        work: Flops(4.608e6),
         make: |nn| conv(nn, Conv2dShape::conv1d(16000, 1, 16, 9).with_padding(SAME)),
     },
     Workload {
         name: "dense_gemv_256x256",
-        flops: Some(2.0 * 256.0 * 256.0),
+        work: Flops(2.0 * 256.0 * 256.0),
         make: |nn| dense(nn, 1, 256, 256),
     },
     Workload {
         name: "dense_gemm_64x256x256",
-        flops: Some(2.0 * 64.0 * 256.0 * 256.0),
+        work: Flops(2.0 * 64.0 * 256.0 * 256.0),
         make: |nn| dense(nn, 64, 256, 256),
     },
     Workload {
         name: "dense_rowmajor_gemv_256x256",
-        flops: Some(2.0 * 256.0 * 256.0),
+        work: Flops(2.0 * 256.0 * 256.0),
         make: |nn| dense_row_major(nn, 256, 256),
     },
     Workload {
         name: "softmax_8x1024",
-        flops: None,
+        work: Elements(8.0 * 1024.0),
         make: |nn| softmax(nn, 8, 1024, false),
     },
     Workload {
         name: "softmax_masked_8x1024",
-        flops: None,
+        work: Elements(8.0 * 1024.0),
         make: |nn| softmax(nn, 8, 1024, true),
     },
     Workload {
         name: "tanh_4096",
-        flops: None,
+        work: Elements(4096.0),
         make: |nn| activation(nn, Activation::Tanh, 4096),
     },
     Workload {
         name: "exp_4096",
-        flops: None,
+        work: Elements(4096.0),
         make: |nn| activation(nn, Activation::Exp, 4096),
     },
     Workload {
         name: "sigmoid_4096",
-        flops: None,
+        work: Elements(4096.0),
         make: |nn| activation(nn, Activation::Sigmoid, 4096),
     },
 ];
@@ -280,6 +288,40 @@ fn median_ns(f: &mut dyn FnMut(), samples: usize, target_ms: f64) -> f64 {
     times[samples / 2]
 }
 
+/// The core clock in GHz: a chain of dependent one-cycle integer adds (`None` where the
+/// report has no such chain for the architecture).
+fn clock_ghz(samples: usize) -> Option<f64> {
+    const ADDS: u64 = 64 * 20_000;
+    let ns = median_ns(&mut || add_chain(ADDS / 64), samples, 20.0);
+    cfg!(any(target_arch = "x86_64", target_arch = "aarch64")).then_some(ADDS as f64 / ns)
+}
+
+/// `64 * rounds` dependent register adds.
+#[inline(never)]
+fn add_chain(rounds: u64) {
+    let (mut x, y) = (black_box(1u64), black_box(3u64));
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: register-only arithmetic on the asm's own operands.
+    unsafe {
+        std::arch::asm!(
+            "2:", ".rept 64", "add {x}, {y}", ".endr", "dec {n}", "jnz 2b",
+            x = inout(reg) x, y = in(reg) y, n = inout(reg) rounds => _,
+            options(nostack, nomem),
+        );
+    }
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: register-only arithmetic on the asm's own operands.
+    unsafe {
+        std::arch::asm!(
+            "2:", ".rept 64", "add {x}, {x}, {y}", ".endr", "subs {n}, {n}, #1", "b.ne 2b",
+            x = inout(reg) x, y = in(reg) y, n = inout(reg) rounds => _,
+            options(nostack, nomem),
+        );
+    }
+    let _ = rounds;
+    black_box(x);
+}
+
 /// Peak GFLOP/s of the backend's FMA units on one core (median of the samples).
 fn peak_gflops(nn: Engine, samples: usize) -> f64 {
     let iters = 200_000;
@@ -333,6 +375,7 @@ fn main() {
         .filter_map(|b| Engine::with_backend(b).ok())
         .collect();
     let peaks: Vec<f64> = engines.iter().map(|&nn| peak_gflops(nn, samples)).collect();
+    let ghz = clock_ghz(samples);
     if !json {
         println!("simdnn report: one thread, f32, batch 1; medians of {samples} samples");
         for (nn, peak) in engines.iter().zip(&peaks) {
@@ -341,10 +384,13 @@ fn main() {
                 nn.backend().name()
             );
         }
+        if let Some(ghz) = ghz {
+            println!("  core clock (dependent adds) {ghz:.2} GHz");
+        }
         println!();
         println!(
-            "{:<28} {:<7} {:>12} {:>9} {:>7} {:>10}",
-            "workload", "backend", "median us", "GFLOP/s", "% peak", "peer us"
+            "{:<28} {:<7} {:>12} {:>9} {:>7} {:>8} {:>10}",
+            "workload", "backend", "median us", "GFLOP/s", "% peak", "el/cycle", "peer us"
         );
     }
     for w in WORKLOADS
@@ -354,7 +400,10 @@ fn main() {
         for (&nn, &peak) in engines.iter().zip(&peaks) {
             let mut f = (w.make)(nn);
             let ns = median_ns(&mut *f, samples, target_ms);
-            let gflops = w.flops.map(|fl| fl / ns);
+            let (gflops, per_cycle) = match w.work {
+                Flops(fl) => (Some(fl / ns), None),
+                Elements(n) => (None, ghz.map(|ghz| n / (ns * ghz))),
+            };
             if json {
                 let g = gflops.map_or("null".to_owned(), |g| format!("{g:.3}"));
                 println!(
@@ -372,17 +421,19 @@ fn main() {
                     }
                     _ => "-".to_owned(),
                 };
+                let per_cycle = per_cycle.map_or("-".to_owned(), |e| format!("{e:.2}"));
                 let peer = ANCHORS_US
                     .iter()
                     .find(|a| a.0 == w.name)
                     .map_or("-".to_owned(), |a| format!("{:.1}", a.1));
                 println!(
-                    "{:<28} {:<7} {:>12.3} {:>9} {:>7} {:>10}",
+                    "{:<28} {:<7} {:>12.3} {:>9} {:>7} {:>8} {:>10}",
                     w.name,
                     nn.backend().name(),
                     ns / 1e3,
                     g,
                     pct,
+                    per_cycle,
                     peer
                 );
             }

@@ -187,6 +187,15 @@ pub(crate) trait Blocking: Simd {
         rows: usize,
         y: &mut [f32],
     );
+    /// [`Blocking::gemm_rows`] with a shorter tile, for the rows after the last whole block.
+    fn gemm_rows_tail(
+        self,
+        layer: Layer<'_>,
+        op: impl VecOp<Self>,
+        x: &[f32],
+        rows: usize,
+        y: &mut [f32],
+    );
     fn gemv(self, layer: Layer<'_>, op: impl VecOp<Self>, x: &[f32], y: &mut [f32]);
     /// The implicit-GEMM convolution; `PATH` selects the rows (see `conv::conv_general`).
     fn conv<const PATH: u8>(self, call: crate::conv::ConvCall<'_>, x: &[f32], y: &mut [f32]);
@@ -195,7 +204,7 @@ pub(crate) trait Blocking: Simd {
 }
 
 macro_rules! blocking {
-    ($token:ty, mr: $mr:literal, nv: $nv:literal, conv_mr: $cmr:literal, conv_mr_narrow: $cmrn:literal, conv_mr_mono: $cmrm:literal, conv_mr_tail: $cmrt:literal, winograd_tiles: $wt:literal, gemv_nv: $gnv:literal, gemv_panels: $gpg:literal) => {
+    ($token:ty, mr: $mr:literal, mr_tail: $mrt:literal, nv: $nv:literal, conv_mr: $cmr:literal, conv_mr_narrow: $cmrn:literal, conv_mr_mono: $cmrm:literal, conv_mr_tail: $cmrt:literal, winograd_tiles: $wt:literal, gemv_nv: $gnv:literal, gemv_panels: $gpg:literal) => {
         impl Blocking for $token {
             const GEMM_MR: usize = $mr;
             #[inline(always)]
@@ -208,6 +217,17 @@ macro_rules! blocking {
                 y: &mut [f32],
             ) {
                 gemm::<Self, $mr, $nv>(self, layer, op, x, rows, y)
+            }
+            #[inline(always)]
+            fn gemm_rows_tail(
+                self,
+                layer: Layer<'_>,
+                op: impl VecOp<Self>,
+                x: &[f32],
+                rows: usize,
+                y: &mut [f32],
+            ) {
+                gemm::<Self, $mrt, $nv>(self, layer, op, x, rows, y)
             }
             #[inline(always)]
             fn gemv(self, layer: Layer<'_>, op: impl VecOp<Self>, x: &[f32], y: &mut [f32]) {
@@ -239,7 +259,8 @@ macro_rules! blocking {
         }
     };
 }
-// 32 registers: GEMM 12 x 2 zmm accumulators, 2 weight vectors, broadcasts from memory.
+// 32 registers: GEMM 12 x 2 zmm accumulators, 2 weight vectors, broadcasts from memory;
+// 2-5 rows left after the last block of 12 take 4-row tiles (64 rows: 5 x 12 + 4).
 // Convolutions use 8-pixel tiles (4 for a row's last few pixels): measured on Zen 4,
 // conv_resnet (56 = 7 x 8 wide) runs 5-10% faster than with 6 and 12 gave 69% of peak.
 // Layers with one vector of outputs (16 channels) take 16 pixels (conv_tiny 7-12% faster
@@ -247,19 +268,19 @@ macro_rules! blocking {
 // by `store_whole_tile`, then 2-4% faster; 24 spills and runs 4x slower). Winograd: blocks
 // of 8 tiles (12 left conv_small's 64 tiles a short last block: 18% slower).
 #[cfg(simdnn_avx512)]
-blocking!(crate::simd::Avx512, mr: 12, nv: 2, conv_mr: 8, conv_mr_narrow: 16, conv_mr_mono: 16, conv_mr_tail: 4, winograd_tiles: 8, gemv_nv: 2, gemv_panels: 4);
+blocking!(crate::simd::Avx512, mr: 12, mr_tail: 4, nv: 2, conv_mr: 8, conv_mr_narrow: 16, conv_mr_mono: 16, conv_mr_tail: 4, winograd_tiles: 8, gemv_nv: 2, gemv_panels: 4);
 // 16 registers: 6 x 2 ymm accumulators, 2 weight vectors, 1 broadcast. A row's last 1-4
 // pixels take a 4-pixel tile: with 3, conv_s2's 28-wide rows (4 x 6 + 4) ran their last 4
 // pixels as a 6-pixel tile (7% of the multiply-adds wasted; AVX2 conv_s2 min 307 -> 281 us
 // with 4, 15 interleaved runs). A 6 x 16 tile with its broadcasts runs at 98% of the FMA
 // peak in isolation (measured with inline asm), so the tiles, not the loads, set the pace.
 #[cfg(simdnn_avx2)]
-blocking!(crate::simd::Avx2, mr: 6, nv: 2, conv_mr: 6, conv_mr_narrow: 12, conv_mr_mono: 12, conv_mr_tail: 4, winograd_tiles: 6, gemv_nv: 4, gemv_panels: 2);
+blocking!(crate::simd::Avx2, mr: 6, mr_tail: 3, nv: 2, conv_mr: 6, conv_mr_narrow: 12, conv_mr_mono: 12, conv_mr_tail: 4, winograd_tiles: 6, gemv_nv: 4, gemv_panels: 2);
 // 32 registers: 3 x 8 q accumulators and 8 weight vectors.
 #[cfg(simdnn_neon)]
-blocking!(crate::simd::Neon, mr: 3, nv: 8, conv_mr: 3, conv_mr_narrow: 8, conv_mr_mono: 8, conv_mr_tail: 1, winograd_tiles: 3, gemv_nv: 8, gemv_panels: 1);
+blocking!(crate::simd::Neon, mr: 3, mr_tail: 2, nv: 8, conv_mr: 3, conv_mr_narrow: 8, conv_mr_mono: 8, conv_mr_tail: 1, winograd_tiles: 3, gemv_nv: 8, gemv_panels: 1);
 // Cortex-M4F has 32 single registers: 2 x 8 accumulators.
-blocking!(crate::simd::Scalar, mr: 2, nv: 8, conv_mr: 2, conv_mr_narrow: 2, conv_mr_mono: 2, conv_mr_tail: 1, winograd_tiles: 2, gemv_nv: 8, gemv_panels: 1);
+blocking!(crate::simd::Scalar, mr: 2, mr_tail: 2, nv: 8, conv_mr: 2, conv_mr_narrow: 2, conv_mr_mono: 2, conv_mr_tail: 1, winograd_tiles: 2, gemv_nv: 8, gemv_panels: 1);
 
 /// `[f(0), .., f(N - 1)]`. `core::array::from_fn` stays an out-of-line call in the tile
 /// loops (19% of conv1d_kws's time); this plain loop is inlined.
@@ -554,26 +575,23 @@ pub(crate) fn dense_kernel<S: Blocking>(s: S, layer: Layer<'_>, x: &[f32], y: &m
 fn dense_rows<S: Blocking>(s: S, layer: Layer<'_>, op: impl VecOp<S>, x: &[f32], y: &mut [f32]) {
     let (out, inp) = (layer.out, layer.inp);
     let rows = x.len() / inp;
-    // Full row blocks (and a tail at least half a block) go through the GEMM; a short tail
-    // is cheaper as GEMVs than as a mostly-duplicate block.
+    // Whole row blocks (and a tail at least half a block) go through the GEMM tile; the
+    // other tail rows through a shorter tile (a GEMV per row would stream all of `W` once
+    // per row); a single row is a GEMV.
     let tail = rows % S::GEMM_MR;
-    let gemm_rows = match rows {
-        0 | 1 => 0,
-        _ if tail * 2 >= S::GEMM_MR => rows,
-        _ => rows - tail,
+    let (whole, tail) = match rows {
+        0 | 1 => (0, rows),
+        _ if tail * 2 >= S::GEMM_MR => (rows, 0),
+        _ => (rows - tail, tail),
     };
-    if gemm_rows > 0 {
-        s.gemm_rows(
-            layer,
-            op,
-            &x[..gemm_rows * inp],
-            gemm_rows,
-            &mut y[..gemm_rows * out],
-        );
+    if whole > 0 {
+        s.gemm_rows(layer, op, &x[..whole * inp], whole, &mut y[..whole * out]);
     }
-    let x_rest = x[gemm_rows * inp..].chunks_exact(inp);
-    for (xr, yr) in x_rest.zip(y[gemm_rows * out..].chunks_exact_mut(out)) {
-        s.gemv(layer, op, xr, yr);
+    let (x, y) = (&x[whole * inp..], &mut y[whole * out..]);
+    if tail > 1 {
+        s.gemm_rows_tail(layer, op, x, tail, y);
+    } else if tail == 1 {
+        s.gemv(layer, op, x, y);
     }
 }
 

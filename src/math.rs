@@ -62,23 +62,35 @@ fn reduce<S: Simd>(s: S, x: S::V) -> (S::V, S::V, S::V) {
 /// throughput when a whole tanh is one chain.
 #[inline(always)]
 fn expm1_reduced<S: Simd>(s: S, r: S::V) -> S::V {
-    expm1_estrin::<S, false>(s, r)
+    expm1_estrin::<S, false, 0>(s, r)
 }
 
 /// `e^-u - 1`: [`expm1_reduced`] of `-u`, bit for bit, with the sign folded into the odd
 /// coefficients and the last FMA instead of negating `u` on the chain.
 #[inline(always)]
 fn expm1_reduced_of_neg<S: Simd>(s: S, u: S::V) -> S::V {
-    expm1_estrin::<S, true>(s, u)
+    expm1_estrin::<S, true, 0>(s, u)
 }
 
+/// `(e^(2h) - 1) / 2` for |h| <= ln2/4: [`expm1_reduced`] of `2h`, halved, bit for bit (every
+/// coefficient is scaled by a power of two), without forming `2h`.
 #[inline(always)]
-fn expm1_estrin<S: Simd, const NEG: bool>(s: S, v: S::V) -> S::V {
-    let odd = |c: f32| if NEG { -c } else { c };
+fn expm1_half<S: Simd>(s: S, h: S::V) -> S::V {
+    expm1_estrin::<S, false, 1>(s, h)
+}
+
+/// Estrin's scheme for `(e^(2^K v) - 1) / 2^K` (`e^(-2^K v)` with `NEG`): the polynomial of
+/// [`Q`] with coefficient `k` scaled by `2^(K (k + 1))`, exact for the small `K` used.
+#[inline(always)]
+fn expm1_estrin<S: Simd, const NEG: bool, const K: i32>(s: S, v: S::V) -> S::V {
+    let c = |k: usize| {
+        let c = Q[k] * f32::from_bits(((127 + K * (k as i32 + 1)) as u32) << 23);
+        if NEG && k % 2 == 1 { -c } else { c }
+    };
     let v2 = s.mul(v, v);
-    let lo = s.mul_add(s.splat(odd(Q[1])), v, s.splat(Q[0]));
-    let hi = s.mul_add(s.splat(odd(Q[3])), v, s.splat(Q[2]));
-    let hi = s.mul_add(s.splat(Q[4]), v2, hi);
+    let lo = s.mul_add(s.splat(c(1)), v, s.splat(c(0)));
+    let hi = s.mul_add(s.splat(c(3)), v, s.splat(c(2)));
+    let hi = s.mul_add(s.splat(c(4)), v2, hi);
     let q = s.mul_add(hi, v2, lo);
     if NEG {
         s.mul_sub(v2, q, v)
@@ -96,7 +108,7 @@ pub(crate) fn exp<S: Simd>(s: S, x: S::V) -> S::V {
     let lo = s.splat(EXP_LO);
     let (n, r, t) = reduce(s, s.min(s.splat(EXP_HI), x));
     let y = s.exp_scale(expm1_reduced(s, r), n, t);
-    s.select(s.lt(x, lo), s.zero(), y)
+    s.zero_below(x, lo, y)
 }
 
 /// `tanh(x)`; ±1 past ±9.1, NaN for NaN.
@@ -109,15 +121,27 @@ pub(crate) fn exp<S: Simd>(s: S, x: S::V) -> S::V {
 #[inline(always)]
 pub(crate) fn tanh<S: Simd>(s: S, x: S::V) -> S::V {
     let y = s.max(s.splat(-TANH_SATURATE), s.neg_abs(x));
-    let t = s.mul_add(y, s.splat(2.0 * LOG2E), s.splat(SCALE_MAGIC));
-    let n = s.sub(t, s.splat(SCALE_MAGIC));
-    let r = s.neg_mul_add(n, s.splat(LN2), s.add(y, y));
-    let scale = s.shl23(t);
-    let p = expm1_reduced(s, r);
+    // Reduced at half scale: `h = r / 2` and `p / 2` (bit for bit the full-scale values
+    // halved) save forming `2|x|`; `t` carries `n + 1`, so `shl23(t)` is `2 * 2^n`.
+    let t = s.mul_add(y, s.splat(2.0 * LOG2E), s.splat(SCALE_MAGIC + 1.0));
+    let n = s.sub(t, s.splat(SCALE_MAGIC + 1.0));
+    let h = s.neg_mul_add(n, s.splat(0.5 * LN2), y);
+    let twice_scale = s.shl23(t);
+    let p_half = expm1_half(s, h);
     // -e = 1 - e^(-2|x|) and 2 + e, both as one FMA on p; -e is +0 for x = ±0, so the
-    // quotient is +0 and the sign flip gives ±0 back.
-    let minus_e = s.neg_mul_add(scale, p, s.sub(s.splat(1.0), scale));
-    let two_plus_e = s.mul_add(scale, p, s.add(s.splat(1.0), scale));
+    // quotient is +0 and the sign flip gives ±0 back. `1 ∓ 2^n` are exact FMAs of the
+    // doubled scale.
+    let one = s.splat(1.0);
+    let minus_e = s.neg_mul_add(
+        twice_scale,
+        p_half,
+        s.neg_mul_add(s.splat(0.5), twice_scale, one),
+    );
+    let two_plus_e = s.mul_add(
+        twice_scale,
+        p_half,
+        s.mul_add(s.splat(0.5), twice_scale, one),
+    );
     s.flip_sign(s.div(minus_e, two_plus_e), x)
 }
 
@@ -137,7 +161,7 @@ pub(crate) fn sigmoid<S: Simd>(s: S, x: S::V) -> S::V {
     let scale = s.shl23(t);
     let p = expm1_reduced_of_neg(s, minus_r);
     let den = s.mul_add(scale, p, s.add(scale, s.splat(1.0)));
-    s.select(s.lt(x, lo), s.zero(), s.recip(den))
+    s.zero_below(x, lo, s.recip(den))
 }
 
 /// GELU, tanh form (PyTorch `approximate="tanh"`), computed as

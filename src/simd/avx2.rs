@@ -151,6 +151,11 @@ impl Simd for Avx2 {
         unsafe { _mm256_blendv_ps(b, a, m) }
     }
     #[inline(always)]
+    fn zero_below(self, x: __m256, lo: __m256, y: __m256) -> __m256 {
+        // SAFETY: token (see impl).
+        unsafe { _mm256_andnot_ps(_mm256_cmp_ps::<_CMP_LT_OQ>(x, lo), y) }
+    }
+    #[inline(always)]
     fn reduce_add(self, a: __m256) -> f32 {
         // SAFETY: token (see impl).
         unsafe {

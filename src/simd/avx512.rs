@@ -169,6 +169,12 @@ impl Simd for Avx512 {
         unsafe { _mm512_mask_blend_ps(m, b, a) }
     }
     #[inline(always)]
+    fn zero_below(self, x: __m512, lo: __m512, y: __m512) -> __m512 {
+        // SAFETY: token (see impl).
+        // "Not less than, unordered" keeps NaN lanes; no mask inversion (`knotw`) needed.
+        unsafe { _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_NLT_UQ>(x, lo), y) }
+    }
+    #[inline(always)]
     fn reduce_add(self, a: __m512) -> f32 {
         // SAFETY: token (see impl).
         unsafe { _mm512_reduce_add_ps(a) }

@@ -92,6 +92,13 @@ pub(crate) trait Simd: Copy {
     fn lt(self, a: Self::V, b: Self::V) -> Self::M;
     /// Lane-wise `if m { a } else { b }`.
     fn select(self, m: Self::M, a: Self::V, b: Self::V) -> Self::V;
+    /// `y` with the lanes where `x < lo` set to +0 (a NaN `x` keeps `y`): what
+    /// `select(lt(x, lo), zero, y)` computes, as one and-not (AVX2, NEON) or as a zero mask
+    /// that folds into the instruction producing `y` (AVX-512).
+    #[inline(always)]
+    fn zero_below(self, x: Self::V, lo: Self::V, y: Self::V) -> Self::V {
+        self.select(self.lt(x, lo), self.zero(), y)
+    }
     /// Sum of the lanes, in a fixed order per backend.
     fn reduce_add(self, a: Self::V) -> f32;
     /// Maximum of the lanes.

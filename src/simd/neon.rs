@@ -148,6 +148,11 @@ impl Simd for Neon {
         unsafe { vbslq_f32(m, a, b) }
     }
     #[inline(always)]
+    fn zero_below(self, x: float32x4_t, lo: float32x4_t, y: float32x4_t) -> float32x4_t {
+        // SAFETY: see impl.
+        unsafe { vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(y), vcltq_f32(x, lo))) }
+    }
+    #[inline(always)]
     fn reduce_add(self, a: float32x4_t) -> f32 {
         // SAFETY: see impl.
         unsafe { vaddvq_f32(a) }

@@ -141,6 +141,10 @@ impl<S: Simd> Simd for X4<S> {
         each!(i => self.0.select(m[i], a[i], b[i]))
     }
     #[inline(always)]
+    fn zero_below(self, x: Self::V, lo: Self::V, y: Self::V) -> Self::V {
+        each!(i => self.0.zero_below(x[i], lo[i], y[i]))
+    }
+    #[inline(always)]
     fn reduce_add(self, a: Self::V) -> f32 {
         let s = self.0;
         s.reduce_add(s.add(s.add(a[0], a[1]), s.add(a[2], a[3])))
