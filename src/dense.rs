@@ -179,16 +179,9 @@ pub(crate) struct Layer<'a> {
 /// `NV * LANES` divides [`PANEL`].
 pub(crate) trait Blocking: Simd {
     const GEMM_MR: usize;
-    fn gemm_rows(
-        self,
-        layer: Layer<'_>,
-        op: impl VecOp<Self>,
-        x: &[f32],
-        rows: usize,
-        y: &mut [f32],
-    );
-    /// [`Blocking::gemm_rows`] with a shorter tile, for the rows after the last whole block.
-    fn gemm_rows_tail(
+    /// The GEMM in tiles of `GEMM_MR` rows, or with `TAIL` of a shorter tile for the rows
+    /// after the last whole block.
+    fn gemm_rows<const TAIL: bool>(
         self,
         layer: Layer<'_>,
         op: impl VecOp<Self>,
@@ -208,7 +201,7 @@ macro_rules! blocking {
         impl Blocking for $token {
             const GEMM_MR: usize = $mr;
             #[inline(always)]
-            fn gemm_rows(
+            fn gemm_rows<const TAIL: bool>(
                 self,
                 layer: Layer<'_>,
                 op: impl VecOp<Self>,
@@ -216,18 +209,11 @@ macro_rules! blocking {
                 rows: usize,
                 y: &mut [f32],
             ) {
-                gemm::<Self, $mr, $nv>(self, layer, op, x, rows, y)
-            }
-            #[inline(always)]
-            fn gemm_rows_tail(
-                self,
-                layer: Layer<'_>,
-                op: impl VecOp<Self>,
-                x: &[f32],
-                rows: usize,
-                y: &mut [f32],
-            ) {
-                gemm::<Self, $mrt, $nv>(self, layer, op, x, rows, y)
+                if TAIL {
+                    gemm::<Self, $mrt, $nv>(self, layer, op, x, rows, y)
+                } else {
+                    gemm::<Self, $mr, $nv>(self, layer, op, x, rows, y)
+                }
             }
             #[inline(always)]
             fn gemv(self, layer: Layer<'_>, op: impl VecOp<Self>, x: &[f32], y: &mut [f32]) {
@@ -585,11 +571,11 @@ fn dense_rows<S: Blocking>(s: S, layer: Layer<'_>, op: impl VecOp<S>, x: &[f32],
         _ => (rows - tail, tail),
     };
     if whole > 0 {
-        s.gemm_rows(layer, op, &x[..whole * inp], whole, &mut y[..whole * out]);
+        s.gemm_rows::<false>(layer, op, &x[..whole * inp], whole, &mut y[..whole * out]);
     }
     let (x, y) = (&x[whole * inp..], &mut y[whole * out..]);
     if tail > 1 {
-        s.gemm_rows_tail(layer, op, x, tail, y);
+        s.gemm_rows::<true>(layer, op, x, tail, y);
     } else if tail == 1 {
         s.gemv(layer, op, x, y);
     }
