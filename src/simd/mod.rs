@@ -75,12 +75,18 @@ pub(crate) trait Simd: Copy {
     /// `2^n (1 + p)` for integer-valued `n` in `[-124, 128]`, given `t = n + EXP_MAGIC`
     /// (see `math::reduce`), whose low bits hold the biased exponent of `2^(n-1)`, and
     /// `|p| < 0.42`: `2 (h + h p)` with `h = 2^(n-1)`, one rounding. Halving first keeps
-    /// `n = 128` finite; `n >= -124` keeps `h + h p` normal. AVX-512 uses `vscalefps`.
+    /// `n = 128` finite; `n >= -124` keeps `h + h p` normal. (AVX-512 overrides `exp` whole.)
     #[inline(always)]
     fn exp_scale(self, p: Self::V, n: Self::V, t: Self::V) -> Self::V {
         let _ = n;
         let h = self.shl23(t);
         self.mul(self.mul_add(h, p, h), self.splat(2.0))
+    }
+    /// `e^x` (see `math::exp`): the shared polynomial, or a backend's own version with the
+    /// same contract.
+    #[inline(always)]
+    fn exp(self, x: Self::V) -> Self::V {
+        crate::math::exp_poly(self, x)
     }
     /// `1 / a` within 1 ulp (exact division, or a refined estimate on AVX-512).
     fn recip(self, a: Self::V) -> Self::V;
