@@ -3,9 +3,9 @@
 //! `exp` uses Cody–Waite reduction `x = n ln 2 + r`, `|r| <= ln2/2`, and
 //! `e^r = 1 + r + r^2 Q(r)` with a degree-4 `Q` fitted (weighted minimax, f32 coefficients)
 //! to 0.06 ulp; `expm1` shares the polynomial, `tanh` is `-e / (2 + e)` with
-//! `e = expm1(-2|x|)`, `sigmoid` is `1 / (1 + exp(-x))`. AVX-512 computes `exp` itself from
-//! a 16-entry table of `2^(j/16)` (see [`exp_table`]): two operations fewer per vector, which
-//! is what bounds it there. The measured maximum errors over
+//! `e = expm1(-2|x|)`, `sigmoid` is `1 / (1 + exp(-x))`. AVX-512 computes `exp` and
+//! `sigmoid` itself from a 16-entry table of `2^(j/16)` (see [`exp_table`]): two operations
+//! fewer per vector, which is what bounds them there. The measured maximum errors over
 //! every f32 input are in the crate documentation and checked by `tests/ulp.rs`.
 //!
 //! Nothing here produces a subnormal: results that would be subnormal are flushed to zero
@@ -64,7 +64,7 @@ const Q: [f32; 5] = [
 /// Above this |x|, `tanh(x)` rounds to ±1.
 const TANH_SATURATE: f32 = 9.1;
 /// Below this, `sigmoid` returns 0 (keeps `1 + exp(-x)` finite and the result normal).
-const SIGMOID_LO: f32 = -87.0;
+pub(crate) const SIGMOID_LO: f32 = -87.0;
 /// sqrt(2/pi) doubled (gelu's tanh form rewritten as a sigmoid) and times 0.044715.
 const GELU_K1: f32 = 1.595_769;
 const GELU_K3: f32 = 0.071_354_82;
@@ -182,13 +182,20 @@ pub(crate) fn tanh<S: Simd>(s: S, x: S::V) -> S::V {
     s.flip_sign(s.div(minus_e, two_plus_e), x)
 }
 
-/// `1 / (1 + e^-x)`; 0 below -87 (the true value is below 1.7e-38).
+/// `1 / (1 + e^-x)`; 0 below -87 (the true value is below 1.7e-38): [`Simd::sigmoid`], which
+/// is [`sigmoid_poly`] except on AVX-512 (table-driven, as its `exp`).
+#[inline(always)]
+pub(crate) fn sigmoid<S: Simd>(s: S, x: S::V) -> S::V {
+    s.sigmoid(x)
+}
+
+/// [`sigmoid`] by polynomial.
 ///
 /// `1 + e^-x = 2^n p + (2^n + 1)` with `-x = n ln 2 + r`, `p = e^r - 1`: one FMA after the
 /// polynomial, then the divide. The reduction computes `-r = x + n ln 2` so that `-x` is
 /// never formed.
 #[inline(always)]
-pub(crate) fn sigmoid<S: Simd>(s: S, x: S::V) -> S::V {
+pub(crate) fn sigmoid_poly<S: Simd>(s: S, x: S::V) -> S::V {
     let lo = s.splat(SIGMOID_LO);
     // x <= 87 keeps 2^n normal; lanes with x < -87 are replaced at the end.
     let xc = s.min(s.splat(-SIGMOID_LO), x);

@@ -88,6 +88,11 @@ pub(crate) trait Simd: Copy {
     fn exp(self, x: Self::V) -> Self::V {
         crate::math::exp_poly(self, x)
     }
+    /// `sigmoid(x)` (see `math::sigmoid`), as [`Simd::exp`].
+    #[inline(always)]
+    fn sigmoid(self, x: Self::V) -> Self::V {
+        crate::math::sigmoid_poly(self, x)
+    }
     /// `1 / a` within 1 ulp (exact division, or a refined estimate on AVX-512).
     fn recip(self, a: Self::V) -> Self::V;
     /// `a / b` within 1 ulp (exact division, or a refined estimate on AVX-512).

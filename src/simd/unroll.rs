@@ -129,6 +129,10 @@ impl<S: Simd> Simd for X4<S> {
         each!(i => self.0.exp(x[i]))
     }
     #[inline(always)]
+    fn sigmoid(self, x: Self::V) -> Self::V {
+        each!(i => self.0.sigmoid(x[i]))
+    }
+    #[inline(always)]
     fn div(self, a: Self::V, b: Self::V) -> Self::V {
         each!(i => self.0.div(a[i], b[i]))
     }
