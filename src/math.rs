@@ -4,7 +4,7 @@
 //! `e^r = 1 + r + r^2 Q(r)` with a degree-4 `Q` fitted (weighted minimax, f32 coefficients)
 //! to 0.06 ulp; `expm1` shares the polynomial, `tanh` is `-e / (2 + e)` with
 //! `e = expm1(-2|x|)`, `sigmoid` is `1 / (1 + exp(-x))`. AVX-512 computes `exp` and
-//! `sigmoid` itself from a 16-entry table of `2^(j/16)` (see [`exp_table`]): two operations
+//! `sigmoid` itself from a 16-entry table of `2^(j/16)` (see `exp_table`): two operations
 //! fewer per vector, which is what bounds them there. The measured maximum errors over
 //! every f32 input are in the crate documentation and checked by `tests/ulp.rs`.
 //!
@@ -24,6 +24,7 @@ pub(crate) const LN2_HI: f32 = 0.693_359_4;
 pub(crate) const LN2_LO: f32 = -2.121_944_4e-4;
 /// Constants of the table-driven `exp` (AVX-512): `x = (n + j/16) ln 2 + r`, `|r| <= ln2/32`,
 /// `e^x = 2^n T[j] (1 + p)`, `p = r + r^2/2 + r^3/6` (truncation below 0.1 ulp).
+#[cfg(simdnn_avx512)]
 pub(crate) mod exp_table {
     /// Adding this rounds `x log2(e)` to a multiple of 1/16 (the ulp of 1.5 * 2^19) and
     /// leaves `16 n + j` in the low mantissa bits, so `j` is their low four bits.
