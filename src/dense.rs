@@ -262,7 +262,8 @@ blocking!(crate::simd::Avx512, mr: 12, mr_tail: 4, nv: 2, conv_mr: 8, conv_mr_na
 // peak in isolation (measured with inline asm), so the tiles, not the loads, set the pace.
 #[cfg(simdnn_avx2)]
 blocking!(crate::simd::Avx2, mr: 6, mr_tail: 3, nv: 2, conv_mr: 6, conv_mr_narrow: 12, conv_mr_mono: 12, conv_mr_tail: 4, winograd_tiles: 6, gemv_nv: 4, gemv_panels: 2);
-// 32 registers: 3 x 8 q accumulators and 8 weight vectors.
+// 32 registers: 3 x 8 q accumulators and 8 weight vectors. (With `mr` 2 or 3 a tail is one
+// row or at least half a block, so NEON and scalar never run their `mr_tail` tile.)
 #[cfg(simdnn_neon)]
 blocking!(crate::simd::Neon, mr: 3, mr_tail: 2, nv: 8, conv_mr: 3, conv_mr_narrow: 8, conv_mr_mono: 8, conv_mr_tail: 1, winograd_tiles: 3, gemv_nv: 8, gemv_panels: 1);
 // Cortex-M4F has 32 single registers: 2 x 8 accumulators.

@@ -19,6 +19,16 @@ impl Avx512 {
     pub(crate) fn new() -> Self {
         Avx512(())
     }
+
+    /// `2^(j/16)` for the `j` in the low four mantissa bits of `t` (`math::exp_table`).
+    #[inline(always)]
+    fn exp_table_entry(self, t: __m512) -> __m512 {
+        // SAFETY: the token proves AVX-512F; the table is 16 floats, read as one vector.
+        unsafe {
+            let table = _mm512_loadu_ps(crate::math::exp_table::TABLE.as_ptr());
+            _mm512_permutexvar_ps(_mm512_castps_si512(t), table)
+        }
+    }
 }
 
 /// Mask with the first `n` (at most 16) lanes set.
@@ -144,14 +154,10 @@ impl Simd for Avx512 {
             self.mul(r, r),
             r,
         );
-        // SAFETY: token (see impl); the table is 16 floats, read as one vector.
-        unsafe {
-            let table = _mm512_loadu_ps(TABLE.as_ptr());
-            let tj = _mm512_permutexvar_ps(_mm512_castps_si512(t), table);
-            let y = _mm512_fmadd_ps(tj, p, tj);
-            let keep = _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(x, self.splat(LO));
-            _mm512_maskz_scalef_ps(keep, y, k)
-        }
+        let tj = self.exp_table_entry(t);
+        // SAFETY: token (see impl).
+        let y = unsafe { _mm512_scalef_ps(_mm512_fmadd_ps(tj, p, tj), k) };
+        self.zero_below(x, self.splat(LO), y)
     }
     #[inline(always)]
     fn sigmoid(self, x: __m512) -> __m512 {
@@ -172,19 +178,12 @@ impl Simd for Avx512 {
             self.neg_mul_add(self.splat(C3), u, self.splat(C2)),
             u,
         );
-        // SAFETY: token (see impl); the table is 16 floats, read as one vector.
-        unsafe {
-            let table = _mm512_loadu_ps(TABLE.as_ptr());
-            let tj = _mm512_permutexvar_ps(_mm512_castps_si512(t), table);
-            // 1 + e^-x = 2^n T p + (2^n T + 1): one rounding fewer than 1 + (2^n T (1 + p)).
-            let scale = _mm512_scalef_ps(tj, k);
-            let den = _mm512_fmadd_ps(scale, p, _mm512_add_ps(scale, _mm512_set1_ps(1.0)));
-            // 1 / den: 14-bit estimate and one Newton step, zeroed below -87.
-            let r = _mm512_rcp14_ps(den);
-            let err = _mm512_fnmadd_ps(den, r, _mm512_set1_ps(1.0));
-            let keep = _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(x, self.splat(SIGMOID_LO));
-            _mm512_maskz_fmadd_ps(keep, err, r, r)
-        }
+        let tj = self.exp_table_entry(t);
+        // SAFETY: token (see impl).
+        let scale = unsafe { _mm512_scalef_ps(tj, k) };
+        // 1 + e^-x = 2^n T p + (2^n T + 1): one rounding fewer than 1 + (2^n T (1 + p)).
+        let den = self.mul_add(scale, p, self.add(scale, self.splat(1.0)));
+        self.zero_below(x, self.splat(SIGMOID_LO), self.recip(den))
     }
     #[inline(always)]
     fn permute(self, v: __m512, idx: &[u32; MAX_LANES]) -> __m512 {
