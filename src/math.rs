@@ -3,9 +3,9 @@
 //! `exp` uses Cody–Waite reduction `x = n ln 2 + r`, `|r| <= ln2/2`, and
 //! `e^r = 1 + r + r^2 Q(r)` with a degree-4 `Q` fitted (weighted minimax, f32 coefficients)
 //! to 0.06 ulp; `expm1` shares the polynomial, `tanh` is `-e / (2 + e)` with
-//! `e = expm1(-2|x|)`, `sigmoid` is `1 / (1 + exp(-x))`. AVX-512 computes `exp` and
-//! `sigmoid` itself from a 16-entry table of `2^(j/16)` (see `exp_table`): two operations
-//! fewer per vector, which is what bounds them there. The measured maximum errors over
+//! `e = expm1(-2|x|)`, `sigmoid` is `1 / (1 + exp(-x))`. AVX-512 and AVX2 compute `exp`
+//! and `sigmoid` themselves from a table of `2^(j/16)` (AVX2: `2^(j/8)`, see `exp_table`):
+//! two FMA-port operations fewer per vector, which is what bounds them there. The measured maximum errors over
 //! every f32 input are in the crate documentation and checked by `tests/ulp.rs`.
 //!
 //! Nothing here produces a subnormal: results that would be subnormal are flushed to zero
@@ -22,9 +22,9 @@ pub(crate) const LOG2E: f32 = core::f32::consts::LOG2_E;
 /// ln 2 split so that `n * LN2_HI` is exact for |n| <= 2^15.
 pub(crate) const LN2_HI: f32 = 0.693_359_4;
 pub(crate) const LN2_LO: f32 = -2.121_944_4e-4;
-/// Constants of the table-driven `exp` (AVX-512): `x = (n + j/16) ln 2 + r`, `|r| <= ln2/32`,
+/// Constants of the table-driven `exp` (AVX-512; AVX2 in [`exp_table::eighths`]): `x = (n + j/16) ln 2 + r`, `|r| <= ln2/32`,
 /// `e^x = 2^n T[j] (1 + p)`, `p = r + r^2/2 + r^3/6` (truncation below 0.1 ulp).
-#[cfg(simdnn_avx512)]
+#[cfg(any(simdnn_avx2, simdnn_avx512))]
 pub(crate) mod exp_table {
     /// Adding this rounds `x log2(e)` to a multiple of 1/16 (the ulp of 1.5 * 2^19) and
     /// leaves `16 n + j` in the low mantissa bits, so `j` is their low four bits.
@@ -51,6 +51,29 @@ pub(crate) mod exp_table {
     pub(crate) const C2: f32 = 0.5;
     pub(crate) const C3: f32 = 1.0 / 6.0;
     pub(crate) use super::{EXP_HI as HI, EXP_LO as LO, LN2_HI, LN2_LO, LOG2E};
+
+    /// The 8-entry variant (AVX2, whose `vpermps` indexes 8 lanes): `x = (n + j/8) ln 2 + r`,
+    /// `|r| <= ln2/16`, `p` of degree 4 (truncation below 0.02 ulp).
+    pub(crate) mod eighths {
+        /// As [`super::MAGIC`], rounding to a multiple of 1/8: `8 n + j` in the low bits.
+        pub(crate) const MAGIC: f32 = 1_572_864.0;
+        /// Bits of `2^(j/8)` (the even entries of [`super::TABLE`]) minus `j << 20`: adding
+        /// `t << 20` (`(8 n + j) << 20`) gives the bits of `2^(n + j/8)`.
+        pub(crate) const SCALE_BITS: [u32; 8] = scale_bits(0);
+        /// As [`SCALE_BITS`], for `2^(n - 1 + j/8)`.
+        pub(crate) const HALF_SCALE_BITS: [u32; 8] = scale_bits(1 << 23);
+        const fn scale_bits(minus: u32) -> [u32; 8] {
+            let mut bits = [0; 8];
+            let mut j = 0;
+            while j < 8 {
+                bits[j] = super::TABLE[2 * j].to_bits() - ((j as u32) << 20) - minus;
+                j += 1;
+            }
+            bits
+        }
+        pub(crate) const C4: f32 = 1.0 / 24.0;
+        pub(crate) use super::{C2, C3};
+    }
 }
 
 /// Q(r) ~ (e^r - 1 - r) / r^2 on [-ln2/2, ln2/2].
@@ -133,7 +156,7 @@ fn expm1_estrin<S: Simd, const NEG: bool, const K: i32>(s: S, v: S::V) -> S::V {
 }
 
 /// `e^x`; 0 below [`EXP_LO`], +inf above ln(f32::MAX), NaN for NaN: [`Simd::exp`], which
-/// is [`exp_poly`] except on AVX-512 (a table-driven version with the same contract).
+/// is [`exp_poly`] except on AVX-512 and AVX2 (table-driven versions with the same contract).
 #[inline(always)]
 pub(crate) fn exp<S: Simd>(s: S, x: S::V) -> S::V {
     s.exp(x)
@@ -184,7 +207,7 @@ pub(crate) fn tanh<S: Simd>(s: S, x: S::V) -> S::V {
 }
 
 /// `1 / (1 + e^-x)`; 0 below -87 (the true value is below 1.7e-38): [`Simd::sigmoid`], which
-/// is [`sigmoid_poly`] except on AVX-512 (table-driven, as its `exp`).
+/// is [`sigmoid_poly`] except on AVX-512 and AVX2 (table-driven, as their `exp`).
 #[inline(always)]
 pub(crate) fn sigmoid<S: Simd>(s: S, x: S::V) -> S::V {
     s.sigmoid(x)

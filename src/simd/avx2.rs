@@ -17,6 +17,23 @@ impl Avx2 {
     }
 }
 
+impl Avx2 {
+    /// `2^n T[j]` (or a power of two times it, as `table` says) for `t = MAGIC + 8 n + j`
+    /// (`math::exp_table::eighths`): the integer sum of `t << 20` and the table entry `j`.
+    #[inline(always)]
+    fn eighths_scale(self, t: __m256, table: &[u32; 8]) -> __m256 {
+        // SAFETY: token (see impl); the table is 8 values, read as one vector.
+        unsafe {
+            let t = _mm256_castps_si256(t);
+            let table = _mm256_loadu_si256(table.as_ptr().cast());
+            _mm256_castsi256_ps(_mm256_add_epi32(
+                _mm256_slli_epi32::<20>(t),
+                _mm256_permutevar8x32_epi32(table, t),
+            ))
+        }
+    }
+}
+
 /// Lane mask with the first `n` (at most 8) lanes set.
 #[inline(always)]
 fn first_lanes(n: usize) -> __m256i {
@@ -133,6 +150,58 @@ impl Simd for Avx2 {
     fn div(self, a: __m256, b: __m256) -> __m256 {
         // SAFETY: token (see impl).
         unsafe { _mm256_div_ps(a, b) }
+    }
+    #[inline(always)]
+    fn exp(self, x: __m256) -> __m256 {
+        use crate::math::exp_table::eighths::{C2, C3, C4, HALF_SCALE_BITS, MAGIC};
+        use crate::math::exp_table::{HI, LN2_HI, LN2_LO, LO, LOG2E};
+        let xc = self.min(self.splat(HI), x);
+        let t = self.mul_add(xc, self.splat(LOG2E), self.splat(MAGIC));
+        let k = self.sub(t, self.splat(MAGIC));
+        let r = self.neg_mul_add(
+            k,
+            self.splat(LN2_LO),
+            self.neg_mul_add(k, self.splat(LN2_HI), xc),
+        );
+        let r2 = self.mul(r, r);
+        let q = self.mul_add(
+            self.splat(C4),
+            r2,
+            self.mul_add(self.splat(C3), r, self.splat(C2)),
+        );
+        let p = self.mul_add(q, r2, r);
+        let half_scale = self.eighths_scale(t, &HALF_SCALE_BITS);
+        // 2 (h + h p) with h = 2^(n-1) T[j]: halving keeps n = 128 finite.
+        let y = self.mul_add(half_scale, p, half_scale);
+        self.zero_below(x, self.splat(LO), self.add(y, y))
+    }
+    #[inline(always)]
+    fn sigmoid(self, x: __m256) -> __m256 {
+        use crate::math::SIGMOID_LO;
+        use crate::math::exp_table::eighths::{C2, C3, C4, MAGIC, SCALE_BITS};
+        use crate::math::exp_table::{LN2_HI, LN2_LO, LOG2E};
+        // x <= 87 keeps 2^n normal; lanes with x < -87 are zeroed at the end.
+        let xc = self.min(self.splat(-SIGMOID_LO), x);
+        // -x = (n + j/8) ln 2 + r, with u = -r = x + k ln 2 formed directly.
+        let t = self.neg_mul_add(xc, self.splat(LOG2E), self.splat(MAGIC));
+        let k = self.sub(t, self.splat(MAGIC));
+        let u = self.mul_add(
+            k,
+            self.splat(LN2_LO),
+            self.mul_add(k, self.splat(LN2_HI), xc),
+        );
+        // e^r - 1 = -u + u^2 (C2 - C3 u + C4 u^2).
+        let u2 = self.mul(u, u);
+        let q = self.mul_add(
+            self.splat(C4),
+            u2,
+            self.neg_mul_add(self.splat(C3), u, self.splat(C2)),
+        );
+        let p = self.mul_sub(u2, q, u);
+        let scale = self.eighths_scale(t, &SCALE_BITS);
+        // 1 + e^-x = 2^n T p + (2^n T + 1): one rounding fewer than 1 + (2^n T (1 + p)).
+        let den = self.mul_add(scale, p, self.add(scale, self.splat(1.0)));
+        self.zero_below(x, self.splat(SIGMOID_LO), self.recip(den))
     }
     #[inline(always)]
     fn permute(self, v: __m256, idx: &[u32; MAX_LANES]) -> __m256 {

@@ -75,7 +75,7 @@ pub(crate) trait Simd: Copy {
     /// `2^n (1 + p)` for integer-valued `n` in `[-124, 128]`, given `t = n + EXP_MAGIC`
     /// (see `math::reduce`), whose low bits hold the biased exponent of `2^(n-1)`, and
     /// `|p| < 0.42`: `2 (h + h p)` with `h = 2^(n-1)`, one rounding. Halving first keeps
-    /// `n = 128` finite; `n >= -124` keeps `h + h p` normal. (AVX-512 overrides `exp` whole.)
+    /// `n = 128` finite; `n >= -124` keeps `h + h p` normal. (AVX-512 and AVX2 override `exp` whole.)
     #[inline(always)]
     fn exp_scale(self, p: Self::V, n: Self::V, t: Self::V) -> Self::V {
         let _ = n;
