@@ -22,13 +22,16 @@ pub(crate) const LOG2E: f32 = core::f32::consts::LOG2_E;
 /// ln 2 split so that `n * LN2_HI` is exact for |n| <= 2^15.
 pub(crate) const LN2_HI: f32 = 0.693_359_4;
 pub(crate) const LN2_LO: f32 = -2.121_944_4e-4;
-/// Constants of the table-driven `exp` (AVX-512; AVX2 in [`exp_table::eighths`]): `x = (n + j/16) ln 2 + r`, `|r| <= ln2/32`,
-/// `e^x = 2^n T[j] (1 + p)`, `p = r + r^2/2 + r^3/6` (truncation below 0.1 ulp).
+/// The table-driven `exp` and `sigmoid` of AVX-512 and AVX2 ([`ExpTable`]):
+/// `x = (n + j/N) ln 2 + r` with `N = 2^BITS` entries `T[j] = 2^(j/N)` held in one register,
+/// `|r| <= ln2/(2N)`, `e^x = 2^n T[j] (1 + p)`, `p = r + r^2/2 + r^3/6` (N = 16) or one
+/// term more (N = 8); truncation below 0.1 ulp. Two FMA-port operations fewer per vector
+/// than [`exp_poly`].
 #[cfg(any(simdnn_avx2, simdnn_avx512))]
 pub(crate) mod exp_table {
-    /// Adding this rounds `x log2(e)` to a multiple of 1/16 (the ulp of 1.5 * 2^19) and
-    /// leaves `16 n + j` in the low mantissa bits, so `j` is their low four bits.
-    pub(crate) const MAGIC: f32 = 786_432.0;
+    use super::{EXP_HI, EXP_LO, LN2_HI, LN2_LO, LOG2E, SIGMOID_LO};
+    use crate::simd::ExpTable;
+
     /// `2^(j/16)` rounded to f32.
     pub(crate) const TABLE: [f32; 16] = [
         f32::from_bits(0x3F80_0000),
@@ -48,31 +51,76 @@ pub(crate) mod exp_table {
         f32::from_bits(0x3FEA_C0C7),
         f32::from_bits(0x3FF5_257D),
     ];
-    pub(crate) const C2: f32 = 0.5;
-    pub(crate) const C3: f32 = 1.0 / 6.0;
-    pub(crate) use super::{EXP_HI as HI, EXP_LO as LO, LN2_HI, LN2_LO, LOG2E};
-
-    /// The 8-entry variant (AVX2, whose `vpermps` indexes 8 lanes): `x = (n + j/8) ln 2 + r`,
-    /// `|r| <= ln2/16`, `p` of degree 4 (truncation below 0.02 ulp).
-    pub(crate) mod eighths {
-        /// As [`super::MAGIC`], rounding to a multiple of 1/8: `8 n + j` in the low bits.
-        pub(crate) const MAGIC: f32 = 1_572_864.0;
-        /// Bits of `2^(j/8)` (the even entries of [`super::TABLE`]) minus `j << 20`: adding
-        /// `t << 20` (`(8 n + j) << 20`) gives the bits of `2^(n + j/8)`.
-        pub(crate) const SCALE_BITS: [u32; 8] = scale_bits(0);
-        /// As [`SCALE_BITS`], for `2^(n - 1 + j/8)`.
-        pub(crate) const HALF_SCALE_BITS: [u32; 8] = scale_bits(1 << 23);
-        const fn scale_bits(minus: u32) -> [u32; 8] {
-            let mut bits = [0; 8];
-            let mut j = 0;
-            while j < 8 {
-                bits[j] = super::TABLE[2 * j].to_bits() - ((j as u32) << 20) - minus;
-                j += 1;
-            }
-            bits
+    /// For the 8-entry table (AVX2, whose `vpermd` indexes 8 lanes): the bits of `2^(j/8)`
+    /// (the even entries of [`TABLE`]) minus `j << 20`, so that adding `t << 20`
+    /// (`(8 n + j) << 20`) gives the bits of `2^(n + j/8)`.
+    #[cfg(simdnn_avx2)]
+    pub(crate) const EIGHTHS_SCALE_BITS: [u32; 8] = eighths_scale_bits(0);
+    /// As [`EIGHTHS_SCALE_BITS`], for `2^(n - 1 + j/8)`.
+    #[cfg(simdnn_avx2)]
+    pub(crate) const EIGHTHS_HALF_SCALE_BITS: [u32; 8] = eighths_scale_bits(1 << 23);
+    #[cfg(simdnn_avx2)]
+    const fn eighths_scale_bits(minus: u32) -> [u32; 8] {
+        let mut bits = [0; 8];
+        let mut j = 0;
+        while j < 8 {
+            bits[j] = TABLE[2 * j].to_bits() - ((j as u32) << 20) - minus;
+            j += 1;
         }
-        pub(crate) const C4: f32 = 1.0 / 24.0;
-        pub(crate) use super::{C2, C3};
+        bits
+    }
+
+    /// Adding this rounds `x log2(e)` to a multiple of `1/N` (the ulp of 1.5 * 2^(23 - BITS))
+    /// and leaves `N n + j` in the low mantissa bits, so `j` is their low `BITS` bits.
+    const fn magic<S: ExpTable>() -> f32 {
+        1.5 * (1u32 << (23 - S::BITS)) as f32
+    }
+
+    /// `(e^(±v) - 1 ∓ v) / v^2` for `|v| <= ln2/(2N)`: `1/2 ± v/6 (+ v^2/24 for N = 8)`.
+    #[inline(always)]
+    fn tail<S: ExpTable, const NEG: bool>(s: S, v: S::V, v2: S::V) -> S::V {
+        let (c2, c3) = (s.splat(0.5), s.splat(1.0 / 6.0));
+        let q = if NEG {
+            s.neg_mul_add(c3, v, c2)
+        } else {
+            s.mul_add(c3, v, c2)
+        };
+        if S::BITS < 4 {
+            s.mul_add(s.splat(1.0 / 24.0), v2, q)
+        } else {
+            q
+        }
+    }
+
+    /// [`super::exp`], same contract.
+    #[inline(always)]
+    pub(crate) fn exp<S: ExpTable>(s: S, x: S::V) -> S::V {
+        let xc = s.min(s.splat(EXP_HI), x);
+        let t = s.mul_add(xc, s.splat(LOG2E), s.splat(magic::<S>()));
+        // k = n + j/N exactly.
+        let k = s.sub(t, s.splat(magic::<S>()));
+        let r = s.neg_mul_add(k, s.splat(LN2_LO), s.neg_mul_add(k, s.splat(LN2_HI), xc));
+        let r2 = s.mul(r, r);
+        let p = s.mul_add(tail::<S, false>(s, r, r2), r2, r);
+        s.zero_below(x, s.splat(EXP_LO), s.exp2_one_plus(t, k, p))
+    }
+
+    /// [`super::sigmoid`], same contract.
+    #[inline(always)]
+    pub(crate) fn sigmoid<S: ExpTable>(s: S, x: S::V) -> S::V {
+        // x <= 87 keeps 2^n normal; lanes with x < -87 are zeroed at the end.
+        let xc = s.min(s.splat(-SIGMOID_LO), x);
+        // -x = (n + j/N) ln 2 + r, with u = -r = x + k ln 2 formed directly.
+        let t = s.neg_mul_add(xc, s.splat(LOG2E), s.splat(magic::<S>()));
+        let k = s.sub(t, s.splat(magic::<S>()));
+        let u = s.mul_add(k, s.splat(LN2_LO), s.mul_add(k, s.splat(LN2_HI), xc));
+        // e^r - 1 = -u + u^2 (1/2 - u/6 ...).
+        let u2 = s.mul(u, u);
+        let p = s.mul_sub(u2, tail::<S, true>(s, u, u2), u);
+        let scale = s.exp2(t, k);
+        // 1 + e^-x = 2^n T p + (2^n T + 1): one rounding fewer than 1 + (2^n T (1 + p)).
+        let den = s.mul_add(scale, p, s.add(scale, s.splat(1.0)));
+        s.zero_below(x, s.splat(SIGMOID_LO), s.recip(den))
     }
 }
 

@@ -1,7 +1,7 @@
 //! AVX2 + FMA backend, 8 lanes. Tails use `vmaskmovps`, which never touches masked-off
 //! memory, so there is no scalar remainder loop.
 
-use super::{MAX_LANES, Simd};
+use super::{ExpTable, MAX_LANES, Simd};
 use core::arch::x86_64::*;
 
 /// Token proving the CPU has AVX2 and FMA.
@@ -18,8 +18,8 @@ impl Avx2 {
 }
 
 impl Avx2 {
-    /// `2^n T[j]` (or a power of two times it, as `table` says) for `t = MAGIC + 8 n + j`
-    /// (`math::exp_table::eighths`): the integer sum of `t << 20` and the table entry `j`.
+    /// The bits of `table[j] + (t << 20)`, `j` the low three bits of `t`
+    /// (`math::exp_table::EIGHTHS_SCALE_BITS`).
     #[inline(always)]
     fn eighths_scale(self, t: __m256, table: &[u32; 8]) -> __m256 {
         // SAFETY: token (see impl); the table is 8 values, read as one vector.
@@ -31,6 +31,22 @@ impl Avx2 {
                 _mm256_permutevar8x32_epi32(table, t),
             ))
         }
+    }
+}
+
+/// 8 entries: one `vpermd`, and the scale built by an integer add (there is no `vscalefps`).
+impl ExpTable for Avx2 {
+    const BITS: u32 = 3;
+    #[inline(always)]
+    fn exp2(self, t: __m256, _k: __m256) -> __m256 {
+        self.eighths_scale(t, &crate::math::exp_table::EIGHTHS_SCALE_BITS)
+    }
+    #[inline(always)]
+    fn exp2_one_plus(self, t: __m256, _k: __m256, p: __m256) -> __m256 {
+        // 2 (h + h p) with h = 2^(k-1): halving keeps n = 128 finite.
+        let h = self.eighths_scale(t, &crate::math::exp_table::EIGHTHS_HALF_SCALE_BITS);
+        let y = self.mul_add(h, p, h);
+        self.add(y, y)
     }
 }
 
@@ -153,55 +169,11 @@ impl Simd for Avx2 {
     }
     #[inline(always)]
     fn exp(self, x: __m256) -> __m256 {
-        use crate::math::exp_table::eighths::{C2, C3, C4, HALF_SCALE_BITS, MAGIC};
-        use crate::math::exp_table::{HI, LN2_HI, LN2_LO, LO, LOG2E};
-        let xc = self.min(self.splat(HI), x);
-        let t = self.mul_add(xc, self.splat(LOG2E), self.splat(MAGIC));
-        let k = self.sub(t, self.splat(MAGIC));
-        let r = self.neg_mul_add(
-            k,
-            self.splat(LN2_LO),
-            self.neg_mul_add(k, self.splat(LN2_HI), xc),
-        );
-        let r2 = self.mul(r, r);
-        let q = self.mul_add(
-            self.splat(C4),
-            r2,
-            self.mul_add(self.splat(C3), r, self.splat(C2)),
-        );
-        let p = self.mul_add(q, r2, r);
-        let half_scale = self.eighths_scale(t, &HALF_SCALE_BITS);
-        // 2 (h + h p) with h = 2^(n-1) T[j]: halving keeps n = 128 finite.
-        let y = self.mul_add(half_scale, p, half_scale);
-        self.zero_below(x, self.splat(LO), self.add(y, y))
+        crate::math::exp_table::exp(self, x)
     }
     #[inline(always)]
     fn sigmoid(self, x: __m256) -> __m256 {
-        use crate::math::SIGMOID_LO;
-        use crate::math::exp_table::eighths::{C2, C3, C4, MAGIC, SCALE_BITS};
-        use crate::math::exp_table::{LN2_HI, LN2_LO, LOG2E};
-        // x <= 87 keeps 2^n normal; lanes with x < -87 are zeroed at the end.
-        let xc = self.min(self.splat(-SIGMOID_LO), x);
-        // -x = (n + j/8) ln 2 + r, with u = -r = x + k ln 2 formed directly.
-        let t = self.neg_mul_add(xc, self.splat(LOG2E), self.splat(MAGIC));
-        let k = self.sub(t, self.splat(MAGIC));
-        let u = self.mul_add(
-            k,
-            self.splat(LN2_LO),
-            self.mul_add(k, self.splat(LN2_HI), xc),
-        );
-        // e^r - 1 = -u + u^2 (C2 - C3 u + C4 u^2).
-        let u2 = self.mul(u, u);
-        let q = self.mul_add(
-            self.splat(C4),
-            u2,
-            self.neg_mul_add(self.splat(C3), u, self.splat(C2)),
-        );
-        let p = self.mul_sub(u2, q, u);
-        let scale = self.eighths_scale(t, &SCALE_BITS);
-        // 1 + e^-x = 2^n T p + (2^n T + 1): one rounding fewer than 1 + (2^n T (1 + p)).
-        let den = self.mul_add(scale, p, self.add(scale, self.splat(1.0)));
-        self.zero_below(x, self.splat(SIGMOID_LO), self.recip(den))
+        crate::math::exp_table::sigmoid(self, x)
     }
     #[inline(always)]
     fn permute(self, v: __m256, idx: &[u32; MAX_LANES]) -> __m256 {

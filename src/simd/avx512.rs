@@ -5,7 +5,7 @@
 //! `recip` and `div` are `vrcp14ps` plus one Newton step (`vdivps` on zmm takes the divider
 //! 8.6 cycles on a Sapphire Rapids-class core: tried for tanh and sigmoid, no faster).
 
-use super::{MAX_LANES, Simd};
+use super::{ExpTable, MAX_LANES, Simd};
 use core::arch::x86_64::*;
 
 /// Token proving the CPU has AVX-512F (and AVX2 + FMA).
@@ -28,6 +28,22 @@ impl Avx512 {
             let table = _mm512_loadu_ps(crate::math::exp_table::TABLE.as_ptr());
             _mm512_permutexvar_ps(_mm512_castps_si512(t), table)
         }
+    }
+}
+
+/// 16 entries (one `vpermps`); `vscalefps` scales by `2^floor(k) = 2^n`.
+impl ExpTable for Avx512 {
+    const BITS: u32 = 4;
+    #[inline(always)]
+    fn exp2(self, t: __m512, k: __m512) -> __m512 {
+        // SAFETY: token (see impl).
+        unsafe { _mm512_scalef_ps(self.exp_table_entry(t), k) }
+    }
+    #[inline(always)]
+    fn exp2_one_plus(self, t: __m512, k: __m512, p: __m512) -> __m512 {
+        let tj = self.exp_table_entry(t);
+        // SAFETY: token (see impl).
+        unsafe { _mm512_scalef_ps(_mm512_fmadd_ps(tj, p, tj), k) }
     }
 }
 
@@ -139,51 +155,11 @@ impl Simd for Avx512 {
     }
     #[inline(always)]
     fn exp(self, x: __m512) -> __m512 {
-        use crate::math::exp_table::*;
-        let xc = self.min(self.splat(HI), x);
-        let t = self.mul_add(xc, self.splat(LOG2E), self.splat(MAGIC));
-        // k = n + j/16 exactly; `vscalefps` scales by 2^floor(k) = 2^n.
-        let k = self.sub(t, self.splat(MAGIC));
-        let r = self.neg_mul_add(
-            k,
-            self.splat(LN2_LO),
-            self.neg_mul_add(k, self.splat(LN2_HI), xc),
-        );
-        let p = self.mul_add(
-            self.mul_add(self.splat(C3), r, self.splat(C2)),
-            self.mul(r, r),
-            r,
-        );
-        let tj = self.exp_table_entry(t);
-        // SAFETY: token (see impl).
-        let y = unsafe { _mm512_scalef_ps(_mm512_fmadd_ps(tj, p, tj), k) };
-        self.zero_below(x, self.splat(LO), y)
+        crate::math::exp_table::exp(self, x)
     }
     #[inline(always)]
     fn sigmoid(self, x: __m512) -> __m512 {
-        use crate::math::{SIGMOID_LO, exp_table::*};
-        // x <= 87 keeps 2^n normal; lanes with x < -87 are zeroed at the end.
-        let xc = self.min(self.splat(-SIGMOID_LO), x);
-        // -x = (n + j/16) ln 2 + r, with u = -r = x + k ln 2 formed directly.
-        let t = self.neg_mul_add(xc, self.splat(LOG2E), self.splat(MAGIC));
-        let k = self.sub(t, self.splat(MAGIC));
-        let u = self.mul_add(
-            k,
-            self.splat(LN2_LO),
-            self.mul_add(k, self.splat(LN2_HI), xc),
-        );
-        // e^r - 1 = -u + u^2 (C2 - C3 u).
-        let p = self.mul_sub(
-            self.mul(u, u),
-            self.neg_mul_add(self.splat(C3), u, self.splat(C2)),
-            u,
-        );
-        let tj = self.exp_table_entry(t);
-        // SAFETY: token (see impl).
-        let scale = unsafe { _mm512_scalef_ps(tj, k) };
-        // 1 + e^-x = 2^n T p + (2^n T + 1): one rounding fewer than 1 + (2^n T (1 + p)).
-        let den = self.mul_add(scale, p, self.add(scale, self.splat(1.0)));
-        self.zero_below(x, self.splat(SIGMOID_LO), self.recip(den))
+        crate::math::exp_table::sigmoid(self, x)
     }
     #[inline(always)]
     fn permute(self, v: __m512, idx: &[u32; MAX_LANES]) -> __m512 {

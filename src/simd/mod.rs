@@ -75,7 +75,7 @@ pub(crate) trait Simd: Copy {
     /// `2^n (1 + p)` for integer-valued `n` in `[-124, 128]`, given `t = n + EXP_MAGIC`
     /// (see `math::reduce`), whose low bits hold the biased exponent of `2^(n-1)`, and
     /// `|p| < 0.42`: `2 (h + h p)` with `h = 2^(n-1)`, one rounding. Halving first keeps
-    /// `n = 128` finite; `n >= -124` keeps `h + h p` normal. (AVX-512 and AVX2 override `exp` whole.)
+    /// `n = 128` finite; `n >= -124` keeps `h + h p` normal. (AVX-512 and AVX2 use `math::exp_table`.)
     #[inline(always)]
     fn exp_scale(self, p: Self::V, n: Self::V, t: Self::V) -> Self::V {
         let _ = n;
@@ -126,6 +126,20 @@ pub(crate) trait Simd: Copy {
 /// Kernels use this instead of closures: a closure's body is compiled without the
 /// `#[target_feature]`s of the kernel that calls it, so LLVM could not inline the
 /// intrinsics inside it. `#[inline(always)]` trait methods have no such problem.
+/// A backend with a table-driven `exp` ([`crate::math::exp_table`]): `2^(j/N)`, `N = 2^BITS`,
+/// looked up in one register.
+#[cfg(any(simdnn_avx2, simdnn_avx512))]
+pub(crate) trait ExpTable: Simd {
+    /// log2 of the number of table entries.
+    const BITS: u32;
+    /// `2^k` for `k = n + j/N` with `n` in [-126, 126]; `t` is the rounding sum that holds
+    /// `j` in its low `BITS` bits.
+    fn exp2(self, t: Self::V, k: Self::V) -> Self::V;
+    /// `2^k (1 + p)` for `|p| < 0.05` and `n` in [-125, 128]: +inf only where the product
+    /// overflows.
+    fn exp2_one_plus(self, t: Self::V, k: Self::V, p: Self::V) -> Self::V;
+}
+
 pub(crate) trait VecOp<S: Simd>: Copy {
     fn apply(self, s: S, v: S::V) -> S::V;
 }
