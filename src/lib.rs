@@ -50,7 +50,7 @@
 //! | `tanh`    | 2.01 | 1.95 | 2.38 | 1.86 | 4 |
 //! | `sigmoid` | 2.44 | 2.56 | 2.76 | 2.32 | 4 |
 //!
-//! (NEON: every 61st input, under qemu-user; CI samples every 127th.)
+//! (NEON: every 61st input, under qemu-user.)
 //!
 //! Results below about 2.4e-38 (twice `f32::MIN_POSITIVE`) are flushed to 0 (`exp(x)` for
 //! `x < -86.64`, `sigmoid(x)` for `x < -87`): no kernel produces a subnormal internally, so masked and

@@ -4,9 +4,10 @@
 //! `e^r = 1 + r + r^2 Q(r)` with a degree-4 `Q` fitted (weighted minimax, f32 coefficients)
 //! to 0.06 ulp; `expm1` shares the polynomial, `tanh` is `-e / (2 + e)` with
 //! `e = expm1(-2|x|)`, `sigmoid` is `1 / (1 + exp(-x))`. AVX-512 and AVX2 compute `exp`
-//! and `sigmoid` themselves from a table of `2^(j/16)` (AVX2: `2^(j/8)`, see `exp_table`):
-//! two FMA-port operations fewer per vector, which is what bounds them there. The measured maximum errors over
-//! every f32 input are in the crate documentation and checked by `tests/ulp.rs`.
+//! and `sigmoid` from a table of `2^(j/16)` (AVX2: `2^(j/8)`, see `exp_table`): two
+//! FMA-port operations fewer per vector, which is what bounds them there. The measured
+//! maximum errors over every f32 input are in the crate documentation and checked by
+//! `tests/ulp.rs`.
 //!
 //! Nothing here produces a subnormal: results that would be subnormal are flushed to zero
 //! by a comparison instead (the caller's FTZ/DAZ flags are never read or changed).

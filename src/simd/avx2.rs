@@ -15,14 +15,12 @@ impl Avx2 {
     pub(crate) fn new() -> Self {
         Avx2(())
     }
-}
 
-impl Avx2 {
     /// The bits of `table[j] + (t << 20)`, `j` the low three bits of `t`
     /// (`math::exp_table::EIGHTHS_SCALE_BITS`).
     #[inline(always)]
     fn eighths_scale(self, t: __m256, table: &[u32; 8]) -> __m256 {
-        // SAFETY: token (see impl); the table is 8 values, read as one vector.
+        // SAFETY: the `Avx2` token proves AVX2; the table is 8 values, read as one vector.
         unsafe {
             let t = _mm256_castps_si256(t);
             let table = _mm256_loadu_si256(table.as_ptr().cast());

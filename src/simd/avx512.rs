@@ -36,13 +36,13 @@ impl ExpTable for Avx512 {
     const BITS: u32 = 4;
     #[inline(always)]
     fn exp2(self, t: __m512, k: __m512) -> __m512 {
-        // SAFETY: token (see impl).
+        // SAFETY: the `Avx512` token proves AVX-512F.
         unsafe { _mm512_scalef_ps(self.exp_table_entry(t), k) }
     }
     #[inline(always)]
     fn exp2_one_plus(self, t: __m512, k: __m512, p: __m512) -> __m512 {
         let tj = self.exp_table_entry(t);
-        // SAFETY: token (see impl).
+        // SAFETY: the `Avx512` token proves AVX-512F.
         unsafe { _mm512_scalef_ps(_mm512_fmadd_ps(tj, p, tj), k) }
     }
 }
