@@ -1,7 +1,7 @@
 //! Element-wise activations, in place and out of place, and the [`Activation`] that dense
 //! (and later conv/recurrent) kernels fuse into their output.
 
-use crate::dispatch::dispatch;
+use crate::dispatch::kernel_entry;
 use crate::error::check_len;
 use crate::math;
 use crate::simd::{Simd, VecOp, map, map_in_place};
@@ -118,6 +118,7 @@ fn activate_kernel<S: Simd>(s: S, act: Activation, x: &[f32], y: &mut [f32]) {
         Activation::Exp => map(s, x, y, Activation::Exp),
     }
 }
+kernel_entry!(activate_kernel(act: Activation, x: &[f32], y: &mut [f32]));
 
 /// In place; see [`activate_kernel`].
 #[inline(always)]
@@ -134,6 +135,7 @@ pub(crate) fn activate_in_place_kernel<S: Simd>(s: S, act: Activation, x: &mut [
         Activation::Exp => map_in_place(s, x, Activation::Exp),
     }
 }
+kernel_entry!(activate_in_place_kernel(act: Activation, x: &mut [f32]));
 
 impl Engine {
     /// `y[i] = act(x[i])`. Fails only if `y.len() != x.len()`.
@@ -148,7 +150,7 @@ impl Engine {
     /// ```
     pub fn activate(&self, act: Activation, x: &[f32], y: &mut [f32]) -> Result<(), Error> {
         check_len("y", y.len(), x.len())?;
-        dispatch!(self, activate_kernel(act: Activation, x: &[f32], y: &mut [f32]));
+        activate_kernel::run(self, act, x, y);
         Ok(())
     }
 
@@ -161,7 +163,7 @@ impl Engine {
     /// assert_eq!(x, [0.0, 1.0, -1.0]);
     /// ```
     pub fn activate_in_place(&self, act: Activation, x: &mut [f32]) {
-        dispatch!(self, activate_in_place_kernel(act: Activation, x: &mut [f32]));
+        activate_in_place_kernel::run(self, act, x);
     }
 
     /// The activations kernels leave out of their store epilogues
@@ -191,6 +193,6 @@ impl Engine {
     /// ```
     pub fn activate_array<const N: usize>(&self, act: Activation, x: &[f32; N], y: &mut [f32; N]) {
         let (x, y) = (x.as_slice(), y.as_mut_slice());
-        dispatch!(self, activate_kernel(act: Activation, x: &[f32], y: &mut [f32]));
+        activate_kernel::run(self, act, x, y);
     }
 }

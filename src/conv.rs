@@ -44,7 +44,7 @@ use crate::dense::{
     Blocking, Layer, PANEL, dense_kernel, gemm_tile, gemm_tile_strided, slices, store_block,
     store_dense_tile, store_whole_tile, whole_bias,
 };
-use crate::dispatch::dispatch;
+use crate::dispatch::kernel_entry;
 use crate::error::{check_len, checked_mul};
 use crate::simd::{MAX_LANES, Relu, Simd, Unchanged, VecOp, map};
 use crate::{Engine, Error};
@@ -1395,6 +1395,7 @@ fn conv_depthwise<S: Simd>(s: S, call: ConvCall<'_>, x: &[f32], y: &mut [f32]) {
         Epilogue::Plain | Epilogue::Afterwards => depthwise_images(s, call, Unchanged, x, y),
     }
 }
+kernel_entry!(conv_depthwise(call: ConvCall<'_>, x: &[f32], y: &mut [f32]));
 
 #[inline(always)]
 fn depthwise_images<S: Simd>(
@@ -1904,7 +1905,7 @@ impl ConvCall<'_> {
         let call = self;
         let g = &self.g;
         if g.depthwise {
-            dispatch!(engine, conv_depthwise(call: ConvCall<'_>, x: &[f32], y: &mut [f32]));
+            conv_depthwise::run(engine, call, x, y);
         } else if g.is_pointwise() {
             let layer = Layer {
                 packed: call.packed,
@@ -1913,15 +1914,15 @@ impl ConvCall<'_> {
                 bias: call.bias,
                 act: call.act,
             };
-            dispatch!(engine, dense_kernel(layer: Layer<'_>, x: &[f32], y: &mut [f32]));
+            dense_kernel::run(engine, layer, x, y);
         } else if g.winograd {
-            dispatch!(engine, conv_winograd_kernel(call: ConvCall<'_>, x: &[f32], y: &mut [f32]));
+            conv_winograd_kernel::run(engine, call, x, y);
         } else if g.is_mono() {
-            dispatch!(engine, conv_mono_kernel(call: ConvCall<'_>, x: &[f32], y: &mut [f32]));
+            conv_mono_kernel::run(engine, call, x, y);
         } else if g.is_few_channels() {
-            dispatch!(engine, conv_few_kernel(call: ConvCall<'_>, x: &[f32], y: &mut [f32]));
+            conv_few_kernel::run(engine, call, x, y);
         } else {
-            dispatch!(engine, conv_rows_kernel(call: ConvCall<'_>, x: &[f32], y: &mut [f32]));
+            conv_rows_kernel::run(engine, call, x, y);
         }
         engine.activate_rest(self.act, y);
     }
@@ -1931,21 +1932,25 @@ impl ConvCall<'_> {
 fn conv_winograd_kernel<S: Blocking>(s: S, call: ConvCall<'_>, x: &[f32], y: &mut [f32]) {
     s.winograd(call, x, y);
 }
+kernel_entry!(conv_winograd_kernel(call: ConvCall<'_>, x: &[f32], y: &mut [f32]));
 
 #[inline(always)]
 fn conv_mono_kernel<S: Blocking>(s: S, call: ConvCall<'_>, x: &[f32], y: &mut [f32]) {
     s.conv::<MONO>(call, x, y);
 }
+kernel_entry!(conv_mono_kernel(call: ConvCall<'_>, x: &[f32], y: &mut [f32]));
 
 #[inline(always)]
 fn conv_few_kernel<S: Blocking>(s: S, call: ConvCall<'_>, x: &[f32], y: &mut [f32]) {
     s.conv::<FEW>(call, x, y);
 }
+kernel_entry!(conv_few_kernel(call: ConvCall<'_>, x: &[f32], y: &mut [f32]));
 
 #[inline(always)]
 fn conv_rows_kernel<S: Blocking>(s: S, call: ConvCall<'_>, x: &[f32], y: &mut [f32]) {
     s.conv::<ROWS>(call, x, y);
 }
+kernel_entry!(conv_rows_kernel(call: ConvCall<'_>, x: &[f32], y: &mut [f32]));
 
 impl Engine {
     /// 2-D convolution of NHWC `x` into NHWC `y` with packed weights, optional bias and a

@@ -12,7 +12,7 @@
 //!   four rows at a time; no packing, so weights can stay in flash.
 
 use crate::activation::{Activation, Epilogue};
-use crate::dispatch::dispatch;
+use crate::dispatch::kernel_entry;
 use crate::error::{check_len, checked_mul};
 use crate::simd::{Relu, Simd, Unchanged, VecOp};
 use crate::{Engine, Error};
@@ -557,6 +557,7 @@ pub(crate) fn dense_kernel<S: Blocking>(s: S, layer: Layer<'_>, x: &[f32], y: &m
         Epilogue::Plain | Epilogue::Afterwards => dense_rows(s, layer, Unchanged, x, y),
     }
 }
+kernel_entry!(dense_kernel(layer: Layer<'_>, x: &[f32], y: &mut [f32]));
 
 #[inline(always)]
 fn dense_rows<S: Blocking>(s: S, layer: Layer<'_>, op: impl VecOp<S>, x: &[f32], y: &mut [f32]) {
@@ -662,6 +663,13 @@ fn dense_row_major_kernel<S: Simd>(
         gemv_row_major(s, w, inp, bias, xr, yr);
     }
 }
+kernel_entry!(dense_row_major_kernel(
+    w: &[f32],
+    inp: usize,
+    bias: Option<&[f32]>,
+    x: &[f32],
+    y: &mut [f32],
+));
 
 /// Checks `x` (whole rows of `inp`), `y` (as many rows of `out`) and `bias`; returns the
 /// number of rows.
@@ -757,7 +765,7 @@ impl Engine {
             bias,
             act,
         };
-        dispatch!(self, dense_kernel(layer: Layer<'_>, x: &[f32], y: &mut [f32]));
+        dense_kernel::run(self, layer, x, y);
         self.activate_rest(act, y);
         Ok(())
     }
@@ -805,16 +813,7 @@ impl Engine {
             self.bias_only(bias, act, out, y);
             return Ok(());
         }
-        dispatch!(
-            self,
-            dense_row_major_kernel(
-                w: &[f32],
-                inp: usize,
-                bias: Option<&[f32]>,
-                x: &[f32],
-                y: &mut [f32]
-            )
-        );
+        dense_row_major_kernel::run(self, w, inp, bias, x, y);
         self.activate_in_place(act, y);
         Ok(())
     }
@@ -871,16 +870,7 @@ impl<'w, const IN: usize, const OUT: usize> Dense<'w, IN, OUT> {
             engine.bias_only(bias, act, OUT, y);
             return;
         }
-        dispatch!(
-            engine,
-            dense_row_major_kernel(
-                w: &[f32],
-                inp: usize,
-                bias: Option<&[f32]>,
-                x: &[f32],
-                y: &mut [f32]
-            )
-        );
+        dense_row_major_kernel::run(engine, w, inp, bias, x, y);
         engine.activate_in_place(act, y);
     }
 }

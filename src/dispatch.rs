@@ -198,36 +198,73 @@ impl Default for Engine {
     }
 }
 
-/// Calls the generic kernel `$kernel::<S>(s, args..)` with the backend of `$engine`.
+/// Defines `mod $kernel` holding `run(engine, args..)`, which calls the generic kernel
+/// `$kernel::<S>(s, args..)` with the backend of `engine`. Invoke it at module level, next
+/// to the kernel.
 ///
-/// Each SIMD arm defines a `#[target_feature]` function that builds the backend token and
-/// calls the kernel, which is `#[inline(always)]` and so compiled with those features.
-/// Arguments are local variables named like the parameters, given with their types.
-macro_rules! dispatch {
-    ($engine:expr, $kernel:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?) => {{
-        #[allow(unused_imports)]
-        use $crate::simd::*;
-        match $engine.backend() {
+/// Each backend gets a function of its own that builds the backend token and calls the
+/// kernel, which is `#[inline(always)]` and so compiled with that function's
+/// `#[target_feature]`s. Each of these functions sits in a module of its own because rustc
+/// splits a crate into codegen units by (top-level) module: with every backend's copy of the
+/// large convolution kernels in one module, building this crate was one long single-threaded
+/// LLVM job.
+macro_rules! kernel_entry {
+    ($kernel:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?) => {
+        pub(crate) mod $kernel {
+            #[allow(unused_imports)]
+            use super::*;
+
+            pub(crate) fn run(engine: &$crate::Engine, $($arg: $ty),*) $(-> $ret)? {
+                match engine.backend() {
+                    #[cfg(simdnn_avx512)]
+                    // SAFETY: an `Engine` holds only available backends: avx512f, avx2 and
+                    // fma were detected (or enabled at compile time).
+                    $crate::Backend::Avx512 => unsafe { avx512::run($($arg),*) },
+                    #[cfg(simdnn_avx2)]
+                    // SAFETY: an `Engine` holds only available backends: avx2 and fma were
+                    // detected (or enabled at compile time).
+                    $crate::Backend::Avx2 => unsafe { avx2::run($($arg),*) },
+                    #[cfg(simdnn_neon)]
+                    $crate::Backend::Neon => neon::run($($arg),*),
+                    _ => scalar::run($($arg),*),
+                }
+            }
+
             #[cfg(simdnn_avx512)]
-            $crate::Backend::Avx512 => {
+            mod avx512 {
+                use super::*;
                 #[target_feature(enable = "avx512f,avx2,fma")]
-                fn run($($arg: $ty),*) $(-> $ret)? { $kernel(Avx512::new(), $($arg),*) }
-                // SAFETY: an `Engine` holds only available backends: avx512f, avx2 and fma
-                // were detected (or enabled at compile time).
-                unsafe { run($($arg),*) }
+                pub(super) fn run($($arg: $ty),*) $(-> $ret)? {
+                    $kernel($crate::simd::Avx512::new(), $($arg),*)
+                }
             }
+
             #[cfg(simdnn_avx2)]
-            $crate::Backend::Avx2 => {
+            mod avx2 {
+                use super::*;
                 #[target_feature(enable = "avx2,fma")]
-                fn run($($arg: $ty),*) $(-> $ret)? { $kernel(Avx2::new(), $($arg),*) }
-                // SAFETY: an `Engine` holds only available backends: avx2 and fma were
-                // detected (or enabled at compile time).
-                unsafe { run($($arg),*) }
+                pub(super) fn run($($arg: $ty),*) $(-> $ret)? {
+                    $kernel($crate::simd::Avx2::new(), $($arg),*)
+                }
             }
+
             #[cfg(simdnn_neon)]
-            $crate::Backend::Neon => $kernel(Neon::new(), $($arg),*),
-            _ => $kernel(Scalar, $($arg),*),
+            mod neon {
+                use super::*;
+                #[inline(never)]
+                pub(super) fn run($($arg: $ty),*) $(-> $ret)? {
+                    $kernel($crate::simd::Neon::new(), $($arg),*)
+                }
+            }
+
+            mod scalar {
+                use super::*;
+                #[inline(never)]
+                pub(super) fn run($($arg: $ty),*) $(-> $ret)? {
+                    $kernel($crate::simd::Scalar, $($arg),*)
+                }
+            }
         }
-    }};
+    };
 }
-pub(crate) use dispatch;
+pub(crate) use kernel_entry;

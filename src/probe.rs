@@ -2,7 +2,7 @@
 //! machine they run on rather than a datasheet number.
 
 use crate::Engine;
-use crate::dispatch::dispatch;
+use crate::dispatch::kernel_entry;
 use crate::simd::Simd;
 
 /// Independent FMA chains: enough to cover 2 FMA units x 5 cycles latency.
@@ -23,6 +23,7 @@ fn fma_chains<S: Simd>(s: S, iterations: u64) -> f32 {
     }
     s.reduce_add(total)
 }
+kernel_entry!(fma_chains(iterations: u64) -> f32);
 
 impl Engine {
     /// Runs `iterations` rounds of independent fused multiply-adds on this engine's
@@ -41,7 +42,7 @@ impl Engine {
             crate::Backend::Avx512 => 16,
             crate::Backend::Neon => 4,
         };
-        let sink = dispatch!(self, fma_chains(iterations: u64) -> f32);
+        let sink = fma_chains::run(self, iterations);
         core::hint::black_box(sink);
         2 * iterations * (CHAINS as u64) * lanes
     }

@@ -6,7 +6,7 @@
 //! comparison to an exact 0, so no subnormal is ever produced: masked rows run as fast as
 //! unmasked ones. A row whose every entry is `-inf` yields zeros, never NaN.
 
-use crate::dispatch::dispatch;
+use crate::dispatch::kernel_entry;
 use crate::error::check_len;
 use crate::math::exp;
 use crate::simd::{Scale, Simd, SubSub, map_in_place};
@@ -14,7 +14,7 @@ use crate::{Engine, Error};
 
 /// Softmax or log-softmax.
 #[derive(Clone, Copy, PartialEq)]
-enum Kind {
+pub(crate) enum Kind {
     Softmax,
     LogSoftmax,
 }
@@ -116,6 +116,7 @@ fn softmax_rows<S: Simd>(s: S, data: &mut [f32], cols: usize, mask: Option<&[f32
         softmax_row(s, row, m, kind);
     }
 }
+kernel_entry!(softmax_rows(data: &mut [f32], cols: usize, mask: Option<&[f32]>, kind: Kind));
 
 /// Checks a softmax call: `data` is whole rows of `cols`, `mask` is one row or one per row.
 fn check_rows(data_len: usize, cols: usize, mask: Option<&[f32]>) -> Result<(), Error> {
@@ -155,10 +156,7 @@ impl Engine {
         if data.is_empty() {
             return Ok(());
         }
-        dispatch!(
-            self,
-            softmax_rows(data: &mut [f32], cols: usize, mask: Option<&[f32]>, kind: Kind)
-        );
+        softmax_rows::run(self, data, cols, mask, kind);
         Ok(())
     }
 
@@ -266,9 +264,6 @@ impl Engine {
         }
         let (data, cols, mask) = (x.as_flattened_mut(), C, mask.map(|m| m.as_slice()));
         let kind = Kind::Softmax;
-        dispatch!(
-            self,
-            softmax_rows(data: &mut [f32], cols: usize, mask: Option<&[f32]>, kind: Kind)
-        );
+        softmax_rows::run(self, data, cols, mask, kind);
     }
 }

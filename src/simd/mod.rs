@@ -4,7 +4,8 @@
 //! CPU supports its instructions (the AVX tokens can only be built inside
 //! `#[target_feature]` code), so the trait's methods are safe to call. Kernels are generic
 //! `#[inline(always)]` functions `fn k<S: Simd>(s: S, ..)`, entered through
-//! [`crate::dispatch::dispatch`], which compiles one copy per backend.
+//! a module that [`crate::dispatch::kernel_entry`] defines beside each kernel, holding one
+//! copy per backend.
 
 mod scalar;
 mod unroll;
