@@ -1962,7 +1962,7 @@ impl Engine {
     /// computation done on absolute values with the transforms' absolute values,
     /// `|A^T| [sum_c (|G| |g_c| |G^T|) ⊙ (|B^T| |d_c| |B|)] |A|`, where `d_c` is the 4x4
     /// input patch of the output's 2x2 tile and `g_c` the 3x3 kernel of channel `c`
-    /// (`tests/conv.rs` checks exactly this bound).
+    /// (`tests/kernels/conv.rs` checks exactly this bound).
     ///
     /// ```
     /// use simdnn::{Activation, Conv2dShape, Engine, PackedConv2d, Padding, WeightLayout};

@@ -1,6 +1,6 @@
 //! Element-wise activations: every backend against the f64 reference on random lengths and
 //! data, and lane-position independence (tails give the same bits as full vectors).
-mod common;
+use crate::common;
 
 use proptest::prelude::*;
 use simdnn::Activation;

@@ -1,9 +1,9 @@
 //! Convolutions against golden outputs computed by ONNX Runtime
 //! (`tests/golden/make_conv_golden.py`; inputs/outputs converted NCHW -> NHWC there,
 //! weights kept in ONNX's OIHW order).
-mod common;
+use crate::common;
 
-#[path = "golden/conv_golden.rs"]
+#[path = "../golden/conv_golden.rs"]
 mod golden;
 
 use golden::*;

@@ -1,6 +1,6 @@
 //! Row softmax / log-softmax: every backend against the f64 reference, masks, fully masked
 //! rows, NaN propagation.
-mod common;
+use crate::common;
 
 use proptest::prelude::*;
 

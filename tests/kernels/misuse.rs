@@ -1,5 +1,5 @@
 //! Every wrong length or shape returns the matching `Err` (and writes nothing); nothing panics.
-mod common;
+use crate::common;
 
 use simdnn::{Activation, Backend, Engine, Error, PackedDense, dense_packed_len};
 

@@ -1,6 +1,6 @@
 //! Dense layers: packed (GEMV and GEMM paths, K blocks, panel tails) and row-major, every
 //! backend against the f64 reference with the documented bound.
-mod common;
+use crate::common;
 
 use proptest::prelude::*;
 use simdnn::{Activation, Dense, PackedDense, dense_packed_len, pack_dense};

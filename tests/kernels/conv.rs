@@ -1,6 +1,6 @@
 //! Convolutions: every backend against an f64 reference over random shapes, strides,
 //! dilations, padding and groups; hand-computed SAME cases; layout conversions.
-mod common;
+use crate::common;
 
 use proptest::prelude::*;
 use simdnn::{Activation, Conv2dShape, PackedConv2d, Padding, WeightLayout, convert_weights};

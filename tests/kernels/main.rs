@@ -1,0 +1,13 @@
+//! Every kernel against the f64 reference on every backend, forced one by one; golden
+//! vectors from ONNX Runtime; misuse; dispatch. One test binary rather than one per file:
+//! Miri compiles each binary again when it runs it, and elsewhere each is a link of its own.
+#[path = "../common/mod.rs"]
+mod common;
+
+mod activation;
+mod conv;
+mod conv_golden;
+mod dense;
+mod dispatch;
+mod misuse;
+mod softmax;
