@@ -239,19 +239,15 @@ pub(crate) fn tanh<S: Simd>(s: S, x: S::V) -> S::V {
     let twice_scale = s.shl23(t);
     let p_half = expm1_half(s, h);
     // -e = 1 - e^(-2|x|) and 2 + e, both as one FMA on p; -e is +0 for x = ±0, so the
-    // quotient is +0 and the sign flip gives ±0 back. `1 ∓ 2^n` are exact FMAs of the
-    // doubled scale.
+    // quotient is +0 and the sign flip gives ±0 back. `1 - 2^n` is exact or (n < -24)
+    // rounds to 1, so `2 - (1 - 2^n)` is `1 + 2^n` rounded once, as an FMA would give it;
+    // a subtraction leaves AVX2's two FMA ports (which also take the shift, the polynomial
+    // and the divide) for a third port.
     let one = s.splat(1.0);
-    let minus_e = s.neg_mul_add(
-        twice_scale,
-        p_half,
-        s.neg_mul_add(s.splat(0.5), twice_scale, one),
-    );
-    let two_plus_e = s.mul_add(
-        twice_scale,
-        p_half,
-        s.mul_add(s.splat(0.5), twice_scale, one),
-    );
+    let one_minus_scale = s.neg_mul_add(s.splat(0.5), twice_scale, one);
+    let one_plus_scale = s.sub(s.splat(2.0), one_minus_scale);
+    let minus_e = s.neg_mul_add(twice_scale, p_half, one_minus_scale);
+    let two_plus_e = s.mul_add(twice_scale, p_half, one_plus_scale);
     s.flip_sign(s.div(minus_e, two_plus_e), x)
 }
 
