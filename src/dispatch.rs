@@ -209,6 +209,19 @@ impl Default for Engine {
 /// large convolution kernels in one module, building this crate was one long single-threaded
 /// LLVM job.
 macro_rules! kernel_entry {
+    // One backend's module: `run` with that backend's attribute, calling the kernel with its
+    // token.
+    (@backend $cfg:meta, $module:ident, $attr:meta, $token:expr;
+        $kernel:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)?) => {
+        #[cfg($cfg)]
+        mod $module {
+            use super::*;
+            #[$attr]
+            pub(super) fn run($($arg: $ty),*) $(-> $ret)? {
+                $kernel($token, $($arg),*)
+            }
+        }
+    };
     ($kernel:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?) => {
         pub(crate) mod $kernel {
             #[allow(unused_imports)]
@@ -230,40 +243,18 @@ macro_rules! kernel_entry {
                 }
             }
 
-            #[cfg(simdnn_avx512)]
-            mod avx512 {
-                use super::*;
-                #[target_feature(enable = "avx512f,avx2,fma")]
-                pub(super) fn run($($arg: $ty),*) $(-> $ret)? {
-                    $kernel($crate::simd::Avx512::new(), $($arg),*)
-                }
-            }
-
-            #[cfg(simdnn_avx2)]
-            mod avx2 {
-                use super::*;
-                #[target_feature(enable = "avx2,fma")]
-                pub(super) fn run($($arg: $ty),*) $(-> $ret)? {
-                    $kernel($crate::simd::Avx2::new(), $($arg),*)
-                }
-            }
-
-            #[cfg(simdnn_neon)]
-            mod neon {
-                use super::*;
-                #[inline(never)]
-                pub(super) fn run($($arg: $ty),*) $(-> $ret)? {
-                    $kernel($crate::simd::Neon::new(), $($arg),*)
-                }
-            }
-
-            mod scalar {
-                use super::*;
-                #[inline(never)]
-                pub(super) fn run($($arg: $ty),*) $(-> $ret)? {
-                    $kernel($crate::simd::Scalar, $($arg),*)
-                }
-            }
+            $crate::dispatch::kernel_entry!(@backend simdnn_avx512, avx512,
+                target_feature(enable = "avx512f,avx2,fma"), $crate::simd::Avx512::new();
+                $kernel($($arg: $ty),*) $(-> $ret)?);
+            $crate::dispatch::kernel_entry!(@backend simdnn_avx2, avx2,
+                target_feature(enable = "avx2,fma"), $crate::simd::Avx2::new();
+                $kernel($($arg: $ty),*) $(-> $ret)?);
+            $crate::dispatch::kernel_entry!(@backend simdnn_neon, neon,
+                inline(never), $crate::simd::Neon::new();
+                $kernel($($arg: $ty),*) $(-> $ret)?);
+            $crate::dispatch::kernel_entry!(@backend all(), scalar,
+                inline(never), $crate::simd::Scalar;
+                $kernel($($arg: $ty),*) $(-> $ret)?);
         }
     };
 }
