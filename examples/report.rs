@@ -128,19 +128,115 @@ const WORKLOADS: &[Workload] = &[
     Workload {
         name: "tanh_4096",
         work: Elements(4096.0),
-        make: |nn| activation(nn, Activation::Tanh, 4096),
+        make: |nn| activation(nn, Activation::Tanh, 4096, NORMAL),
     },
     Workload {
         name: "exp_4096",
         work: Elements(4096.0),
-        make: |nn| activation(nn, Activation::Exp, 4096),
+        make: |nn| activation(nn, Activation::Exp, 4096, NORMAL),
     },
     Workload {
         name: "sigmoid_4096",
         work: Elements(4096.0),
-        make: |nn| activation(nn, Activation::Sigmoid, 4096),
+        make: |nn| activation(nn, Activation::Sigmoid, 4096, NORMAL),
+    },
+    Workload {
+        name: "silu_4096",
+        work: Elements(4096.0),
+        make: |nn| activation(nn, Activation::Silu, 4096, NORMAL),
+    },
+    Workload {
+        name: "gelu_4096",
+        work: Elements(4096.0),
+        make: |nn| activation(nn, Activation::Gelu, 4096, NORMAL),
+    },
+    // The same on tiny and on subnormal inputs: they must run at the speed of the rows
+    // above (no intermediate underflows to a subnormal, whatever the FTZ/DAZ flags).
+    Workload {
+        name: "tanh_4096_tiny",
+        work: Elements(4096.0),
+        make: |nn| activation(nn, Activation::Tanh, 4096, TINY),
+    },
+    Workload {
+        name: "tanh_4096_subnormal",
+        work: Elements(4096.0),
+        make: |nn| activation(nn, Activation::Tanh, 4096, SUBNORMAL),
+    },
+    Workload {
+        name: "exp_4096_tiny",
+        work: Elements(4096.0),
+        make: |nn| activation(nn, Activation::Exp, 4096, TINY),
+    },
+    Workload {
+        name: "exp_4096_subnormal",
+        work: Elements(4096.0),
+        make: |nn| activation(nn, Activation::Exp, 4096, SUBNORMAL),
+    },
+    Workload {
+        name: "sigmoid_4096_tiny",
+        work: Elements(4096.0),
+        make: |nn| activation(nn, Activation::Sigmoid, 4096, TINY),
+    },
+    Workload {
+        name: "sigmoid_4096_subnormal",
+        work: Elements(4096.0),
+        make: |nn| activation(nn, Activation::Sigmoid, 4096, SUBNORMAL),
+    },
+    Workload {
+        name: "silu_4096_tiny",
+        work: Elements(4096.0),
+        make: |nn| activation(nn, Activation::Silu, 4096, TINY),
+    },
+    Workload {
+        name: "silu_4096_subnormal",
+        work: Elements(4096.0),
+        make: |nn| activation(nn, Activation::Silu, 4096, SUBNORMAL),
+    },
+    Workload {
+        name: "gelu_4096_tiny",
+        work: Elements(4096.0),
+        make: |nn| activation(nn, Activation::Gelu, 4096, TINY),
+    },
+    Workload {
+        name: "gelu_4096_subnormal",
+        work: Elements(4096.0),
+        make: |nn| activation(nn, Activation::Gelu, 4096, SUBNORMAL),
+    },
+    Workload {
+        name: "exp_4096_wide",
+        work: Elements(4096.0),
+        make: |nn| activation(nn, Activation::Exp, 4096, WIDE),
+    },
+    Workload {
+        name: "sigmoid_4096_wide",
+        work: Elements(4096.0),
+        make: |nn| activation(nn, Activation::Sigmoid, 4096, WIDE),
+    },
+    Workload {
+        name: "tanh_4096_wide",
+        work: Elements(4096.0),
+        make: |nn| activation(nn, Activation::Tanh, 4096, WIDE),
+    },
+    Workload {
+        name: "softmax_8x1024_tiny",
+        work: Elements(8.0 * 1024.0),
+        make: |nn| softmax_scaled(nn, 8, 1024, TINY),
+    },
+    Workload {
+        name: "softmax_8x1024_subnormal",
+        work: Elements(8.0 * 1024.0),
+        make: |nn| softmax_scaled(nn, 8, 1024, SUBNORMAL),
     },
 ];
+
+/// Input scales of the element-wise rows: data in [-1, 1) times these.
+const NORMAL: f32 = 20.0;
+/// |x| mostly between 1e-24 and 1e-20: normal floats whose squares are subnormal.
+const TINY: f32 = 1e-20;
+/// |x| mostly between 1e-43 and 1e-39: every input subnormal.
+const SUBNORMAL: f32 = 1e-39;
+/// Half of the inputs past the range where exp underflows or overflows.
+const WIDE: f32 = 200.0;
 
 /// Best single-threaded peer time (microseconds) from `shared/ANCHORS.md` (measured on an
 /// Intel Sapphire Rapids core; re-measure ONNX Runtime on this machine with
@@ -231,7 +327,15 @@ fn dense_row_major(nn: Engine, out: usize, inp: usize) -> Box<dyn FnMut()> {
 }
 
 fn softmax(nn: Engine, rows: usize, cols: usize, masked: bool) -> Box<dyn FnMut()> {
-    let x: Vec<f32> = data(rows * cols, 4).iter().map(|v| v * 10.0).collect();
+    softmax_of(nn, rows, cols, masked, 10.0)
+}
+
+fn softmax_scaled(nn: Engine, rows: usize, cols: usize, scale: f32) -> Box<dyn FnMut()> {
+    softmax_of(nn, rows, cols, false, scale)
+}
+
+fn softmax_of(nn: Engine, rows: usize, cols: usize, masked: bool, scale: f32) -> Box<dyn FnMut()> {
+    let x: Vec<f32> = data(rows * cols, 4).iter().map(|v| v * scale).collect();
     let mask: Vec<f32> = (0..cols)
         .map(|c| {
             if masked && c >= cols / 2 {
@@ -249,8 +353,8 @@ fn softmax(nn: Engine, rows: usize, cols: usize, masked: bool) -> Box<dyn FnMut(
     })
 }
 
-fn activation(nn: Engine, act: Activation, n: usize) -> Box<dyn FnMut()> {
-    let x: Vec<f32> = data(n, 5).iter().map(|v| v * 20.0).collect();
+fn activation(nn: Engine, act: Activation, n: usize, scale: f32) -> Box<dyn FnMut()> {
+    let x: Vec<f32> = data(n, 5).iter().map(|v| v * scale).collect();
     let mut y = vec![0.0; n];
     Box::new(move || {
         nn.activate(act, black_box(&x), &mut y).unwrap();

@@ -146,9 +146,32 @@ impl Simd for Avx2 {
         unsafe { _mm256_or_ps(_mm256_set1_ps(-0.0), a) }
     }
     #[inline(always)]
-    fn flip_sign(self, a: __m256, b: __m256) -> __m256 {
+    fn flip_sign_if_positive(self, a: __m256, b: __m256) -> __m256 {
         // SAFETY: token (see impl).
-        unsafe { _mm256_xor_ps(a, _mm256_and_ps(_mm256_set1_ps(-0.0), b)) }
+        unsafe { _mm256_xor_ps(a, _mm256_andnot_ps(b, _mm256_set1_ps(-0.0))) }
+    }
+    #[inline(always)]
+    fn zero_tiny(self, x: __m256, tiny: __m256) -> __m256 {
+        // SAFETY: token (see impl).
+        unsafe {
+            let abs = _mm256_andnot_ps(_mm256_set1_ps(-0.0), x);
+            _mm256_andnot_ps(_mm256_cmp_ps::<_CMP_LT_OQ>(abs, tiny), x)
+        }
+    }
+    #[inline(always)]
+    fn lift_tiny(self, x: __m256, tiny: __m256) -> __m256 {
+        // SAFETY: token (see impl).
+        // On the bit patterns: an unsigned max with `tiny` raises the positive tiny lanes
+        // (negative ones have the top bit set, so they are larger); a signed max with
+        // `-tiny` raises the negative tiny lanes (the more negative a float, the larger its
+        // bits as a signed integer; positive floats are all larger). NaN keeps its bits.
+        unsafe {
+            let bits = _mm256_castps_si256(x);
+            let tiny = _mm256_castps_si256(tiny);
+            let minus_tiny = _mm256_or_si256(tiny, _mm256_set1_epi32(i32::MIN));
+            let lifted = _mm256_max_epi32(_mm256_max_epu32(bits, tiny), minus_tiny);
+            _mm256_castsi256_ps(lifted)
+        }
     }
     #[inline(always)]
     fn shl23(self, a: __m256) -> __m256 {

@@ -136,16 +136,35 @@ impl Simd for Avx512 {
         }
     }
     #[inline(always)]
-    fn flip_sign(self, a: __m512, b: __m512) -> __m512 {
+    fn flip_sign_if_positive(self, a: __m512, b: __m512) -> __m512 {
         // SAFETY: token (see impl).
         unsafe {
-            // a ^ (b & sign): one ternary-logic op.
-            let r = _mm512_ternarylogic_epi32::<0x78>(
+            // a ^ (!b & sign): one ternary-logic op.
+            let r = _mm512_ternarylogic_epi32::<0xD2>(
                 _mm512_castps_si512(a),
                 _mm512_castps_si512(b),
                 _mm512_set1_epi32(i32::MIN),
             );
             _mm512_castsi512_ps(r)
+        }
+    }
+    #[inline(always)]
+    fn zero_tiny(self, x: __m512, tiny: __m512) -> __m512 {
+        // SAFETY: token (see impl).
+        // "Not less than, unordered" keeps NaN lanes without a mask inversion.
+        unsafe { _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_NLT_UQ>(_mm512_abs_ps(x), tiny), x) }
+    }
+    #[inline(always)]
+    fn lift_tiny(self, x: __m512, tiny: __m512) -> __m512 {
+        // SAFETY: token (see impl).
+        // The two integer maxima of the AVX2 backend (`vrangeps` would be one operation,
+        // but it turns NaN into `tiny`).
+        unsafe {
+            let bits = _mm512_castps_si512(x);
+            let tiny = _mm512_castps_si512(tiny);
+            let minus_tiny = _mm512_or_si512(tiny, _mm512_set1_epi32(i32::MIN));
+            let lifted = _mm512_max_epi32(_mm512_max_epu32(bits, tiny), minus_tiny);
+            _mm512_castsi512_ps(lifted)
         }
     }
     #[inline(always)]

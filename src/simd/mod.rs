@@ -68,8 +68,18 @@ pub(crate) trait Simd: Copy {
     fn max(self, a: Self::V, b: Self::V) -> Self::V;
     /// `-|a|`: the sign bit set (one bitwise op; NaN stays NaN).
     fn neg_abs(self, a: Self::V) -> Self::V;
-    /// `a` with its sign flipped where `b`'s sign bit is set (`a * sign(b)` for `a >= 0`).
-    fn flip_sign(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `a` with its sign flipped where `b`'s sign bit is clear (`-a * sign(b)` for `a <= 0`).
+    fn flip_sign_if_positive(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `x` with the lanes where `|x| < tiny` set to +0 (NaN lanes kept): taken before the
+    /// first multiplication of the vector math, so that neither a subnormal input nor the
+    /// underflow of a tiny one's square costs a microcode assist (on x86 each is 100+ cycles
+    /// whenever flush-to-zero is off, which is every caller's default). Only bitwise ops
+    /// and a comparison, which run at full speed on subnormals.
+    fn zero_tiny(self, x: Self::V, tiny: Self::V) -> Self::V;
+    /// `x` with its magnitude raised to at least `tiny` (the sign kept, NaN kept): for a
+    /// function that is constant below `tiny`, the cheaper sibling of [`Simd::zero_tiny`]
+    /// (two integer `max` on the bit patterns).
+    fn lift_tiny(self, x: Self::V, tiny: Self::V) -> Self::V;
     /// The bit pattern shifted left by 23: moves a small integer held in the low mantissa
     /// bits into the exponent field.
     fn shl23(self, a: Self::V) -> Self::V;

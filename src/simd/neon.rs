@@ -102,11 +102,27 @@ impl Simd for Neon {
         unsafe { vnegq_f32(vabsq_f32(a)) }
     }
     #[inline(always)]
-    fn flip_sign(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+    fn flip_sign_if_positive(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
         // SAFETY: see impl.
         unsafe {
-            let sign = vandq_u32(vreinterpretq_u32_f32(b), vdupq_n_u32(0x8000_0000));
+            let sign = vbicq_u32(vdupq_n_u32(0x8000_0000), vreinterpretq_u32_f32(b));
             vreinterpretq_f32_u32(veorq_u32(vreinterpretq_u32_f32(a), sign))
+        }
+    }
+    #[inline(always)]
+    fn zero_tiny(self, x: float32x4_t, tiny: float32x4_t) -> float32x4_t {
+        // SAFETY: see impl. `vcaltq` compares magnitudes (false for NaN).
+        unsafe { vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(x), vcaltq_f32(x, tiny))) }
+    }
+    #[inline(always)]
+    fn lift_tiny(self, x: float32x4_t, tiny: float32x4_t) -> float32x4_t {
+        // SAFETY: see impl. The two integer maxima of the AVX2 backend: unsigned for the
+        // positive lanes, signed (against `-tiny`) for the negative ones.
+        unsafe {
+            let tiny = vreinterpretq_u32_f32(tiny);
+            let minus_tiny = vreinterpretq_s32_u32(vorrq_u32(tiny, vdupq_n_u32(0x8000_0000)));
+            let positive = vreinterpretq_s32_u32(vmaxq_u32(vreinterpretq_u32_f32(x), tiny));
+            vreinterpretq_f32_s32(vmaxq_s32(positive, minus_tiny))
         }
     }
     #[inline(always)]

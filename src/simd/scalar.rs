@@ -74,8 +74,23 @@ impl Simd for Scalar {
         f32::from_bits(a.to_bits() | SIGN)
     }
     #[inline(always)]
-    fn flip_sign(self, a: f32, b: f32) -> f32 {
-        f32::from_bits(a.to_bits() ^ (b.to_bits() & SIGN))
+    fn flip_sign_if_positive(self, a: f32, b: f32) -> f32 {
+        f32::from_bits(a.to_bits() ^ (!b.to_bits() & SIGN))
+    }
+    #[inline(always)]
+    fn zero_tiny(self, x: f32, tiny: f32) -> f32 {
+        if x.abs() < tiny { 0.0 } else { x }
+    }
+    /// `2^n (1 + p)` as `2 (h (1 + p))`: without a fused multiply-add, `h + h p` would round
+    /// the product `h p` alone, a subnormal near `exp`'s lower end (`h = 2^-126`) and a
+    /// microcode assist on x86. `1 + p` costs one more rounding (measured in the ULP table).
+    #[inline(always)]
+    fn exp_scale(self, p: f32, _n: f32, t: f32) -> f32 {
+        (self.shl23(t) * (1.0 + p)) * 2.0
+    }
+    #[inline(always)]
+    fn lift_tiny(self, x: f32, tiny: f32) -> f32 {
+        if x.abs() < tiny { tiny.copysign(x) } else { x }
     }
     #[inline(always)]
     fn shl23(self, a: f32) -> f32 {

@@ -109,8 +109,16 @@ impl<S: Simd> Simd for X4<S> {
         each!(i => self.0.neg_abs(a[i]))
     }
     #[inline(always)]
-    fn flip_sign(self, a: Self::V, b: Self::V) -> Self::V {
-        each!(i => self.0.flip_sign(a[i], b[i]))
+    fn flip_sign_if_positive(self, a: Self::V, b: Self::V) -> Self::V {
+        each!(i => self.0.flip_sign_if_positive(a[i], b[i]))
+    }
+    #[inline(always)]
+    fn zero_tiny(self, x: Self::V, tiny: Self::V) -> Self::V {
+        each!(i => self.0.zero_tiny(x[i], tiny[i]))
+    }
+    #[inline(always)]
+    fn lift_tiny(self, x: Self::V, tiny: Self::V) -> Self::V {
+        each!(i => self.0.lift_tiny(x[i], tiny[i]))
     }
     #[inline(always)]
     fn shl23(self, a: Self::V) -> Self::V {

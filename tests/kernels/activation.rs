@@ -26,6 +26,8 @@ fn value() -> impl Strategy<Value = f32> {
         2 => -200.0f32..200.0,
         1 => proptest::num::f32::ANY,
         1 => prop::sample::select(vec![0.0, -0.0, f32::INFINITY, f32::NEG_INFINITY, 1e-30, -1e-30, 88.7, -87.4]),
+        1 => -1e-8f32..1e-8,
+        1 => -1e-37f32..1e-37,
     ]
 }
 
@@ -115,5 +117,59 @@ fn fixed_size_matches_runtime() {
         e.activate_array(Activation::Silu, &x, &mut a);
         e.activate(Activation::Silu, &x, &mut b).unwrap();
         assert_eq!(a, b);
+    }
+}
+
+/// Tiny and subnormal inputs take no special path that could differ by backend: exp and
+/// sigmoid give exactly 1 and 1/2, tanh gives x itself, silu and gelu x/2 (0 where that
+/// would be subnormal). Their speed is the report's `_tiny` and `_subnormal` rows.
+#[test]
+fn tiny_and_subnormal_inputs_are_exact() {
+    let mut x = vec![
+        0.0f32,
+        -0.0,
+        1e-45,
+        1e-40,
+        1.1754942e-38,
+        1.2e-38,
+        2.4e-38,
+        1e-30,
+        1e-20,
+    ];
+    // Around the 2^-30 below which the vector math raises or clamps its argument.
+    let edge = 2f32.powi(-30);
+    x.extend([
+        edge,
+        f32::from_bits(edge.to_bits() - 1),
+        f32::from_bits(edge.to_bits() + 1),
+    ]);
+    x.extend([1e-12, 3e-9, 6e-9]);
+    let x: Vec<f32> = x.iter().flat_map(|&v| [v, -v]).collect();
+    let half_normal = 2f32.powi(-125);
+    for e in common::engines() {
+        let mut y = vec![f32::NAN; x.len()];
+        for act in [
+            Activation::Exp,
+            Activation::Sigmoid,
+            Activation::Tanh,
+            Activation::Silu,
+            Activation::Gelu,
+        ] {
+            e.activate(act, &x, &mut y).unwrap();
+            for (&xi, &yi) in x.iter().zip(&y) {
+                let want = match act {
+                    Activation::Exp => 1.0,
+                    Activation::Sigmoid => 0.5,
+                    Activation::Tanh => xi,
+                    _ if xi.abs() < half_normal => 0.0,
+                    _ => xi * 0.5,
+                };
+                assert!(
+                    yi == want && (yi != 0.0 || act != Activation::Tanh || same_bits(yi, xi)),
+                    "{:?} {act:?}({xi:e}) = {yi:e}, want {want:e}",
+                    e.backend()
+                );
+            }
+        }
     }
 }
