@@ -73,6 +73,21 @@ pub enum Padding {
     },
 }
 
+/// How a convolution is computed, where there is a choice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ConvAlgorithm {
+    /// The fastest path for the shape: Winograd F(2x2, 3x3) where it applies
+    /// ([`Conv2dShape::uses_winograd`]), a direct convolution otherwise.
+    #[default]
+    Auto,
+    /// Always a direct convolution: its error bound is the plain sum's, and its special
+    /// values are a sum's (a `±inf` pixel gives `±inf` or NaN only where the sum has
+    /// `inf - inf`; Winograd's input transform also adds and subtracts neighbouring
+    /// pixels, so a `±inf` pixel turns most outputs that read it into NaN, and finite
+    /// inputs above about `f32::MAX / 4` can overflow).
+    Direct,
+}
+
 /// The memory order of convolution weights as a framework stores them. `I` is the input
 /// channels per group (`in_c / groups`).
 ///
@@ -141,6 +156,8 @@ pub struct Conv2dShape {
     /// Channel groups: each output channel sees `in_c / groups` inputs. `groups == in_c`
     /// is depthwise (with channel multiplier `out_c / in_c`).
     pub groups: usize,
+    /// Winograd where it applies, or always direct. Weights are packed for one or the other.
+    pub algorithm: ConvAlgorithm,
 }
 
 impl Conv2dShape {
@@ -167,6 +184,7 @@ impl Conv2dShape {
             dilation_w: 1,
             padding: Padding::Valid,
             groups: 1,
+            algorithm: ConvAlgorithm::Auto,
         }
     }
 
@@ -210,6 +228,18 @@ impl Conv2dShape {
         self.groups = groups;
         self
     }
+    /// With an algorithm choice: [`ConvAlgorithm::Direct`] turns Winograd off.
+    ///
+    /// ```
+    /// use simdnn::{ConvAlgorithm, Conv2dShape};
+    /// let s = Conv2dShape::new(16, 16, 16, 32, 3, 3);
+    /// assert!(s.uses_winograd());
+    /// assert!(!s.with_algorithm(ConvAlgorithm::Direct).uses_winograd());
+    /// ```
+    pub const fn with_algorithm(mut self, algorithm: ConvAlgorithm) -> Self {
+        self.algorithm = algorithm;
+        self
+    }
 
     /// Output height and width, or why the shape is invalid.
     pub fn output_hw(&self) -> Result<(usize, usize), Error> {
@@ -240,30 +270,38 @@ impl Conv2dShape {
     /// assert_eq!(Conv2dShape::new(32, 32, 3, 16, 3, 3).packed_weights_len(), 32 * 27);
     /// ```
     pub const fn packed_weights_len(&self) -> usize {
+        /// The product, or 0 from the whole function if it overflows.
+        macro_rules! mul {
+            ($a:expr, $b:expr) => {
+                match $a.checked_mul($b) {
+                    Some(v) => v,
+                    None => return 0,
+                }
+            };
+        }
         if self.groups == 0
             || !self.in_c.is_multiple_of(self.groups)
             || !self.out_c.is_multiple_of(self.groups)
         {
             return 0;
         }
-        let taps = self.kernel_h.saturating_mul(self.kernel_w);
+        let taps = mul!(self.kernel_h, self.kernel_w);
         if self.is_depthwise() {
-            return taps.saturating_mul(self.out_c);
+            return mul!(taps, self.out_c);
         }
         if self.uses_winograd() {
-            return (self.out_c.div_ceil(PANEL) * PANEL)
-                .saturating_mul(winograd::POSITIONS * self.in_c);
+            let panels = mul!(self.out_c.div_ceil(PANEL), PANEL);
+            return mul!(panels, mul!(winograd::POSITIONS, self.in_c));
         }
-        let per_group_out = (self.out_c / self.groups)
-            .div_ceil(PANEL)
-            .saturating_mul(PANEL);
-        let k = taps.saturating_mul(self.in_c / self.groups);
-        self.groups.saturating_mul(per_group_out).saturating_mul(k)
+        let per_group_out = mul!((self.out_c / self.groups).div_ceil(PANEL), PANEL);
+        let k = mul!(taps, self.in_c / self.groups);
+        mul!(mul!(self.groups, per_group_out), k)
     }
 
     /// Whether this shape takes the Winograd F(2x2, 3x3) path (and its packed layout): a
-    /// 3x3 kernel, stride 1, dilation 1, one group, 8 to 64 input channels. Its error bound
-    /// differs from the direct convolution's (see [`Engine::conv2d`]).
+    /// 3x3 kernel, stride 1, dilation 1, one group, 8 to 64 input channels, and
+    /// [`ConvAlgorithm::Auto`]. Its error bound and its special values differ from the
+    /// direct convolution's (see [`Engine::conv2d`] and [`ConvAlgorithm::Direct`]).
     ///
     /// ```
     /// use simdnn::Conv2dShape;
@@ -272,7 +310,8 @@ impl Conv2dShape {
     /// assert!(!Conv2dShape::new(16, 16, 16, 32, 3, 3).with_stride(2, 2).uses_winograd());
     /// ```
     pub const fn uses_winograd(&self) -> bool {
-        self.kernel_h == 3
+        matches!(self.algorithm, ConvAlgorithm::Auto)
+            && self.kernel_h == 3
             && self.kernel_w == 3
             && self.stride_h == 1
             && self.stride_w == 1
@@ -336,7 +375,7 @@ impl Conv2dShape {
                     // SAME: out = ceil(len / stride), odd padding after.
                     let out = len.div_ceil(stride);
                     if out == 0 {
-                        return Ok((0, 0));
+                        return Ok((0, 0, 0));
                     }
                     let need = (out - 1)
                         .checked_mul(stride)
@@ -357,7 +396,7 @@ impl Conv2dShape {
             } else {
                 0
             };
-            Ok::<_, Error>((out, before))
+            Ok::<_, Error>((out, before, after))
         };
         let (pad_h, pad_w) = match s.padding {
             Padding::Valid => (Some((0, 0)), Some((0, 0))),
@@ -369,8 +408,8 @@ impl Conv2dShape {
                 right,
             } => (Some((top, bottom)), Some((left, right))),
         };
-        let (out_h, top) = axis(s.in_h, span_h, s.stride_h, pad_h)?;
-        let (out_w, left) = axis(s.in_w, span_w, s.stride_w, pad_w)?;
+        let (out_h, top, bottom) = axis(s.in_h, span_h, s.stride_h, pad_h)?;
+        let (out_w, left, right) = axis(s.in_w, span_w, s.stride_w, pad_w)?;
         if (s.in_h > 0 && s.in_w > 0) && (out_h == 0 || out_w == 0) {
             return Err(Error::InvalidShape {
                 what: "the dilated kernel is larger than the padded input",
@@ -387,6 +426,31 @@ impl Conv2dShape {
             checked_mul(pixels_out, s.out_c, "output length")?,
             s.batch,
             "output length",
+        )?;
+        // The kernels compute input coordinates, padded row lengths and stack-window sizes
+        // with plain arithmetic, up to a tile of `TILE_REACH` pixels past the last output:
+        // bounding those quantities here once keeps every such computation in range. Real
+        // shapes are far inside; absurd strides, dilations or paddings are refused.
+        let reach = |out: usize, stride: usize, span: usize, before: usize, after: usize, len| {
+            out.checked_add(TILE_REACH)?
+                .checked_mul(stride)?
+                .checked_add(span)?
+                .checked_add(before)?
+                .checked_add(after)?
+                .checked_add(len)
+        };
+        let reach_h =
+            reach(out_h, s.stride_h, span_h, top, bottom, s.in_h).ok_or(Error::SizeOverflow {
+                what: "stride_h, dilation_h and padding (input rows reached)",
+            })?;
+        let reach_w =
+            reach(out_w, s.stride_w, span_w, left, right, s.in_w).ok_or(Error::SizeOverflow {
+                what: "stride_w, dilation_w and padding (input columns reached)",
+            })?;
+        checked_mul(
+            checked_mul(reach_h, reach_w, "padded input")?,
+            s.in_c,
+            "padded input",
         )?;
         let taps = checked_mul(s.kernel_h, s.kernel_w, "weights length")?;
         let in_per_group = s.in_c / s.groups;
@@ -433,6 +497,14 @@ impl Conv2dShape {
         })
     }
 }
+
+/// Output pixels past the last one that a kernel's tile may compute coordinates for (a
+/// tile's width is at most this; see `Conv2dShape::geometry`).
+const TILE_REACH: usize = if MONO_TILE_MAX > DW_PIXELS {
+    MONO_TILE_MAX
+} else {
+    DW_PIXELS
+};
 
 /// A validated shape with the derived sizes.
 #[derive(Clone, Copy, Debug)]
@@ -1985,33 +2057,48 @@ impl Engine {
         x: &[f32],
         y: &mut [f32],
     ) -> Result<(), Error> {
+        let call = ConvCall::checked(shape, weights, bias, act, x.len(), y.len())?;
+        if y.is_empty() {
+            return Ok(());
+        }
+        if x.is_empty() {
+            // An empty image with padding around it: every tap reads zeros.
+            self.bias_only(bias, act, call.g.out_c, y);
+            return Ok(());
+        }
+        call.run(self, x, y);
+        Ok(())
+    }
+}
+
+impl<'a> ConvCall<'a> {
+    /// Every check of a call with input and output of these lengths, before anything is
+    /// written.
+    fn checked(
+        shape: &Conv2dShape,
+        weights: &PackedConv2d<'a>,
+        bias: Option<&'a [f32]>,
+        act: Activation,
+        x_len: usize,
+        y_len: usize,
+    ) -> Result<Self, Error> {
         let g = shape.geometry()?;
         if weights.key != KernelKey::of(shape) {
             return Err(Error::InvalidShape {
                 what: "weights were packed for another kernel shape",
             });
         }
-        check_len("x", x.len(), g.input_len)?;
-        check_len("y", y.len(), g.output_len)?;
+        check_len("x", x_len, g.input_len)?;
+        check_len("y", y_len, g.output_len)?;
         if let Some(b) = bias {
             check_len("bias", b.len(), g.out_c)?;
         }
-        if y.is_empty() {
-            return Ok(());
-        }
-        if x.is_empty() {
-            // An empty image with padding around it: every tap reads zeros.
-            self.bias_only(bias, act, g.out_c, y);
-            return Ok(());
-        }
-        let call = ConvCall {
+        Ok(ConvCall {
             g,
             packed: weights.data,
             bias,
             act,
-        };
-        call.run(self, x, y);
-        Ok(())
+        })
     }
 }
 
@@ -2106,21 +2193,20 @@ impl Engine {
             padding: Padding::Valid,
             ..*shape
         };
-        offline.geometry()?;
         let state_len = checked_mul(history, shape.in_c, "state length")?;
         check_len("state", state.len(), state_len)?;
-        check_len(
-            "scratch",
-            scratch.len(),
-            checked_mul(total, shape.in_c, "scratch length")?,
-        )?;
+        let scratch_len = checked_mul(total, shape.in_c, "scratch length")?;
+        check_len("scratch", scratch.len(), scratch_len)?;
         check_len("y", y.len(), checked_mul(frames, shape.out_c, "y length")?)?;
+        // Everything the convolution checks, before `scratch` is written.
+        let x_len = if frames == 0 { 0 } else { scratch_len };
+        let call = ConvCall::checked(&offline, weights, bias, act, x_len, y.len())?;
         if frames == 0 {
             return Ok(());
         }
         scratch[..state_len].copy_from_slice(state);
         scratch[state_len..].copy_from_slice(x);
-        self.conv2d(&offline, weights, bias, act, scratch, y)?;
+        call.run(self, scratch, y);
         state.copy_from_slice(&scratch[scratch.len() - state_len..]);
         Ok(())
     }

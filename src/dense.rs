@@ -684,7 +684,8 @@ fn check_dense(
         check_len("bias", b.len(), out)?;
     }
     let rows = if inp == 0 {
-        // Without inputs the batch size comes from `y`.
+        // Without inputs the batch size comes from `y`, and there is no input to pass.
+        check_len("x", x.len(), 0)?;
         if out == 0 {
             0
         } else if y.len().is_multiple_of(out) {

@@ -76,7 +76,8 @@ mod softmax;
 
 pub use activation::Activation;
 pub use conv::{
-    Conv2d, Conv2dShape, PackedConv2d, Padding, WeightLayout, convert_weights, pack_conv2d,
+    Conv2d, Conv2dShape, ConvAlgorithm, PackedConv2d, Padding, WeightLayout, convert_weights,
+    pack_conv2d,
 };
 pub use dense::{Dense, PANEL, PackedDense, dense_packed_len, pack_dense};
 pub use dispatch::{Backend, Engine};

@@ -4,7 +4,9 @@
 //! find the maximum; exponentiate `x - max` and sum; scale (or, for log-softmax, subtract
 //! `max + ln(sum)`). Masked (`-inf`) and very negative entries go through `exp`'s
 //! comparison to an exact 0, so no subnormal is ever produced: masked rows run as fast as
-//! unmasked ones. A row whose every entry is `-inf` yields zeros, never NaN.
+//! unmasked ones. A row whose every entry is `-inf` yields zeros, never NaN. Finite input
+//! never gives NaN: where `x + mask` overflows to `+inf` (or an input is `+inf`), the `+inf`
+//! entries share the row equally and the rest get 0.
 
 use crate::dispatch::kernel_entry;
 use crate::error::check_len;
@@ -90,6 +92,10 @@ fn softmax_row<S: Simd>(s: S, row: &mut [f32], mask: Option<&[f32]>, kind: Kind)
         row.fill(fill);
         return;
     }
+    if max == f32::INFINITY {
+        infinite_row(row, kind);
+        return;
+    }
     match kind {
         Kind::Softmax => {
             let sum = exp_sum(s, row, max, true);
@@ -100,6 +106,25 @@ fn softmax_row<S: Simd>(s: S, row: &mut [f32], mask: Option<&[f32]>, kind: Kind)
             let log_sum = libm::logf(exp_sum(s, row, max, false));
             map_in_place(s, row, SubSub(max, log_sum));
         }
+    }
+}
+
+/// A row whose maximum is `+inf` (an infinite input, or finite `x + mask` that overflowed):
+/// the limit of the softmax as those entries grow together, so the `+inf` entries share the
+/// mass equally and the others get 0 (log-softmax: `-ln(count)` and `-inf`). Never NaN,
+/// unless the row holds a NaN. Not a hot path: plain loops.
+fn infinite_row(row: &mut [f32], kind: Kind) {
+    if row.iter().any(|v| v.is_nan()) {
+        row.fill(f32::NAN);
+        return;
+    }
+    let count = row.iter().filter(|&&v| v == f32::INFINITY).count() as f32;
+    let (top, rest) = match kind {
+        Kind::Softmax => (1.0 / count, 0.0),
+        Kind::LogSoftmax => (-libm::logf(count), f32::NEG_INFINITY),
+    };
+    for v in row {
+        *v = if *v == f32::INFINITY { top } else { rest };
     }
 }
 
@@ -164,7 +189,9 @@ impl Engine {
     ///
     /// `mask` is additive (use `f32::NEG_INFINITY` to exclude an entry) and is either one row
     /// (`cols` long, shared by every row) or one per row (`x.len()` long). A row whose
-    /// entries are all `-inf` gives zeros. Error: at most 2 ulp plus 1 ulp per 2^22 of row
+    /// entries are all `-inf` gives zeros; a row with `+inf` entries (inputs, or `x + mask`
+    /// overflowing) gives them equal shares and the others 0. NaN gives a NaN row; finite
+    /// input never does. Error: at most 2 ulp plus 1 ulp per 2^22 of row
     /// sum mass relative to the f64 result (see the crate docs).
     ///
     /// ```

@@ -9,5 +9,6 @@ mod conv;
 mod conv_golden;
 mod dense;
 mod dispatch;
+mod hostile;
 mod misuse;
 mod softmax;
