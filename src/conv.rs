@@ -363,7 +363,13 @@ impl Conv2dShape {
                 what: "groups must divide in_c and out_c",
             });
         }
-        let span = |k: usize, d: usize| checked_mul(k - 1, d, "dilated kernel").map(|e| e + 1);
+        let span = |k: usize, d: usize| {
+            checked_mul(k - 1, d, "dilated kernel")?
+                .checked_add(1)
+                .ok_or(Error::SizeOverflow {
+                    what: "dilated kernel",
+                })
+        };
         let (span_h, span_w) = (
             span(s.kernel_h, s.dilation_h)?,
             span(s.kernel_w, s.dilation_w)?,

@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
     let (mut y, mut z) = (vec![0.0; y_len], vec![0.0; y_len]);
     let r = best.dense(&packed, bias.as_deref(), act, &x, &mut y);
     let rows = if inp == 0 { if out == 0 { 0 } else { y_len / out } } else { x_len / inp };
-    let valid = (inp == 0 || x_len % inp == 0)
+    let valid = (inp == 0 && x_len == 0 || inp != 0 && x_len % inp == 0)
         && (inp != 0 || out == 0 || y_len % out == 0)
         && y_len == rows * out;
     assert_eq!(r.is_ok(), valid, "out {out} in {inp} x {x_len} y {y_len}");
@@ -42,5 +42,22 @@ fuzz_target!(|data: &[u8]| {
             assert!((a - b).abs() <= tol, "{a} vs {b}");
         }
     }
-    let _ = best.dense_row_major(&w, inp, bias.as_deref(), act, &x, &mut y);
+    // Row-major weights: the same checks (out from w.len() / inp) and, one row at a time
+    // being its use, results within the same bound of the packed ones.
+    let mut r_y = vec![0.0; y_len];
+    let r = best.dense_row_major(&w, inp, bias.as_deref(), act, &x, &mut r_y);
+    if inp > 0 {
+        assert_eq!(r.is_ok(), valid, "row-major: out {out} in {inp} x {x_len} y {y_len}");
+    }
+    if r.is_ok() && valid {
+        let mag = 64.0 * inp as f32 + 8.0;
+        let tol = 2.0 * (inp as f32 + 2.0) * 6e-8 * mag + 1e-6;
+        for (a, b) in r_y.iter().zip(&y) {
+            assert!((a - b).abs() <= tol, "row-major {a} vs packed {b}");
+        }
+    }
+    // Reinterpreting stored packed data checks its length.
+    let cut = data[4] as usize % 3;
+    let r = PackedDense::from_packed(&storage[..storage.len().saturating_sub(cut)], out, inp);
+    assert_eq!(r.is_ok(), cut == 0 || storage.is_empty());
 });

@@ -31,10 +31,17 @@ fuzz_target!(|data: &[u8]| {
     if r.is_err() {
         return;
     }
+    // The in-place forms give the same bits.
+    let mut w = x.to_vec();
+    if log { best.log_softmax_in_place(&mut w, cols, mask) } else { best.softmax_in_place(&mut w, cols, mask) }.unwrap();
+    assert!(w.iter().zip(&y).all(|(a, b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())));
+    // Finite in, never NaN out (an overflowing x + mask shares the row instead).
+    let finite = x.iter().chain(mask.unwrap_or(&[])).all(|v| v.is_finite());
+    assert!(!finite || y.iter().all(|v| !v.is_nan()), "NaN from finite input");
     run(scalar, &mut z).unwrap();
     for (row_y, row_z) in y.chunks(cols.max(1)).zip(z.chunks(cols.max(1))) {
         if row_y.iter().any(|v| v.is_nan()) {
-            continue; // NaN or +inf input: NaN row, by contract.
+            continue; // NaN input (or +inf - inf): NaN row, by contract.
         }
         if !log {
             let sum: f32 = row_y.iter().sum();

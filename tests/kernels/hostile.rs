@@ -57,6 +57,8 @@ fn absurd_strides_and_paddings_are_refused_or_right() {
             .with_padding(pad_w(1 << 61, 1 << 61)),
         Conv2dShape::new(2, 2, 1, 4, 2, 2).with_dilation(usize::MAX / 2, 1),
         Conv2dShape::new(2, 2, 1, 4, 2, 2).with_dilation(1, usize::MAX / 3),
+        // (k - 1) d + 1 overflowed by the last one (found by the fuzzer).
+        Conv2dShape::new(2, 2, 1, 4, 2, 2).with_dilation(1, usize::MAX),
         Conv2dShape::new(4, 4, 4, 4, 3, 3)
             .with_groups(4)
             .with_stride(usize::MAX, usize::MAX)
