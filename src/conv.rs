@@ -36,8 +36,10 @@
 //! small padded images (and the few-channel path) copy their tap rows into a 4 KiB stack
 //! buffer (zero-padded), so every tile takes the fast contiguous path, and the depthwise
 //! ring takes 192 vectors (12 KiB with AVX-512, 768 bytes on the scalar backend). The
-//! Winograd path keeps its transformed inputs and GEMM results on the stack: 48 KiB with
-//! AVX-512, 30 KiB AVX2, 18 KiB NEON, 9 KiB scalar.
+//! Winograd path keeps its transformed inputs and GEMM results on the stack. Whole frames
+//! of the kernel entry functions (x86-64 release build, read from their prologues): Winograd
+//! 50 KiB with AVX-512, 31.5 KiB AVX2, 10.1 KiB scalar (NEON about 18 KiB, estimated from
+//! its buffers); the other paths at most 14.2 KiB (AVX-512 implicit GEMM).
 
 use crate::activation::{Activation, Epilogue};
 use crate::dense::{
