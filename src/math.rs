@@ -43,7 +43,7 @@ pub(crate) const LN2_LO: f32 = -2.121_944_4e-4;
 /// than [`exp_poly`].
 #[cfg(any(simdnn_avx2, simdnn_avx512))]
 pub(crate) mod exp_table {
-    use super::{EXP_HI, EXP_LO, LN2_HI, LN2_LO, LOG2E, SIGMOID_HI, SIGMOID_LO, clamp};
+    use super::{EXP_LO, LN2_HI, LN2_LO, LOG2E, SIGMOID_HI, SIGMOID_LO, clamp};
     use crate::simd::ExpTable;
 
     /// `2^(j/16)` rounded to f32.
@@ -108,8 +108,7 @@ pub(crate) mod exp_table {
 
     /// [`super::exp`], same contract.
     #[inline(always)]
-    pub(crate) fn exp<S: ExpTable>(s: S, x: S::V) -> S::V {
-        let xc = clamp(s, x, EXP_LO, EXP_HI);
+    pub(crate) fn exp<S: ExpTable>(s: S, x: S::V, xc: S::V) -> S::V {
         let t = s.mul_add(xc, s.splat(LOG2E), s.splat(magic::<S>()));
         // k = n + j/N exactly.
         let k = s.sub(t, s.splat(magic::<S>()));
@@ -146,10 +145,14 @@ pub(crate) mod exp_table {
 /// NaN stays NaN (the data is the second operand of `min` and `max`).
 #[inline(always)]
 pub(crate) fn clamp<S: Simd>(s: S, x: S::V, lo: f32, hi: f32) -> S::V {
-    s.min(
-        s.splat(hi),
-        s.max(s.splat(lo), s.lift_tiny(x, s.splat(TINY))),
-    )
+    let lifted = s.lift_tiny(x, s.splat(TINY));
+    // `lo` is a constant after inlining: no instruction for an unbounded one.
+    let above = if lo == f32::NEG_INFINITY {
+        lifted
+    } else {
+        s.max(s.splat(lo), lifted)
+    };
+    s.min(s.splat(hi), above)
 }
 
 /// Q(r) ~ (e^r - 1 - r) / r^2 on [-ln2/2, ln2/2].
@@ -234,19 +237,39 @@ fn expm1_estrin<S: Simd, const NEG: bool, const K: i32>(s: S, v: S::V) -> S::V {
     }
 }
 
-/// `e^x`; 0 below [`EXP_LO`], +inf above ln(f32::MAX), NaN for NaN: [`Simd::exp`], which
+/// `e^x`; 0 below [`EXP_LO`], +inf above ln(f32::MAX), NaN for NaN: [`Simd::exp_of`], which
 /// is [`exp_poly`] except on AVX-512 and AVX2 (table-driven versions with the same contract).
 #[inline(always)]
 pub(crate) fn exp<S: Simd>(s: S, x: S::V) -> S::V {
-    s.exp(x)
+    let lo = if S::CLAMP_EXP_BELOW {
+        EXP_LO
+    } else {
+        f32::NEG_INFINITY
+    };
+    s.exp_of(x, clamp(s, x, lo, EXP_HI))
+}
+
+/// [`exp`] of `x <= 0` (or NaN), as softmax takes it (`x - max`): the argument needs no
+/// upper clamp, and raising its tiny magnitudes is one `min` (±0 and tiny negatives become
+/// `-TINY`, whose exponential is 1 as theirs is), not [`Simd::lift_tiny`]'s two operations.
+#[inline(always)]
+pub(crate) fn exp_nonpositive<S: Simd>(s: S, x: S::V) -> S::V {
+    let arg = s.min(s.splat(-TINY), x);
+    let arg = if S::CLAMP_EXP_BELOW {
+        s.max(s.splat(EXP_LO), arg)
+    } else {
+        arg
+    };
+    s.exp_of(x, arg)
 }
 
 /// [`exp`] by polynomial: `e^x = 2^n (1 + p)`, `p = e^r - 1`, scaled by
-/// [`Simd::exp_scale`]. Lanes below `EXP_LO` are clamped to it and replaced at the end.
+/// [`Simd::exp_scale`], from the prepared argument `xc` (clamped below at `EXP_LO`, whose
+/// lanes are replaced at the end).
 #[inline(always)]
-pub(crate) fn exp_poly<S: Simd>(s: S, x: S::V) -> S::V {
+pub(crate) fn exp_poly<S: Simd>(s: S, x: S::V, xc: S::V) -> S::V {
     let lo = s.splat(EXP_LO);
-    let (n, r, t) = reduce(s, clamp(s, x, EXP_LO, EXP_HI));
+    let (n, r, t) = reduce(s, xc);
     let y = s.exp_scale(expm1_reduced(s, r), n, t);
     s.zero_below(x, lo, y)
 }

@@ -10,7 +10,7 @@
 
 use crate::dispatch::kernel_entry;
 use crate::error::check_len;
-use crate::math::exp;
+use crate::math::exp_nonpositive;
 use crate::simd::{Scale, Simd, SubSub, map_in_place};
 use crate::{Engine, Error};
 
@@ -60,7 +60,7 @@ fn exp_sum<S: Simd>(s: S, row: &mut [f32], max: f32, store: bool) -> f32 {
     let mut acc = s.zero();
     let mut rs = row.chunks_exact_mut(S::LANES);
     for r in &mut rs {
-        let e = exp(s, s.add(s.load(r), neg_max));
+        let e = exp_nonpositive(s, s.add(s.load(r), neg_max));
         if store {
             s.store(e, r);
         }
@@ -69,7 +69,7 @@ fn exp_sum<S: Simd>(s: S, row: &mut [f32], max: f32, store: bool) -> f32 {
     let r = rs.into_remainder();
     if !r.is_empty() {
         // Padding lanes are -inf, whose exp is exactly 0.
-        let e = exp(s, s.add(s.load_partial(r, f32::NEG_INFINITY), neg_max));
+        let e = exp_nonpositive(s, s.add(s.load_partial(r, f32::NEG_INFINITY), neg_max));
         if store {
             s.store_partial(e, r);
         }

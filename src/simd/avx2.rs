@@ -189,8 +189,8 @@ impl Simd for Avx2 {
         unsafe { _mm256_div_ps(a, b) }
     }
     #[inline(always)]
-    fn exp(self, x: __m256) -> __m256 {
-        crate::math::exp_table::exp(self, x)
+    fn exp_of(self, x: __m256, arg: __m256) -> __m256 {
+        crate::math::exp_table::exp(self, x, arg)
     }
     #[inline(always)]
     fn sigmoid(self, x: __m256) -> __m256 {

@@ -172,9 +172,10 @@ impl Simd for Avx512 {
         // SAFETY: token (see impl).
         unsafe { _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_castps_si512(a))) }
     }
+    const CLAMP_EXP_BELOW: bool = false;
     #[inline(always)]
-    fn exp(self, x: __m512) -> __m512 {
-        crate::math::exp_table::exp(self, x)
+    fn exp_of(self, x: __m512, arg: __m512) -> __m512 {
+        crate::math::exp_table::exp(self, x, arg)
     }
     #[inline(always)]
     fn sigmoid(self, x: __m512) -> __m512 {

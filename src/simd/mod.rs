@@ -93,11 +93,17 @@ pub(crate) trait Simd: Copy {
         let h = self.shl23(t);
         self.mul(self.mul_add(h, p, h), self.splat(2.0))
     }
-    /// `e^x` (see `math::exp`): the shared polynomial, or a backend's own version with the
-    /// same contract.
+    /// Whether `exp` must clamp its argument below at `math::EXP_LO` (lanes under it are
+    /// zeroed at the end either way): the shared polynomial and AVX2 build `2^n` from the
+    /// exponent bits, which wrap (often into a subnormal) for very negative `n`. AVX-512's
+    /// `vscalefps` never computes those lanes: the zero mask folds into it.
+    const CLAMP_EXP_BELOW: bool = true;
+    /// `e^x` from `arg`, which is `x` prepared by `math::exp` (clamped, tiny magnitudes
+    /// raised; `x` itself only chooses the lanes that are 0): the shared polynomial, or a
+    /// backend's own version with the same contract.
     #[inline(always)]
-    fn exp(self, x: Self::V) -> Self::V {
-        crate::math::exp_poly(self, x)
+    fn exp_of(self, x: Self::V, arg: Self::V) -> Self::V {
+        crate::math::exp_poly(self, x, arg)
     }
     /// `sigmoid(x)` (see `math::sigmoid`), as [`Simd::exp`].
     #[inline(always)]

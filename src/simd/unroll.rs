@@ -132,9 +132,10 @@ impl<S: Simd> Simd for X4<S> {
     fn exp_scale(self, p: Self::V, n: Self::V, t: Self::V) -> Self::V {
         each!(i => self.0.exp_scale(p[i], n[i], t[i]))
     }
+    const CLAMP_EXP_BELOW: bool = S::CLAMP_EXP_BELOW;
     #[inline(always)]
-    fn exp(self, x: Self::V) -> Self::V {
-        each!(i => self.0.exp(x[i]))
+    fn exp_of(self, x: Self::V, arg: Self::V) -> Self::V {
+        each!(i => self.0.exp_of(x[i], arg[i]))
     }
     #[inline(always)]
     fn sigmoid(self, x: Self::V) -> Self::V {
