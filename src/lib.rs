@@ -69,6 +69,7 @@ mod conv;
 mod dense;
 mod dispatch;
 mod error;
+mod gemm;
 mod math;
 mod probe;
 mod simd;

@@ -20,9 +20,10 @@
 //! so the error bound is that of the direct convolution taken over the transforms' absolute
 //! values (see [`crate::Engine::conv2d`]).
 
-use super::{ConvCall, load_n};
+use super::ConvCall;
+use super::depthwise::load_n;
 use crate::activation::Epilogue;
-use crate::dense::{PANEL, gemm_tile, slices};
+use crate::gemm::{PANEL, gemm_tile, slices};
 use crate::simd::{Relu, Simd, Unchanged, VecOp};
 
 /// The fewest input channels that take this path: below, the transforms cost more than
@@ -123,7 +124,7 @@ fn transform_output<S: Simd>(s: S, m: [[S::V; 4]; 4]) -> [[S::V; 2]; 2] {
 
 /// The Winograd convolution with `T` tiles per GEMM row block and `NV` output vectors per
 /// block; `VBUF` and `MBUF` are the stack buffers' lengths (`16 * T * MAX_CHANNELS` and
-/// `16 * T * NV * LANES`, fixed per backend by `dense::blocking!`).
+/// `16 * T * NV * LANES`, fixed per backend by `gemm::blocking!`).
 #[inline(always)]
 pub(crate) fn conv_winograd<
     S: Simd,

@@ -1,0 +1,185 @@
+//! The few-channel path (1 to 4 input channels: RGB first layers, sensor streams).
+
+use super::ConvCall;
+use super::mono::MONO_TILE_MAX;
+use super::rows::{PADDED_ROWS, fill_zero, store_tile};
+use crate::gemm::{PANEL, gemm_tile_strided};
+use crate::simd::{Simd, Unchanged, VecOp, map};
+
+/// Input channels of the layers [`conv_few`] takes.
+pub(super) const FEW_CHANNELS: usize = 4;
+
+/// Few input channels (gray, RGB or RGBA first layers, sensor streams), one group,
+/// dilation 1 across: the tap rows under a chunk of output pixels are copied zero-padded
+/// to the stack, so that every tile, border or not, is `KH` runs of `KW * C` floats from
+/// one base pointer at constant offsets ([`gemm_tile_strided`]). The step between pixels'
+/// runs is a constant for RGB at stride 1 and 2 (immediate offsets instead of one address
+/// register per pixel).
+#[inline(always)]
+pub(super) fn conv_few<S: Simd, const MR: usize, const NV: usize>(
+    s: S,
+    call: ConvCall<'_>,
+    op: impl VecOp<S>,
+    x: &[f32],
+    y: &mut [f32],
+) {
+    const { assert!(MR <= MONO_TILE_MAX) };
+    let g = &call.g;
+    let (c, kh, kw) = (g.in_c, g.kernel_h, g.kernel_w);
+    // The distance between neighbouring pixels' runs of `kw * c` floats in a padded row.
+    let step = g.stride_w * c;
+    let pitch = PADDED_ROWS / kh;
+    // Output pixels per chunk: whole tiles whose windows fit a padded row (at least one,
+    // see `Geometry::is_few_channels`).
+    let chunk = ((pitch / c - kw) / g.stride_w + 1) / MR * MR;
+    let row_len = g.in_w * c;
+    let mut rows = [0.0; PADDED_ROWS];
+    // Where a chunk is the whole output row and the tap rows are consecutive, the padded
+    // rows form a ring (input row `iy` in slot `iy % kh`) and each is copied once, not
+    // `kh` times; otherwise tap row `ky` is copied to slot `ky` for every chunk.
+    let ring = chunk >= g.out_w && g.dilation_h == 1;
+    for (xn, yn) in x
+        .chunks_exact(g.in_h * row_len)
+        .zip(y.chunks_exact_mut(g.out_h * g.out_w * g.out_c))
+        .take(g.batch)
+    {
+        // Input rows `..next` are in the ring already.
+        let mut next = 0;
+        for (oy, out_row) in yn.chunks_exact_mut(g.out_w * g.out_c).enumerate() {
+            // The tap rows inside the image (a range: `in_row` is monotonic in `ky`).
+            let inside = |ky: &usize| g.in_row(oy, *ky).is_some();
+            let taps = match ((0..kh).find(inside), (0..kh).rev().find(inside)) {
+                (Some(lo), Some(hi)) => lo..hi + 1,
+                _ => 0..0,
+            };
+            let slot = |ky: usize| match (ring, g.in_row(oy, ky)) {
+                (true, Some(iy)) => iy % kh,
+                _ => ky,
+            };
+            for ox0 in (0..g.out_w).step_by(chunk) {
+                let tiles = chunk.min(g.out_w - ox0).div_ceil(MR);
+                let cols = (tiles * MR - 1) * g.stride_w + kw;
+                // Padded column `j` holds input column `first + j - left`.
+                let first = ox0 * g.stride_w;
+                let lead = g.left.saturating_sub(first).min(cols);
+                let body = (g.left + g.in_w).saturating_sub(first).clamp(lead, cols);
+                for ky in taps.clone() {
+                    let Some(iy) = g.in_row(oy, ky) else { continue };
+                    if ring && iy < next {
+                        continue;
+                    }
+                    let dst = &mut rows[slot(ky) * pitch..][..cols * c];
+                    // (No image columns: a chunk wholly inside a wide padding.)
+                    let src = match body - lead {
+                        0 => &[][..],
+                        n => &xn[iy * row_len + (first + lead - g.left) * c..][..n * c],
+                    };
+                    let (head, rest) = dst.split_at_mut(lead * c);
+                    let (mid, tail) = rest.split_at_mut((body - lead) * c);
+                    // Vector moves: no library call for these short rows.
+                    fill_zero(s, head);
+                    map(s, src, mid, Unchanged);
+                    fill_zero(s, tail);
+                }
+                if let Some(iy) = taps.clone().next_back().and_then(|hi| g.in_row(oy, hi)) {
+                    next = iy + 1;
+                }
+                let tap_rows = TapRows {
+                    rows: &rows,
+                    pitch,
+                    taps: taps.clone(),
+                    first: slot(taps.start),
+                    slots: kh,
+                };
+                let chunk_out = (&mut *out_row, ox0, tiles);
+                // Constant steps for RGB (stride 1 and 2): immediate offsets instead of one
+                // address register per pixel (each arm its own loop, so that the tiles'
+                // accumulators go straight to their stores).
+                match step {
+                    3 => few_chunk::<S, MR, NV>(s, &call, op, tap_rows, chunk_out, 3),
+                    6 => few_chunk::<S, MR, NV>(s, &call, op, tap_rows, chunk_out, 6),
+                    _ => few_chunk::<S, MR, NV>(s, &call, op, tap_rows, chunk_out, step),
+                }
+            }
+        }
+    }
+}
+
+/// The tiles of one chunk of [`conv_few`]: `tiles` tiles of output row `out_row` from
+/// pixel `ox0`, every panel, from the padded tap rows.
+#[allow(clippy::type_complexity)]
+#[inline(always)]
+fn few_chunk<S: Simd, const MR: usize, const NV: usize>(
+    s: S,
+    call: &ConvCall<'_>,
+    op: impl VecOp<S>,
+    tap_rows: TapRows<'_>,
+    (out_row, ox0, tiles): (&mut [f32], usize, usize),
+    step: usize,
+) {
+    let g = &call.g;
+    let (run, k) = (g.kernel_w * g.in_c, g.k());
+    let block_cols = NV * S::LANES;
+    for (p, panel) in call.packed.chunks_exact(PANEL * k).enumerate() {
+        for col in (0..PANEL).step_by(block_cols) {
+            let o = p * PANEL + col;
+            if o >= g.out_c {
+                break;
+            }
+            let width = block_cols.min(g.out_c - o);
+            for t in 0..tiles {
+                let at = t * MR * step;
+                let acc = few_tile::<S, MR, NV>(s, tap_rows.clone(), at, step, (panel, run, col));
+                let ox = ox0 + t * MR;
+                let keep = MR.min(g.out_w - ox);
+                store_tile(
+                    s,
+                    &acc,
+                    (keep, width),
+                    call.bias,
+                    op,
+                    out_row,
+                    ox,
+                    o,
+                    g.out_c,
+                );
+            }
+        }
+    }
+}
+
+/// The padded tap rows of [`conv_few`]: tap row `taps.start` in slot `first` of `rows`
+/// (slots `pitch` floats apart), each next tap row in the next slot, wrapping at `slots`.
+#[derive(Clone)]
+struct TapRows<'a> {
+    rows: &'a [f32],
+    pitch: usize,
+    taps: core::ops::Range<usize>,
+    first: usize,
+    slots: usize,
+}
+
+/// One tile of [`conv_few`]: each tap row's `MR` runs of `run` floats from `at`, `step`
+/// floats apart, times the panel's rows.
+#[inline(always)]
+fn few_tile<S: Simd, const MR: usize, const NV: usize>(
+    s: S,
+    tap_rows: TapRows<'_>,
+    at: usize,
+    step: usize,
+    (panel, run, col): (&[f32], usize, usize),
+) -> [[S::V; NV]; MR] {
+    let mut acc = [[s.zero(); NV]; MR];
+    let mut slot = tap_rows.first;
+    for ky in tap_rows.taps {
+        let xs = &tap_rows.rows[slot * tap_rows.pitch + at..][..(MR - 1) * step + run];
+        let w = &panel[ky * run * PANEL..(ky + 1) * run * PANEL];
+        gemm_tile_strided::<S, MR, NV>(s, &mut acc, xs, step, run, w, col);
+        slot = if slot + 1 == tap_rows.slots {
+            0
+        } else {
+            slot + 1
+        };
+    }
+    acc
+}

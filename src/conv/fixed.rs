@@ -1,0 +1,123 @@
+//! The fixed-size layer: const-generic shapes, arrays in and out, cannot fail.
+
+use super::ConvCall;
+use super::shape::{Conv2dShape, Padding};
+use crate::Engine;
+use crate::activation::Activation;
+
+/// A fixed-size stride-1 2-D convolution (one group) over weights packed at compile time
+/// with [`pack_conv2d`](crate::pack_conv2d); the image size is a type parameter of each call, so shape errors
+/// are compile errors and [`Conv2d::forward_same`] / [`Conv2d::forward_valid`] cannot fail.
+/// `P` is the packed length (use `0` to name `PACKED_LEN` before it is known).
+///
+/// ```
+/// use simdnn::{Activation, Conv2d, Engine, pack_conv2d};
+/// const W: [[[[f32; 1]; 3]; 3]; 1] = [[[[1.0]; 3]; 3]]; // 3x3 box filter
+/// static PACKED: [f32; Conv2d::<1, 1, 3, 3, 0>::PACKED_LEN] = pack_conv2d(&W);
+/// let conv = Conv2d::<1, 1, 3, 3, { Conv2d::<1, 1, 3, 3, 0>::PACKED_LEN }>::new(&PACKED, None, Activation::Identity);
+/// let x = [[[1.0f32]; 4]; 4];
+/// let mut y = [[[0.0f32]; 4]; 4];
+/// conv.forward_same(&Engine::new(), &x, &mut y);
+/// assert_eq!(y[0][0], [4.0]);
+/// assert_eq!(y[1][1], [9.0]);
+/// ```
+///
+/// A VALID output of the wrong size does not compile:
+///
+/// ```compile_fail
+/// use simdnn::{Activation, Conv2d, Engine, pack_conv2d};
+/// const W: [[[[f32; 1]; 3]; 3]; 1] = [[[[1.0]; 3]; 3]];
+/// static PACKED: [f32; Conv2d::<1, 1, 3, 3, 0>::PACKED_LEN] = pack_conv2d(&W);
+/// let conv = Conv2d::<1, 1, 3, 3, { Conv2d::<1, 1, 3, 3, 0>::PACKED_LEN }>::new(&PACKED, None, Activation::Identity);
+/// let mut y = [[[0.0f32]; 3]; 3]; // must be 2x2
+/// conv.forward_valid(&Engine::new(), &[[[1.0f32]; 4]; 4], &mut y);
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Conv2d<
+    'w,
+    const CI: usize,
+    const CO: usize,
+    const KH: usize,
+    const KW: usize,
+    const P: usize,
+> {
+    packed: &'w [f32; P],
+    bias: Option<&'w [f32; CO]>,
+    act: Activation,
+}
+
+impl<'w, const CI: usize, const CO: usize, const KH: usize, const KW: usize, const P: usize>
+    Conv2d<'w, CI, CO, KH, KW, P>
+{
+    /// Length of the packed weights.
+    pub const PACKED_LEN: usize = Conv2dShape::new(0, 0, CI, CO, KH, KW).packed_weights_len();
+
+    /// A layer over packed weights (from [`pack_conv2d`](crate::pack_conv2d)), optional bias and activation.
+    pub const fn new(packed: &'w [f32; P], bias: Option<&'w [f32; CO]>, act: Activation) -> Self {
+        const { assert!(P == Self::PACKED_LEN && CI > 0 && CO > 0 && KH > 0 && KW > 0) };
+        Conv2d { packed, bias, act }
+    }
+
+    /// SAME padding: the output has the input's height and width.
+    pub fn forward_same<const H: usize, const W: usize>(
+        &self,
+        engine: &Engine,
+        x: &[[[f32; CI]; W]; H],
+        y: &mut [[[f32; CO]; W]; H],
+    ) {
+        self.run(
+            engine,
+            H,
+            W,
+            Padding::Same,
+            x.as_flattened().as_flattened(),
+            y.as_flattened_mut().as_flattened_mut(),
+        );
+    }
+
+    /// VALID padding: the output is `(H - KH + 1) x (W - KW + 1)`.
+    pub fn forward_valid<const H: usize, const W: usize, const OH: usize, const OW: usize>(
+        &self,
+        engine: &Engine,
+        x: &[[[f32; CI]; W]; H],
+        y: &mut [[[f32; CO]; OW]; OH],
+    ) {
+        const {
+            assert!(
+                H >= KH && W >= KW && OH == H - KH + 1 && OW == W - KW + 1,
+                "output must be (H-KH+1) x (W-KW+1)"
+            )
+        };
+        self.run(
+            engine,
+            H,
+            W,
+            Padding::Valid,
+            x.as_flattened().as_flattened(),
+            y.as_flattened_mut().as_flattened_mut(),
+        );
+    }
+
+    fn run(&self, engine: &Engine, h: usize, w: usize, padding: Padding, x: &[f32], y: &mut [f32]) {
+        let shape = Conv2dShape::new(h, w, CI, CO, KH, KW).with_padding(padding);
+        // Every size is fixed by the types and checked at compile time, so the shape is valid
+        // (a 0-sized image simply has no output).
+        if let Ok(g) = shape.geometry() {
+            if g.output_len == 0 {
+                return;
+            }
+            let (packed, bias, act) = (
+                self.packed.as_slice(),
+                self.bias.map(|b| b.as_slice()),
+                self.act,
+            );
+            let call = ConvCall {
+                g,
+                packed,
+                bias,
+                act,
+            };
+            call.run(engine, x, y);
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! The implicit GEMM: tiles of output pixels times panels of output channels, the path
+//! every shape takes unless a specialised one applies, and the tile stores the mono and
+//! few-channel paths share.
+
+use super::ConvCall;
+use super::few::conv_few;
+use super::mono::conv_mono;
+use super::shape::Geometry;
+use crate::activation::Epilogue;
+use crate::gemm::{PANEL, gemm_tile, slices, store_block, store_whole_tile, whole_bias};
+use crate::simd::{Relu, Simd, Unchanged, VecOp};
+
+/// Stack floats for zero-padded copies of the tap rows of one output row (4 KiB).
+pub(super) const PADDED_ROWS: usize = 1024;
+
+/// Zeros that padded taps read instead of the input (`in_per_group` is processed in
+/// chunks of this size where padding is involved).
+static ZEROS: [f32; 256] = [0.0; 256];
+
+/// Implicit-GEMM convolution: `MR` output pixels of a row times `NV` vectors of a panel.
+/// Layers with at most one vector of outputs per group (e.g. 16 channels on AVX-512) have
+/// half the accumulators per pixel, so they take tiles of `MRN` pixels instead (`MRM` in
+/// [`conv_mono`] and [`conv_few`]). A row's last few pixels (at most `MRT`) take a tile of
+/// `MRT`, not a mostly wasted full one. `PATH` selects [`conv_rows`] ([`ROWS`]),
+/// [`conv_mono`] ([`MONO`]) or [`conv_few`] ([`FEW`]).
+#[inline(always)]
+pub(crate) fn conv_general<
+    S: Simd,
+    const MR: usize,
+    const NV: usize,
+    const MRN: usize,
+    const MRM: usize,
+    const MRT: usize,
+    const PATH: u8,
+>(
+    s: S,
+    call: ConvCall<'_>,
+    x: &[f32],
+    y: &mut [f32],
+) {
+    match call.act.epilogue() {
+        Epilogue::Relu => conv_tiles::<S, MR, NV, MRN, MRM, MRT, PATH>(s, call, Relu, x, y),
+        Epilogue::Linear(op) => conv_tiles::<S, MR, NV, MRN, MRM, MRT, PATH>(s, call, op, x, y),
+        Epilogue::Plain | Epilogue::Afterwards => {
+            conv_tiles::<S, MR, NV, MRN, MRM, MRT, PATH>(s, call, Unchanged, x, y)
+        }
+    }
+}
+
+#[inline(always)]
+fn conv_tiles<
+    S: Simd,
+    const MR: usize,
+    const NV: usize,
+    const MRN: usize,
+    const MRM: usize,
+    const MRT: usize,
+    const PATH: u8,
+>(
+    s: S,
+    call: ConvCall<'_>,
+    op: impl VecOp<S>,
+    x: &[f32],
+    y: &mut [f32],
+) {
+    match (PATH, call.g.out_per_group <= S::LANES) {
+        (MONO, true) => conv_mono::<S, MRM, 1>(s, call, op, x, y),
+        (MONO, false) => conv_mono::<S, MR, NV>(s, call, op, x, y),
+        (FEW, true) => conv_few::<S, MRM, 1>(s, call, op, x, y),
+        (FEW, false) => conv_few::<S, MR, NV>(s, call, op, x, y),
+        (_, true) => conv_rows::<S, MRN, 1, MRT>(s, call, op, x, y),
+        (_, false) => conv_rows::<S, MR, NV, MRT>(s, call, op, x, y),
+    }
+}
+
+/// [`conv_general`]'s paths.
+pub(crate) const ROWS: u8 = 0;
+pub(crate) const MONO: u8 = 1;
+pub(crate) const FEW: u8 = 2;
+
+/// `dst.fill(0.0)` with vector stores.
+#[inline(always)]
+pub(super) fn fill_zero<S: Simd>(s: S, dst: &mut [f32]) {
+    let mut ds = dst.chunks_exact_mut(S::LANES);
+    for d in &mut ds {
+        s.store(s.zero(), d);
+    }
+    let d = ds.into_remainder();
+    if !d.is_empty() {
+        s.store_partial(s.zero(), d);
+    }
+}
+
+/// Stores the first `keep` pixels and `width` outputs of a tile from pixel `ox`, output
+/// `o` of `out_row` (`pitch` floats per pixel), adding the bias and applying `op`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(super) fn store_tile<S: Simd, const MR: usize, const NV: usize>(
+    s: S,
+    acc: &[[S::V; NV]; MR],
+    (keep, width): (usize, usize),
+    bias: Option<&[f32]>,
+    op: impl VecOp<S>,
+    out_row: &mut [f32],
+    ox: usize,
+    o: usize,
+    pitch: usize,
+) {
+    if keep == MR && width == NV * S::LANES {
+        let b = whole_bias::<S, NV>(s, bias, o);
+        return store_whole_tile::<S, MR, NV>(s, acc, b, op, &mut out_row[ox * pitch + o..], pitch);
+    }
+    let add = bias.map(|b| &b[o..o + width]);
+    for (m, &acc_row) in acc.iter().enumerate().take(keep) {
+        let at = (ox + m) * pitch + o;
+        store_block::<S, NV>(s, acc_row, add, op, &mut out_row[at..at + width]);
+    }
+}
+
+/// [`conv_general`] with one tile shape.
+#[inline(always)]
+fn conv_rows<S: Simd, const MR: usize, const NV: usize, const MRT: usize>(
+    s: S,
+    call: ConvCall<'_>,
+    op: impl VecOp<S>,
+    x: &[f32],
+    y: &mut [f32],
+) {
+    let ConvCall {
+        g,
+        packed,
+        bias,
+        act: _,
+    } = call;
+    let k = g.k();
+    let group_len = g.out_per_group.div_ceil(PANEL) * PANEL * k;
+    let block_cols = NV * S::LANES;
+    let (image_in, image_out) = (g.in_h * g.in_w * g.in_c, g.out_h * g.out_w * g.out_c);
+    // Small images with horizontal padding: copy the tap rows of each output row into a
+    // zero-padded stack buffer, so that every tile takes the contiguous-run path.
+    let right = ((g.out_w - 1) * g.stride_w + (g.kernel_w - 1) * g.dilation_w + 1)
+        .saturating_sub(g.left + g.in_w);
+    let row_len = (g.left + g.in_w + right) * g.in_c;
+    let pad_rows = g.groups == 1
+        && g.dilation_w == 1
+        && (g.left > 0 || right > 0)
+        && g.kernel_h * row_len <= PADDED_ROWS;
+    let mut padded = [0.0; PADDED_ROWS];
+    for (xn, yn) in x
+        .chunks_exact(image_in)
+        .zip(y.chunks_exact_mut(image_out))
+        .take(g.batch)
+    {
+        for grp in 0..g.groups {
+            let weights = &packed[grp * group_len..(grp + 1) * group_len];
+            let c0 = grp * g.in_per_group;
+            for oy in 0..g.out_h {
+                if pad_rows {
+                    for ky in 0..g.kernel_h {
+                        if let Some(iy) = g.in_row(oy, ky) {
+                            let dst = &mut padded[ky * row_len..(ky + 1) * row_len];
+                            let (lead, rest) = dst.split_at_mut(g.left * g.in_c);
+                            let (body, tail) = rest.split_at_mut(g.in_w * g.in_c);
+                            lead.fill(0.0);
+                            body.copy_from_slice(
+                                &xn[iy * g.in_w * g.in_c..(iy + 1) * g.in_w * g.in_c],
+                            );
+                            tail.fill(0.0);
+                        }
+                    }
+                }
+                let rows = if pad_rows {
+                    Some((&padded[..], row_len))
+                } else {
+                    None
+                };
+                for ox0 in (0..g.out_w).step_by(MR) {
+                    let pixels = MR.min(g.out_w - ox0);
+                    // The whole block's window rows lie inside the image horizontally.
+                    let inside = pad_rows
+                        || (g.in_col(ox0, 0).is_some()
+                            && g.in_col(ox0 + pixels - 1, g.kernel_w - 1).is_some());
+                    for (p, panel) in weights.chunks_exact(PANEL * k).enumerate() {
+                        for col in (0..PANEL).step_by(block_cols) {
+                            let o = p * PANEL + col;
+                            if o >= g.out_per_group {
+                                break;
+                            }
+                            let width = block_cols.min(g.out_per_group - o);
+                            let oc = grp * g.out_per_group + o;
+                            let tile = Tile {
+                                oy,
+                                ox0,
+                                pixels,
+                                inside,
+                                c0,
+                                oc,
+                                width,
+                            };
+                            // A narrow last block (e.g. 16 outputs of a 32-wide panel) takes
+                            // one vector column, half the FMAs.
+                            let narrow = width <= S::LANES && NV > 1;
+                            let short = pixels <= MRT && MRT < MR;
+                            let args = (s, &g, xn, rows, &mut *yn, panel, col, tile, bias, op);
+                            match (short, narrow) {
+                                (false, false) => conv_tile::<S, MR, NV>(args),
+                                (false, true) => conv_tile::<S, MR, 1>(args),
+                                (true, false) => conv_tile::<S, MRT, NV>(args),
+                                (true, true) => conv_tile::<S, MRT, 1>(args),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Where a tile sits: output row, first pixel, pixels kept, whether every window is inside
+/// the image horizontally, the group's first input channel, the first output channel and
+/// how many outputs are kept.
+#[derive(Clone, Copy)]
+struct Tile {
+    oy: usize,
+    ox0: usize,
+    pixels: usize,
+    inside: bool,
+    c0: usize,
+    oc: usize,
+    width: usize,
+}
+
+/// Everything [`conv_tile`] reads and writes: the backend, the shape, the image, the padded
+/// tap rows if any, the output image, the weight panel and its column, the tile, the bias
+/// and the activation.
+type TileArgs<'a, S, Op> = (
+    S,
+    &'a Geometry,
+    &'a [f32],
+    Option<(&'a [f32], usize)>,
+    &'a mut [f32],
+    &'a [f32],
+    usize,
+    Tile,
+    Option<&'a [f32]>,
+    Op,
+);
+
+/// `MR` pixels times `NV` vectors of one panel: accumulate every tap, then store.
+#[inline(always)]
+fn conv_tile<S: Simd, const MR: usize, const NV: usize>(
+    (s, g, xn, padded, yn, panel, col, t, bias, op): TileArgs<'_, S, impl VecOp<S>>,
+) {
+    // Tail blocks repeat the last pixel and discard it.
+    let ox = |m: usize| t.ox0 + m.min(t.pixels - 1);
+    let runs = g.groups == 1 && g.dilation_w == 1;
+    let mut acc = [[s.zero(); NV]; MR];
+    for ky in 0..g.kernel_h {
+        let Some(iy) = g.in_row(t.oy, ky) else {
+            continue;
+        };
+        // The input row, or its zero-padded copy (which starts `left` columns earlier).
+        let (row, left) = match padded {
+            Some((buf, len)) => (&buf[ky * len..(ky + 1) * len], 0),
+            None => (
+                &xn[iy * g.in_w * g.in_c..(iy + 1) * g.in_w * g.in_c],
+                g.left,
+            ),
+        };
+        let tap0 = ky * g.kernel_w;
+        if runs && t.inside {
+            // One contiguous `KW * C` run per pixel and tap row.
+            let len = g.kernel_w * g.in_c;
+            let w = &panel[tap0 * g.in_c * PANEL..(tap0 * g.in_c + len) * PANEL];
+            let rows: [&[f32]; MR] = slices(|m| {
+                let ix = ox(m) * g.stride_w - left;
+                &row[ix * g.in_c..ix * g.in_c + len]
+            });
+            gemm_tile::<S, MR, NV>(s, &mut acc, rows, w, col);
+            continue;
+        }
+        for kx in 0..g.kernel_w {
+            let tap = tap0 + kx;
+            for ch in (0..g.in_per_group).step_by(ZEROS.len()) {
+                let len = ZEROS.len().min(g.in_per_group - ch);
+                let rows: [&[f32]; MR] = slices(|m| match g.in_col(ox(m), kx) {
+                    Some(ix) => {
+                        let at = ix * g.in_c + t.c0 + ch;
+                        &row[at..at + len]
+                    }
+                    None => &ZEROS[..len],
+                });
+                let kk = tap * g.in_per_group + ch;
+                let w = &panel[kk * PANEL..(kk + len) * PANEL];
+                gemm_tile::<S, MR, NV>(s, &mut acc, rows, w, col);
+            }
+        }
+    }
+    let at = (t.oy * g.out_w + t.ox0) * g.out_c + t.oc;
+    if t.pixels == MR && t.width == NV * S::LANES {
+        let b = whole_bias::<S, NV>(s, bias, t.oc);
+        store_whole_tile::<S, MR, NV>(s, &acc, b, op, &mut yn[at..], g.out_c);
+        return;
+    }
+    let add = bias.map(|b| &b[t.oc..t.oc + t.width]);
+    for (m, acc_row) in acc.into_iter().enumerate().take(t.pixels) {
+        let at = ((t.oy * g.out_w) + t.ox0 + m) * g.out_c + t.oc;
+        store_block::<S, NV>(s, acc_row, add, op, &mut yn[at..at + t.width]);
+    }
+}

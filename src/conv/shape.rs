@@ -1,0 +1,530 @@
+//! Convolution shapes: padding rules, the algorithm choice, `Conv2dShape` and its
+//! validation into a `Geometry` (every derived size and coordinate bound checked once).
+
+use super::depthwise::DW_PIXELS;
+use super::few::FEW_CHANNELS;
+use super::mono::{MONO_TILE_MAX, MONO_WINDOW};
+use super::rows::PADDED_ROWS;
+use super::winograd;
+use crate::Error;
+use crate::error::checked_mul;
+use crate::gemm::PANEL;
+
+/// How the input is padded (with zeros) before the kernel slides over it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Padding {
+    /// No padding; the output shrinks by the dilated kernel extent minus one.
+    #[default]
+    Valid,
+    /// TensorFlow `SAME`: output size `ceil(in / stride)`, the padding split evenly with
+    /// the odd element after.
+    Same,
+    /// Explicit zeros before and after each spatial axis.
+    Explicit {
+        /// Rows before the first.
+        top: usize,
+        /// Rows after the last.
+        bottom: usize,
+        /// Columns before the first.
+        left: usize,
+        /// Columns after the last.
+        right: usize,
+    },
+}
+
+/// How a convolution is computed, where there is a choice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ConvAlgorithm {
+    /// The fastest path for the shape: Winograd F(2x2, 3x3) where it applies
+    /// ([`Conv2dShape::uses_winograd`]), a direct convolution otherwise.
+    #[default]
+    Auto,
+    /// Always a direct convolution: its error bound is the plain sum's, and its special
+    /// values are a sum's (a `±inf` pixel gives `±inf` or NaN only where the sum has
+    /// `inf - inf`; Winograd's input transform also adds and subtracts neighbouring
+    /// pixels, so a `±inf` pixel turns most outputs that read it into NaN, and finite
+    /// inputs above about `f32::MAX / 4` can overflow).
+    Direct,
+}
+
+/// The shape and options of a 2-D convolution. Start from [`Conv2dShape::new`] and adjust
+/// with the `with_*` methods; every field is public.
+///
+/// ```
+/// use simdnn::{Conv2dShape, Padding};
+/// let s = Conv2dShape::new(56, 56, 64, 64, 3, 3).with_padding(Padding::Same);
+/// assert_eq!(s.output_hw()?, (56, 56));
+/// let s2 = Conv2dShape::new(56, 56, 32, 64, 3, 3).with_stride(2, 2).with_padding(Padding::Same);
+/// assert_eq!(s2.output_hw()?, (28, 28));
+/// # Ok::<(), simdnn::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dShape {
+    /// Images in the batch.
+    pub batch: usize,
+    /// Input height.
+    pub in_h: usize,
+    /// Input width.
+    pub in_w: usize,
+    /// Input channels.
+    pub in_c: usize,
+    /// Output channels.
+    pub out_c: usize,
+    /// Kernel height.
+    pub kernel_h: usize,
+    /// Kernel width.
+    pub kernel_w: usize,
+    /// Vertical stride.
+    pub stride_h: usize,
+    /// Horizontal stride.
+    pub stride_w: usize,
+    /// Vertical dilation.
+    pub dilation_h: usize,
+    /// Horizontal dilation.
+    pub dilation_w: usize,
+    /// Padding rule.
+    pub padding: Padding,
+    /// Channel groups: each output channel sees `in_c / groups` inputs. `groups == in_c`
+    /// is depthwise (with channel multiplier `out_c / in_c`).
+    pub groups: usize,
+    /// Winograd where it applies, or always direct. Weights are packed for one or the other.
+    pub algorithm: ConvAlgorithm,
+}
+
+impl Conv2dShape {
+    /// Batch 1, stride 1, dilation 1, `Valid` padding, one group.
+    pub const fn new(
+        in_h: usize,
+        in_w: usize,
+        in_c: usize,
+        out_c: usize,
+        kernel_h: usize,
+        kernel_w: usize,
+    ) -> Self {
+        Conv2dShape {
+            batch: 1,
+            in_h,
+            in_w,
+            in_c,
+            out_c,
+            kernel_h,
+            kernel_w,
+            stride_h: 1,
+            stride_w: 1,
+            dilation_h: 1,
+            dilation_w: 1,
+            padding: Padding::Valid,
+            groups: 1,
+            algorithm: ConvAlgorithm::Auto,
+        }
+    }
+
+    /// A 1-D convolution over `len` frames of `in_c` channels (NWC), as a 1-row 2-D one.
+    ///
+    /// ```
+    /// use simdnn::{Conv2dShape, Padding};
+    /// let kws = Conv2dShape::conv1d(16000, 1, 16, 9).with_padding(Padding::Same);
+    /// assert_eq!(kws.output_hw()?, (1, 16000));
+    /// # Ok::<(), simdnn::Error>(())
+    /// ```
+    pub const fn conv1d(len: usize, in_c: usize, out_c: usize, kernel: usize) -> Self {
+        Conv2dShape::new(1, len, in_c, out_c, 1, kernel)
+    }
+
+    /// With `batch` images.
+    pub const fn with_batch(mut self, batch: usize) -> Self {
+        self.batch = batch;
+        self
+    }
+    /// With strides (vertical, horizontal).
+    pub const fn with_stride(mut self, stride_h: usize, stride_w: usize) -> Self {
+        self.stride_h = stride_h;
+        self.stride_w = stride_w;
+        self
+    }
+    /// With dilations (vertical, horizontal).
+    pub const fn with_dilation(mut self, dilation_h: usize, dilation_w: usize) -> Self {
+        self.dilation_h = dilation_h;
+        self.dilation_w = dilation_w;
+        self
+    }
+    /// With a padding rule. For a 1-D shape, `Explicit` uses `left`/`right` (and
+    /// `Same` pads only horizontally, since the kernel height is 1).
+    pub const fn with_padding(mut self, padding: Padding) -> Self {
+        self.padding = padding;
+        self
+    }
+    /// With `groups` channel groups (`groups == in_c == out_c` is depthwise).
+    pub const fn with_groups(mut self, groups: usize) -> Self {
+        self.groups = groups;
+        self
+    }
+    /// With an algorithm choice: [`ConvAlgorithm::Direct`] turns Winograd off.
+    ///
+    /// ```
+    /// use simdnn::{ConvAlgorithm, Conv2dShape};
+    /// let s = Conv2dShape::new(16, 16, 16, 32, 3, 3);
+    /// assert!(s.uses_winograd());
+    /// assert!(!s.with_algorithm(ConvAlgorithm::Direct).uses_winograd());
+    /// ```
+    pub const fn with_algorithm(mut self, algorithm: ConvAlgorithm) -> Self {
+        self.algorithm = algorithm;
+        self
+    }
+
+    /// Output height and width, or why the shape is invalid.
+    pub fn output_hw(&self) -> Result<(usize, usize), Error> {
+        self.geometry().map(|g| (g.out_h, g.out_w))
+    }
+
+    /// Length of the NHWC input.
+    pub fn input_len(&self) -> Result<usize, Error> {
+        self.geometry().map(|g| g.input_len)
+    }
+
+    /// Length of the NHWC output.
+    pub fn output_len(&self) -> Result<usize, Error> {
+        self.geometry().map(|g| g.output_len)
+    }
+
+    /// Length of the weights in any [`WeightLayout`](crate::WeightLayout): `out_c * KH * KW * in_c / groups`.
+    pub fn weights_len(&self) -> Result<usize, Error> {
+        self.geometry().map(|g| g.weights_len)
+    }
+
+    /// Length of the packed weights ([`PackedConv2d::pack`](crate::PackedConv2d::pack)); 0 if the shape is invalid
+    /// (which `pack` reports).
+    ///
+    /// ```
+    /// use simdnn::Conv2dShape;
+    /// // 16 output channels are padded to one 32-wide panel of 3 * 3 * 3 taps.
+    /// assert_eq!(Conv2dShape::new(32, 32, 3, 16, 3, 3).packed_weights_len(), 32 * 27);
+    /// ```
+    pub const fn packed_weights_len(&self) -> usize {
+        /// The product, or 0 from the whole function if it overflows.
+        macro_rules! mul {
+            ($a:expr, $b:expr) => {
+                match $a.checked_mul($b) {
+                    Some(v) => v,
+                    None => return 0,
+                }
+            };
+        }
+        if self.groups == 0
+            || !self.in_c.is_multiple_of(self.groups)
+            || !self.out_c.is_multiple_of(self.groups)
+        {
+            return 0;
+        }
+        let taps = mul!(self.kernel_h, self.kernel_w);
+        if self.is_depthwise() {
+            return mul!(taps, self.out_c);
+        }
+        if self.uses_winograd() {
+            let panels = mul!(self.out_c.div_ceil(PANEL), PANEL);
+            return mul!(panels, mul!(winograd::POSITIONS, self.in_c));
+        }
+        let per_group_out = mul!((self.out_c / self.groups).div_ceil(PANEL), PANEL);
+        let k = mul!(taps, self.in_c / self.groups);
+        mul!(mul!(self.groups, per_group_out), k)
+    }
+
+    /// Whether this shape takes the Winograd F(2x2, 3x3) path (and its packed layout): a
+    /// 3x3 kernel, stride 1, dilation 1, one group, 8 to 64 input channels, and
+    /// [`ConvAlgorithm::Auto`]. Its error bound and its special values differ from the
+    /// direct convolution's (see [`Engine::conv2d`](crate::Engine::conv2d) and [`ConvAlgorithm::Direct`]).
+    ///
+    /// ```
+    /// use simdnn::Conv2dShape;
+    /// assert!(Conv2dShape::new(16, 16, 16, 32, 3, 3).uses_winograd());
+    /// assert!(!Conv2dShape::new(32, 32, 3, 16, 3, 3).uses_winograd()); // too few channels
+    /// assert!(!Conv2dShape::new(16, 16, 16, 32, 3, 3).with_stride(2, 2).uses_winograd());
+    /// ```
+    pub const fn uses_winograd(&self) -> bool {
+        matches!(self.algorithm, ConvAlgorithm::Auto)
+            && self.kernel_h == 3
+            && self.kernel_w == 3
+            && self.stride_h == 1
+            && self.stride_w == 1
+            && self.dilation_h == 1
+            && self.dilation_w == 1
+            && self.groups == 1
+            && self.in_c >= winograd::MIN_CHANNELS
+            && self.in_c <= winograd::MAX_CHANNELS
+    }
+
+    /// Whether the depthwise fast path (and its packed layout) applies: one group per input
+    /// channel, any channel multiplier `out_c / in_c`.
+    pub(super) const fn is_depthwise(&self) -> bool {
+        self.groups > 1 && self.groups == self.in_c
+    }
+
+    /// The geometry of the kernel alone (spatial size and padding ignored): what weight
+    /// packing and layout conversion need.
+    pub(super) fn kernel_geometry(&self) -> Result<Geometry, Error> {
+        let kernel_only = Conv2dShape {
+            in_h: 0,
+            in_w: 0,
+            padding: Padding::Valid,
+            ..*self
+        };
+        kernel_only.geometry()
+    }
+
+    /// Everything the kernels need, with every product checked for overflow.
+    pub(super) fn geometry(&self) -> Result<Geometry, Error> {
+        let s = self;
+        for (v, arg) in [
+            (s.in_c, "in_c"),
+            (s.out_c, "out_c"),
+            (s.kernel_h, "kernel_h"),
+            (s.kernel_w, "kernel_w"),
+            (s.stride_h, "stride_h"),
+            (s.stride_w, "stride_w"),
+            (s.dilation_h, "dilation_h"),
+            (s.dilation_w, "dilation_w"),
+            (s.groups, "groups"),
+        ] {
+            if v == 0 {
+                return Err(Error::ZeroDimension { arg });
+            }
+        }
+        if !s.in_c.is_multiple_of(s.groups) || !s.out_c.is_multiple_of(s.groups) {
+            return Err(Error::InvalidShape {
+                what: "groups must divide in_c and out_c",
+            });
+        }
+        let span = |k: usize, d: usize| {
+            checked_mul(k - 1, d, "dilated kernel")?
+                .checked_add(1)
+                .ok_or(Error::SizeOverflow {
+                    what: "dilated kernel",
+                })
+        };
+        let (span_h, span_w) = (
+            span(s.kernel_h, s.dilation_h)?,
+            span(s.kernel_w, s.dilation_w)?,
+        );
+        let axis = |len: usize, span: usize, stride: usize, pad: Option<(usize, usize)>| {
+            let (before, after) = match pad {
+                Some(p) => p,
+                None => {
+                    // SAME: out = ceil(len / stride), odd padding after.
+                    let out = len.div_ceil(stride);
+                    if out == 0 {
+                        return Ok((0, 0, 0));
+                    }
+                    let need = (out - 1)
+                        .checked_mul(stride)
+                        .and_then(|v| v.checked_add(span))
+                        .ok_or(Error::SizeOverflow { what: "padding" })?;
+                    let total = need.saturating_sub(len);
+                    (total / 2, total - total / 2)
+                }
+            };
+            let padded = len
+                .checked_add(before)
+                .and_then(|v| v.checked_add(after))
+                .ok_or(Error::SizeOverflow {
+                    what: "padded input",
+                })?;
+            let out = if padded >= span {
+                (padded - span) / stride + 1
+            } else {
+                0
+            };
+            Ok::<_, Error>((out, before, after))
+        };
+        let (pad_h, pad_w) = match s.padding {
+            Padding::Valid => (Some((0, 0)), Some((0, 0))),
+            Padding::Same => (None, None),
+            Padding::Explicit {
+                top,
+                bottom,
+                left,
+                right,
+            } => (Some((top, bottom)), Some((left, right))),
+        };
+        let (out_h, top, bottom) = axis(s.in_h, span_h, s.stride_h, pad_h)?;
+        let (out_w, left, right) = axis(s.in_w, span_w, s.stride_w, pad_w)?;
+        if (s.in_h > 0 && s.in_w > 0) && (out_h == 0 || out_w == 0) {
+            return Err(Error::InvalidShape {
+                what: "the dilated kernel is larger than the padded input",
+            });
+        }
+        let pixels_in = checked_mul(s.in_h, s.in_w, "input length")?;
+        let input_len = checked_mul(
+            checked_mul(pixels_in, s.in_c, "input length")?,
+            s.batch,
+            "input length",
+        )?;
+        let pixels_out = checked_mul(out_h, out_w, "output length")?;
+        let output_len = checked_mul(
+            checked_mul(pixels_out, s.out_c, "output length")?,
+            s.batch,
+            "output length",
+        )?;
+        // The kernels compute input coordinates, padded row lengths and stack-window sizes
+        // with plain arithmetic, up to a tile of `TILE_REACH` pixels past the last output:
+        // bounding those quantities here once keeps every such computation in range. Real
+        // shapes are far inside; absurd strides, dilations or paddings are refused.
+        let reach = |out: usize, stride: usize, span: usize, before: usize, after: usize, len| {
+            out.checked_add(TILE_REACH)?
+                .checked_mul(stride)?
+                .checked_add(span)?
+                .checked_add(before)?
+                .checked_add(after)?
+                .checked_add(len)
+        };
+        let reach_h =
+            reach(out_h, s.stride_h, span_h, top, bottom, s.in_h).ok_or(Error::SizeOverflow {
+                what: "stride_h, dilation_h and padding (input rows reached)",
+            })?;
+        let reach_w =
+            reach(out_w, s.stride_w, span_w, left, right, s.in_w).ok_or(Error::SizeOverflow {
+                what: "stride_w, dilation_w and padding (input columns reached)",
+            })?;
+        checked_mul(
+            checked_mul(reach_h, reach_w, "padded input")?,
+            s.in_c,
+            "padded input",
+        )?;
+        let taps = checked_mul(s.kernel_h, s.kernel_w, "weights length")?;
+        let in_per_group = s.in_c / s.groups;
+        let weights_len = checked_mul(
+            checked_mul(taps, in_per_group, "weights length")?,
+            s.out_c,
+            "weights length",
+        )?;
+        let out_per_group = s.out_c / s.groups;
+        // The packed length is the same product with outputs rounded up to panels.
+        let panels = checked_mul(out_per_group.div_ceil(PANEL), PANEL, "packed length")?;
+        checked_mul(
+            checked_mul(panels, s.groups, "packed length")?,
+            checked_mul(taps, in_per_group, "packed length")?,
+            "packed length",
+        )?;
+        if s.uses_winograd() {
+            checked_mul(panels, winograd::POSITIONS * s.in_c, "packed length")?;
+        }
+        Ok(Geometry {
+            batch: s.batch,
+            in_h: s.in_h,
+            in_w: s.in_w,
+            in_c: s.in_c,
+            out_c: s.out_c,
+            out_h,
+            out_w,
+            kernel_h: s.kernel_h,
+            kernel_w: s.kernel_w,
+            stride_h: s.stride_h,
+            stride_w: s.stride_w,
+            dilation_h: s.dilation_h,
+            dilation_w: s.dilation_w,
+            top,
+            left,
+            groups: s.groups,
+            in_per_group,
+            out_per_group,
+            depthwise: s.is_depthwise(),
+            winograd: s.uses_winograd(),
+            input_len,
+            output_len,
+            weights_len,
+        })
+    }
+}
+
+/// Output pixels past the last one that a kernel's tile may compute coordinates for (a
+/// tile's width is at most this; see `Conv2dShape::geometry`).
+const TILE_REACH: usize = if MONO_TILE_MAX > DW_PIXELS {
+    MONO_TILE_MAX
+} else {
+    DW_PIXELS
+};
+
+/// A validated shape with the derived sizes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Geometry {
+    pub(super) batch: usize,
+    pub(super) in_h: usize,
+    pub(super) in_w: usize,
+    pub(super) in_c: usize,
+    pub(super) out_c: usize,
+    pub(super) out_h: usize,
+    pub(super) out_w: usize,
+    pub(super) kernel_h: usize,
+    pub(super) kernel_w: usize,
+    pub(super) stride_h: usize,
+    pub(super) stride_w: usize,
+    pub(super) dilation_h: usize,
+    pub(super) dilation_w: usize,
+    pub(super) top: usize,
+    pub(super) left: usize,
+    pub(super) groups: usize,
+    pub(super) in_per_group: usize,
+    pub(super) out_per_group: usize,
+    pub(super) depthwise: bool,
+    pub(super) winograd: bool,
+    pub(super) input_len: usize,
+    pub(super) output_len: usize,
+    pub(super) weights_len: usize,
+}
+
+impl Geometry {
+    /// Taps per output channel: `KH * KW * in_per_group`.
+    pub(super) fn k(&self) -> usize {
+        self.kernel_h * self.kernel_w * self.in_per_group
+    }
+    /// The pointwise case: one GEMM over all pixels.
+    pub(super) fn is_pointwise(&self) -> bool {
+        self.kernel_h == 1
+            && self.kernel_w == 1
+            && self.stride_h == 1
+            && self.stride_w == 1
+            && self.top == 0
+            && self.left == 0
+            && self.out_h == self.in_h
+            && self.out_w == self.in_w
+            && self.groups == 1
+    }
+    /// One input channel, stride 1, dilation 1, one group, and a kernel row narrow enough
+    /// for [`conv_mono`]'s stack window (whatever the backend's tile width).
+    pub(super) fn is_mono(&self) -> bool {
+        self.groups == 1
+            && self.in_c == 1
+            && self.stride_w == 1
+            && self.dilation_w == 1
+            && self.kernel_w + MONO_TILE_MAX <= MONO_WINDOW
+    }
+    /// At most [`FEW_CHANNELS`] input channels, one group, dilation 1 across, and the tap
+    /// rows under a tile of the widest backend fit [`conv_few`]'s stack buffer.
+    pub(super) fn is_few_channels(&self) -> bool {
+        let cols = (MONO_TILE_MAX - 1) * self.stride_w + self.kernel_w;
+        self.groups == 1
+            && self.in_c <= FEW_CHANNELS
+            && self.dilation_w == 1
+            && cols * self.in_c * self.kernel_h <= PADDED_ROWS
+    }
+    /// Input row `iy` for output row `oy` and tap row `ky`, if inside the image.
+    #[inline(always)]
+    pub(super) fn in_row(&self, oy: usize, ky: usize) -> Option<usize> {
+        (oy * self.stride_h + ky * self.dilation_h)
+            .checked_sub(self.top)
+            .filter(|&r| r < self.in_h)
+    }
+    /// Depthwise 3x3, stride 1, dilation 1: the depthwise path's own streaming kernel.
+    #[inline(always)]
+    pub(super) fn is_depthwise_3x3(&self) -> bool {
+        self.depthwise
+            && (self.kernel_h, self.stride_h, self.dilation_h) == (3, 1, 1)
+            && (self.kernel_w, self.stride_w, self.dilation_w) == (3, 1, 1)
+    }
+    /// Input column for output column `ox` and tap column `kx`, if inside the image.
+    #[inline(always)]
+    pub(super) fn in_col(&self, ox: usize, kx: usize) -> Option<usize> {
+        (ox * self.stride_w + kx * self.dilation_w)
+            .checked_sub(self.left)
+            .filter(|&c| c < self.in_w)
+    }
+}
