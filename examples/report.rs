@@ -40,6 +40,17 @@ const PAD1: Padding = Padding::Explicit {
     right: 1,
 };
 
+/// An element-wise row: `Activation::$act` over 4096 inputs of `data` times `$scale`.
+macro_rules! elementwise {
+    ($name:literal, $act:ident, $scale:ident) => {
+        Workload {
+            name: $name,
+            work: Elements(4096.0),
+            make: |nn| activation(nn, Activation::$act, 4096, $scale),
+        }
+    };
+}
+
 const WORKLOADS: &[Workload] = &[
     Workload {
         name: "conv_tiny",
@@ -118,114 +129,42 @@ const WORKLOADS: &[Workload] = &[
     Workload {
         name: "softmax_8x1024",
         work: Elements(8.0 * 1024.0),
-        make: |nn| softmax(nn, 8, 1024, false),
+        make: |nn| softmax(nn, 8, 1024, false, 10.0),
     },
     Workload {
         name: "softmax_masked_8x1024",
         work: Elements(8.0 * 1024.0),
-        make: |nn| softmax(nn, 8, 1024, true),
+        make: |nn| softmax(nn, 8, 1024, true, 10.0),
     },
-    Workload {
-        name: "tanh_4096",
-        work: Elements(4096.0),
-        make: |nn| activation(nn, Activation::Tanh, 4096, NORMAL),
-    },
-    Workload {
-        name: "exp_4096",
-        work: Elements(4096.0),
-        make: |nn| activation(nn, Activation::Exp, 4096, NORMAL),
-    },
-    Workload {
-        name: "sigmoid_4096",
-        work: Elements(4096.0),
-        make: |nn| activation(nn, Activation::Sigmoid, 4096, NORMAL),
-    },
-    Workload {
-        name: "silu_4096",
-        work: Elements(4096.0),
-        make: |nn| activation(nn, Activation::Silu, 4096, NORMAL),
-    },
-    Workload {
-        name: "gelu_4096",
-        work: Elements(4096.0),
-        make: |nn| activation(nn, Activation::Gelu, 4096, NORMAL),
-    },
+    elementwise!("tanh_4096", Tanh, NORMAL),
+    elementwise!("exp_4096", Exp, NORMAL),
+    elementwise!("sigmoid_4096", Sigmoid, NORMAL),
+    elementwise!("silu_4096", Silu, NORMAL),
+    elementwise!("gelu_4096", Gelu, NORMAL),
     // The same on tiny and on subnormal inputs: they must run at the speed of the rows
     // above (no intermediate underflows to a subnormal, whatever the FTZ/DAZ flags).
-    Workload {
-        name: "tanh_4096_tiny",
-        work: Elements(4096.0),
-        make: |nn| activation(nn, Activation::Tanh, 4096, TINY),
-    },
-    Workload {
-        name: "tanh_4096_subnormal",
-        work: Elements(4096.0),
-        make: |nn| activation(nn, Activation::Tanh, 4096, SUBNORMAL),
-    },
-    Workload {
-        name: "exp_4096_tiny",
-        work: Elements(4096.0),
-        make: |nn| activation(nn, Activation::Exp, 4096, TINY),
-    },
-    Workload {
-        name: "exp_4096_subnormal",
-        work: Elements(4096.0),
-        make: |nn| activation(nn, Activation::Exp, 4096, SUBNORMAL),
-    },
-    Workload {
-        name: "sigmoid_4096_tiny",
-        work: Elements(4096.0),
-        make: |nn| activation(nn, Activation::Sigmoid, 4096, TINY),
-    },
-    Workload {
-        name: "sigmoid_4096_subnormal",
-        work: Elements(4096.0),
-        make: |nn| activation(nn, Activation::Sigmoid, 4096, SUBNORMAL),
-    },
-    Workload {
-        name: "silu_4096_tiny",
-        work: Elements(4096.0),
-        make: |nn| activation(nn, Activation::Silu, 4096, TINY),
-    },
-    Workload {
-        name: "silu_4096_subnormal",
-        work: Elements(4096.0),
-        make: |nn| activation(nn, Activation::Silu, 4096, SUBNORMAL),
-    },
-    Workload {
-        name: "gelu_4096_tiny",
-        work: Elements(4096.0),
-        make: |nn| activation(nn, Activation::Gelu, 4096, TINY),
-    },
-    Workload {
-        name: "gelu_4096_subnormal",
-        work: Elements(4096.0),
-        make: |nn| activation(nn, Activation::Gelu, 4096, SUBNORMAL),
-    },
-    Workload {
-        name: "exp_4096_wide",
-        work: Elements(4096.0),
-        make: |nn| activation(nn, Activation::Exp, 4096, WIDE),
-    },
-    Workload {
-        name: "sigmoid_4096_wide",
-        work: Elements(4096.0),
-        make: |nn| activation(nn, Activation::Sigmoid, 4096, WIDE),
-    },
-    Workload {
-        name: "tanh_4096_wide",
-        work: Elements(4096.0),
-        make: |nn| activation(nn, Activation::Tanh, 4096, WIDE),
-    },
+    elementwise!("tanh_4096_tiny", Tanh, TINY),
+    elementwise!("tanh_4096_subnormal", Tanh, SUBNORMAL),
+    elementwise!("exp_4096_tiny", Exp, TINY),
+    elementwise!("exp_4096_subnormal", Exp, SUBNORMAL),
+    elementwise!("sigmoid_4096_tiny", Sigmoid, TINY),
+    elementwise!("sigmoid_4096_subnormal", Sigmoid, SUBNORMAL),
+    elementwise!("silu_4096_tiny", Silu, TINY),
+    elementwise!("silu_4096_subnormal", Silu, SUBNORMAL),
+    elementwise!("gelu_4096_tiny", Gelu, TINY),
+    elementwise!("gelu_4096_subnormal", Gelu, SUBNORMAL),
+    elementwise!("exp_4096_wide", Exp, WIDE),
+    elementwise!("sigmoid_4096_wide", Sigmoid, WIDE),
+    elementwise!("tanh_4096_wide", Tanh, WIDE),
     Workload {
         name: "softmax_8x1024_tiny",
         work: Elements(8.0 * 1024.0),
-        make: |nn| softmax_scaled(nn, 8, 1024, TINY),
+        make: |nn| softmax(nn, 8, 1024, false, TINY),
     },
     Workload {
         name: "softmax_8x1024_subnormal",
         work: Elements(8.0 * 1024.0),
-        make: |nn| softmax_scaled(nn, 8, 1024, SUBNORMAL),
+        make: |nn| softmax(nn, 8, 1024, false, SUBNORMAL),
     },
 ];
 
@@ -326,15 +265,8 @@ fn dense_row_major(nn: Engine, out: usize, inp: usize) -> Box<dyn FnMut()> {
     })
 }
 
-fn softmax(nn: Engine, rows: usize, cols: usize, masked: bool) -> Box<dyn FnMut()> {
-    softmax_of(nn, rows, cols, masked, 10.0)
-}
-
-fn softmax_scaled(nn: Engine, rows: usize, cols: usize, scale: f32) -> Box<dyn FnMut()> {
-    softmax_of(nn, rows, cols, false, scale)
-}
-
-fn softmax_of(nn: Engine, rows: usize, cols: usize, masked: bool, scale: f32) -> Box<dyn FnMut()> {
+/// Softmax rows of `data` times `scale`, the second half of each row masked if `masked`.
+fn softmax(nn: Engine, rows: usize, cols: usize, masked: bool, scale: f32) -> Box<dyn FnMut()> {
     let x: Vec<f32> = data(rows * cols, 4).iter().map(|v| v * scale).collect();
     let mask: Vec<f32> = (0..cols)
         .map(|c| {
