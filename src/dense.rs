@@ -11,10 +11,11 @@
 //! - Row-major `W` as given ([`Engine::dense_row_major`], [`Dense`]): dot products over
 //!   four rows at a time; no packing, so weights can stay in flash.
 
-use crate::activation::Activation;
 use crate::error::{check_len, checked_mul};
 pub use crate::gemm::PANEL;
-use crate::gemm::{Layer, dense_kernel, dense_row_major_kernel, pack_into};
+use crate::gemm::driver::{gemm_nn_kernel, gemm_nt, gemm_packed_kernel};
+use crate::gemm::{Layer, Mat, MatMut, pack_into};
+use crate::ops::{Activation, activate_in_place_kernel, bias_only, finish};
 use crate::{Engine, Error};
 
 /// Number of f32 a packed `out_features x in_features` weight matrix occupies (saturating on
@@ -189,23 +190,6 @@ fn check_dense(
 }
 
 impl Engine {
-    /// A layer without inputs: every `out`-wide row of `y` is `act(bias)` (or `act(0)`).
-    pub(crate) fn bias_only(
-        &self,
-        bias: Option<&[f32]>,
-        act: Activation,
-        out: usize,
-        y: &mut [f32],
-    ) {
-        for row in y.chunks_exact_mut(out.max(1)) {
-            match bias {
-                Some(b) => row.copy_from_slice(b),
-                None => row.fill(0.0),
-            }
-        }
-        self.activate_in_place(act, y);
-    }
-
     /// `y = act(x W^T + b)` for a batch of rows: `x` is `[batch][in]`, `y` is `[batch][out]`,
     /// the batch size is `x.len() / in`. One row runs a GEMV, more a register-blocked GEMM.
     ///
@@ -234,7 +218,7 @@ impl Engine {
         let (out, inp) = (weights.out_features, weights.in_features);
         check_dense(out, inp, bias, x, y)?;
         if y.is_empty() || inp == 0 {
-            self.bias_only(bias, act, out, y);
+            bias_only(self, bias, act, out, y);
             return Ok(());
         }
         let layer = Layer {
@@ -244,8 +228,8 @@ impl Engine {
             bias,
             act,
         };
-        dense_kernel::run(self, layer, x, y);
-        self.activate_rest(act, y);
+        gemm_packed_kernel::run(self, layer, x, y);
+        finish(self, act, y);
         Ok(())
     }
 
@@ -289,11 +273,42 @@ impl Engine {
         check_len("w", w.len(), checked_mul(out, inp, "w length")?)?;
         check_dense(out, inp, bias, x, y)?;
         if y.is_empty() || inp == 0 {
-            self.bias_only(bias, act, out, y);
+            bias_only(self, bias, act, out, y);
             return Ok(());
         }
-        dense_row_major_kernel::run(self, w, inp, bias, x, y);
-        self.activate_in_place(act, y);
+        row_major(self, w, inp, bias, act, x, y);
+        Ok(())
+    }
+
+    /// `C = A B` for row-major `A` (`m x k`), `B` (`k x n`) and `C` (`m x n`): the plain
+    /// matrix product (NumPy `a @ b`), with `B` as given, e.g. a Keras/TensorFlow kernel
+    /// (`[in][out]`) or activations. Lengths must be exactly `m * k`, `k * n` and `m * n`.
+    ///
+    /// ```
+    /// let a = [1.0, 2.0, 3.0, 4.0]; // 2 x 2
+    /// let b = [1.0, 0.0, 1.0, 0.0, 1.0, 1.0]; // 2 x 3
+    /// let mut c = [0.0; 6];
+    /// simdnn::Engine::new().matmul(2, 2, 3, &a, &b, &mut c)?;
+    /// assert_eq!(c, [1.0, 2.0, 3.0, 3.0, 4.0, 7.0]);
+    /// # Ok::<(), simdnn::Error>(())
+    /// ```
+    pub fn matmul(
+        &self,
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[f32],
+        b: &[f32],
+        c: &mut [f32],
+    ) -> Result<(), Error> {
+        check_len("a", a.len(), checked_mul(m, k, "a length")?)?;
+        check_len("b", b.len(), checked_mul(k, n, "b length")?)?;
+        check_len("c", c.len(), checked_mul(m, n, "c length")?)?;
+        if c.is_empty() {
+            return Ok(());
+        }
+        let (a, b) = (Mat::dense(a, m, k), Mat::dense(b, k, n));
+        gemm_nn_kernel::run(self, a, b, MatMut::dense(c, n), false);
         Ok(())
     }
 }
@@ -346,10 +361,26 @@ impl<'w, const IN: usize, const OUT: usize> Dense<'w, IN, OUT> {
             y.as_mut_slice(),
         );
         if IN == 0 || OUT == 0 {
-            engine.bias_only(bias, act, OUT, y);
+            bias_only(engine, bias, act, OUT, y);
             return;
         }
-        dense_row_major_kernel::run(engine, w, inp, bias, x, y);
-        engine.activate_in_place(act, y);
+        row_major(engine, w, inp, bias, act, x, y);
     }
+}
+
+/// `y = act(x W^T + b)` for row-major `W` (lengths checked, `inp > 0`, `W` not empty): the
+/// `A B^T` GEMM of dot products, then the activation as a pass of its own.
+fn row_major(
+    engine: &Engine,
+    w: &[f32],
+    inp: usize,
+    bias: Option<&[f32]>,
+    act: Activation,
+    x: &[f32],
+    y: &mut [f32],
+) {
+    let (rows, out) = (x.len() / inp, w.len() / inp);
+    let (a, b) = (Mat::dense(x, rows, inp), Mat::dense(w, out, inp));
+    gemm_nt::run(engine, a, b, bias, MatMut::dense(y, out));
+    activate_in_place_kernel::run(engine, act, y);
 }

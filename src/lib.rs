@@ -64,22 +64,36 @@
 #![no_std]
 #![deny(missing_docs)]
 
+// Layers, lowest first: a module imports only from the layers before it, and the operator
+// families (L3) never import each other.
+mod error;
+
+// L0: backends, dispatch and the SIMD trait (the only `unsafe`).
+mod engine;
+mod simd;
+
+// L1: vector math and slice-level building blocks.
+mod vmath;
+
+mod ops;
+
+// L2: the shared matrix layer.
+mod gemm;
+
+// L3: the operator families.
 mod activation;
 mod conv;
 mod dense;
-mod dispatch;
-mod error;
-mod gemm;
-mod math;
-mod probe;
-mod simd;
 mod softmax;
 
-pub use activation::Activation;
+// Benchmark support.
+mod probe;
+
 pub use conv::{
     Conv2d, Conv2dShape, ConvAlgorithm, PackedConv2d, Padding, WeightLayout, convert_weights,
     pack_conv2d,
 };
 pub use dense::{Dense, PANEL, PackedDense, dense_packed_len, pack_dense};
-pub use dispatch::{Backend, Engine};
+pub use engine::{Backend, Engine};
 pub use error::Error;
+pub use ops::Activation;

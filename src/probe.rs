@@ -2,7 +2,7 @@
 //! machine they run on rather than a datasheet number.
 
 use crate::Engine;
-use crate::dispatch::kernel_entry;
+use crate::engine::kernel_entry;
 use crate::simd::Simd;
 
 /// Independent FMA chains: enough to cover 2 FMA units x 5 cycles latency.

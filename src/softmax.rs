@@ -8,10 +8,10 @@
 //! never gives NaN: where `x + mask` overflows to `+inf` (or an input is `+inf`), the `+inf`
 //! entries share the row equally and the rest get 0.
 
-use crate::dispatch::kernel_entry;
+use crate::engine::kernel_entry;
 use crate::error::check_len;
-use crate::math::exp_nonpositive;
-use crate::simd::{Scale, Simd, SubSub, map_in_place};
+use crate::ops::{Scale, SubSub, add_mask_and_max, exp_sum, map_in_place};
+use crate::vmath::VecMath;
 use crate::{Engine, Error};
 
 /// Softmax or log-softmax.
@@ -21,65 +21,8 @@ pub(crate) enum Kind {
     LogSoftmax,
 }
 
-/// Adds `mask` (if any) to `row` and returns the row's maximum (NaN-free rows only; a NaN
-/// makes the results NaN through `exp` either way).
 #[inline(always)]
-fn add_mask_and_max<S: Simd>(s: S, row: &mut [f32], mask: Option<&[f32]>) -> f32 {
-    let mut acc = s.splat(f32::NEG_INFINITY);
-    if let Some(mask) = mask {
-        let mut rs = row.chunks_exact_mut(S::LANES);
-        let mut ms = mask.chunks_exact(S::LANES);
-        for (r, m) in (&mut rs).zip(&mut ms) {
-            let v = s.add(s.load(r), s.load(m));
-            s.store(v, r);
-            acc = s.max(acc, v);
-        }
-        let (r, m) = (rs.into_remainder(), ms.remainder());
-        if !r.is_empty() {
-            let v = s.add(s.load_partial(r, f32::NEG_INFINITY), s.load_partial(m, 0.0));
-            s.store_partial(v, r);
-            acc = s.max(acc, v);
-        }
-    } else {
-        let mut rs = row.chunks_exact(S::LANES);
-        for r in &mut rs {
-            acc = s.max(acc, s.load(r));
-        }
-        let r = rs.remainder();
-        if !r.is_empty() {
-            acc = s.max(acc, s.load_partial(r, f32::NEG_INFINITY));
-        }
-    }
-    s.reduce_max(acc)
-}
-
-/// `sum(exp(row - max))`, also storing the exponentials when `store` is set.
-#[inline(always)]
-fn exp_sum<S: Simd>(s: S, row: &mut [f32], max: f32, store: bool) -> f32 {
-    let neg_max = s.splat(-max);
-    let mut acc = s.zero();
-    let mut rs = row.chunks_exact_mut(S::LANES);
-    for r in &mut rs {
-        let e = exp_nonpositive(s, s.add(s.load(r), neg_max));
-        if store {
-            s.store(e, r);
-        }
-        acc = s.add(acc, e);
-    }
-    let r = rs.into_remainder();
-    if !r.is_empty() {
-        // Padding lanes are -inf, whose exp is exactly 0.
-        let e = exp_nonpositive(s, s.add(s.load_partial(r, f32::NEG_INFINITY), neg_max));
-        if store {
-            s.store_partial(e, r);
-        }
-        acc = s.add(acc, e);
-    }
-    s.reduce_add(acc)
-}
-
-#[inline(always)]
-fn softmax_row<S: Simd>(s: S, row: &mut [f32], mask: Option<&[f32]>, kind: Kind) {
+fn softmax_row<S: VecMath>(s: S, row: &mut [f32], mask: Option<&[f32]>, kind: Kind) {
     let max = add_mask_and_max(s, row, mask);
     if max == f32::NEG_INFINITY {
         // Fully masked, unless a NaN was dropped by the max (x86 `max` keeps its second
@@ -131,7 +74,7 @@ fn infinite_row(row: &mut [f32], kind: Kind) {
 /// Every row of `data` (`cols` wide, `cols > 0`); `mask` is one row shared by all rows or
 /// one per row (lengths checked by the caller).
 #[inline(always)]
-fn softmax_rows<S: Simd>(s: S, data: &mut [f32], cols: usize, mask: Option<&[f32]>, kind: Kind) {
+fn softmax_rows<S: VecMath>(s: S, data: &mut [f32], cols: usize, mask: Option<&[f32]>, kind: Kind) {
     let per_row_mask = mask.filter(|m| m.len() != cols);
     for (i, row) in data.chunks_exact_mut(cols).enumerate() {
         let m = match per_row_mask {

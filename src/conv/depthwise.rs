@@ -2,10 +2,10 @@
 
 use super::ConvCall;
 use super::shape::Geometry;
-use crate::activation::Epilogue;
-use crate::dispatch::kernel_entry;
-use crate::gemm::store_whole_tile;
-use crate::simd::{MAX_LANES, Relu, Simd, Unchanged, VecOp};
+use crate::engine::kernel_entry;
+use crate::gemm::store::store_whole_tile;
+use crate::ops::{VecOp, with_epilogue};
+use crate::simd::{MAX_LANES, Simd};
 
 /// Output pixels per depthwise block: each weight vector loaded once serves this many.
 pub(super) const DW_PIXELS: usize = 8;
@@ -26,11 +26,7 @@ const DW_WINDOW: usize = 192;
 /// per input row and does 18 multiply-adds, so the copy would cost more than the reads.
 #[inline(always)]
 pub(super) fn conv_depthwise<S: Simd>(s: S, call: ConvCall<'_>, x: &[f32], y: &mut [f32]) {
-    match call.act.epilogue() {
-        Epilogue::Relu => depthwise_images(s, call, Relu, x, y),
-        Epilogue::Linear(op) => depthwise_images(s, call, op, x, y),
-        Epilogue::Plain | Epilogue::Afterwards => depthwise_images(s, call, Unchanged, x, y),
-    }
+    with_epilogue!(call.act, op => depthwise_images(s, call, op, x, y))
 }
 kernel_entry!(conv_depthwise(call: ConvCall<'_>, x: &[f32], y: &mut [f32]));
 

@@ -3,8 +3,10 @@
 use super::ConvCall;
 use super::mono::MONO_TILE_MAX;
 use super::rows::{PADDED_ROWS, fill_zero, store_tile};
-use crate::gemm::{PANEL, gemm_tile_strided};
-use crate::simd::{Simd, Unchanged, VecOp, map};
+use crate::gemm::PANEL;
+use crate::gemm::tile::tile_packed_windows;
+use crate::ops::{Unchanged, VecOp, map};
+use crate::simd::Simd;
 
 /// Input channels of the layers [`conv_few`] takes.
 pub(super) const FEW_CHANNELS: usize = 4;
@@ -12,7 +14,7 @@ pub(super) const FEW_CHANNELS: usize = 4;
 /// Few input channels (gray, RGB or RGBA first layers, sensor streams), one group,
 /// dilation 1 across: the tap rows under a chunk of output pixels are copied zero-padded
 /// to the stack, so that every tile, border or not, is `KH` runs of `KW * C` floats from
-/// one base pointer at constant offsets ([`gemm_tile_strided`]). The step between pixels'
+/// one base pointer at constant offsets ([`tile_packed_windows`]). The step between pixels'
 /// runs is a constant for RGB at stride 1 and 2 (immediate offsets instead of one address
 /// register per pixel).
 #[inline(always)]
@@ -174,7 +176,7 @@ fn few_tile<S: Simd, const MR: usize, const NV: usize>(
     for ky in tap_rows.taps {
         let xs = &tap_rows.rows[slot * tap_rows.pitch + at..][..(MR - 1) * step + run];
         let w = &panel[ky * run * PANEL..(ky + 1) * run * PANEL];
-        gemm_tile_strided::<S, MR, NV>(s, &mut acc, xs, step, run, w, col);
+        tile_packed_windows::<S, MR, NV>(s, &mut acc, xs, step, run, w, col);
         slot = if slot + 1 == tap_rows.slots {
             0
         } else {

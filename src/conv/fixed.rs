@@ -3,7 +3,7 @@
 use super::ConvCall;
 use super::shape::{Conv2dShape, Padding};
 use crate::Engine;
-use crate::activation::Activation;
+use crate::ops::Activation;
 
 /// A fixed-size stride-1 2-D convolution (one group) over weights packed at compile time
 /// with [`pack_conv2d`](crate::pack_conv2d); the image size is a type parameter of each call, so shape errors

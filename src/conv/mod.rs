@@ -44,12 +44,14 @@
 //! Files: `shape` (padding, `Conv2dShape`, its validation into a `Geometry`), `pack`
 //! (weight layouts and packing), one per path (`rows`: the implicit GEMM and the tile
 //! stores; `mono`, `few`, `depthwise`, `winograd`), `stream` (streaming conv1d), `fixed`
-//! (the const-generic layer); this file checks a call and picks its path.
+//! (the const-generic layer), `tuning` (the per-backend tile sizes); this file checks a call
+//! and picks its path.
 
-use crate::activation::Activation;
-use crate::dispatch::kernel_entry;
+use crate::engine::kernel_entry;
 use crate::error::check_len;
-use crate::gemm::{Blocking, Layer, dense_kernel};
+use crate::gemm::Layer;
+use crate::gemm::driver::gemm_packed_kernel;
+use crate::ops::{Activation, bias_only, finish};
 use crate::{Engine, Error};
 use depthwise::conv_depthwise;
 use pack::KernelKey;
@@ -63,13 +65,14 @@ mod pack;
 mod rows;
 mod shape;
 mod stream;
-pub(crate) mod winograd;
+mod tuning;
+mod winograd;
 
 pub use fixed::Conv2d;
 pub use pack::{PackedConv2d, WeightLayout, convert_weights, pack_conv2d};
-pub(crate) use rows::conv_general;
-pub(crate) use shape::Geometry;
+use shape::Geometry;
 pub use shape::{Conv2dShape, ConvAlgorithm, Padding};
+use tuning::ConvBlocking;
 
 /// Everything a convolution kernel needs besides the input and output.
 #[derive(Clone, Copy)]
@@ -97,7 +100,7 @@ impl ConvCall<'_> {
                 bias: call.bias,
                 act: call.act,
             };
-            dense_kernel::run(engine, layer, x, y);
+            gemm_packed_kernel::run(engine, layer, x, y);
         } else if g.winograd {
             conv_winograd_kernel::run(engine, call, x, y);
         } else if g.is_mono() {
@@ -107,30 +110,30 @@ impl ConvCall<'_> {
         } else {
             conv_rows_kernel::run(engine, call, x, y);
         }
-        engine.activate_rest(self.act, y);
+        finish(engine, self.act, y);
     }
 }
 
 #[inline(always)]
-fn conv_winograd_kernel<S: Blocking>(s: S, call: ConvCall<'_>, x: &[f32], y: &mut [f32]) {
+fn conv_winograd_kernel<S: ConvBlocking>(s: S, call: ConvCall<'_>, x: &[f32], y: &mut [f32]) {
     s.winograd(call, x, y);
 }
 kernel_entry!(conv_winograd_kernel(call: ConvCall<'_>, x: &[f32], y: &mut [f32]));
 
 #[inline(always)]
-fn conv_mono_kernel<S: Blocking>(s: S, call: ConvCall<'_>, x: &[f32], y: &mut [f32]) {
+fn conv_mono_kernel<S: ConvBlocking>(s: S, call: ConvCall<'_>, x: &[f32], y: &mut [f32]) {
     s.conv::<MONO>(call, x, y);
 }
 kernel_entry!(conv_mono_kernel(call: ConvCall<'_>, x: &[f32], y: &mut [f32]));
 
 #[inline(always)]
-fn conv_few_kernel<S: Blocking>(s: S, call: ConvCall<'_>, x: &[f32], y: &mut [f32]) {
+fn conv_few_kernel<S: ConvBlocking>(s: S, call: ConvCall<'_>, x: &[f32], y: &mut [f32]) {
     s.conv::<FEW>(call, x, y);
 }
 kernel_entry!(conv_few_kernel(call: ConvCall<'_>, x: &[f32], y: &mut [f32]));
 
 #[inline(always)]
-fn conv_rows_kernel<S: Blocking>(s: S, call: ConvCall<'_>, x: &[f32], y: &mut [f32]) {
+fn conv_rows_kernel<S: ConvBlocking>(s: S, call: ConvCall<'_>, x: &[f32], y: &mut [f32]) {
     s.conv::<ROWS>(call, x, y);
 }
 kernel_entry!(conv_rows_kernel(call: ConvCall<'_>, x: &[f32], y: &mut [f32]));
@@ -174,7 +177,7 @@ impl Engine {
         }
         if x.is_empty() {
             // An empty image with padding around it: every tap reads zeros.
-            self.bias_only(bias, act, call.g.out_c, y);
+            bias_only(self, bias, act, call.g.out_c, y);
             return Ok(());
         }
         call.run(self, x, y);

@@ -3,8 +3,11 @@
 use super::ConvCall;
 use super::rows::store_tile;
 use super::shape::Geometry;
-use crate::gemm::{PANEL, gemm_tile_strided, store_dense_tile, store_whole_tile, whole_bias};
-use crate::simd::{Simd, VecOp};
+use crate::gemm::PANEL;
+use crate::gemm::store::{store_dense_tile, store_whole_tile, whole_bias};
+use crate::gemm::tile::tile_packed_windows;
+use crate::ops::VecOp;
+use crate::simd::Simd;
 
 /// Input floats a border tile of [`conv_mono`] copies (zero-padded) to the stack.
 pub(super) const MONO_WINDOW: usize = 64;
@@ -131,7 +134,7 @@ impl MonoTile<'_> {
                     *v = row.get(ix).copied().unwrap_or(0.0);
                 }
             }
-            gemm_tile_strided::<S, MR, NV>(
+            tile_packed_windows::<S, MR, NV>(
                 s,
                 &mut acc,
                 &window[..span],
@@ -167,7 +170,7 @@ fn mono_inner<S: Simd, const MR: usize, const NV: usize>(
         let windows = row[first..].windows(tile.span).step_by(MR);
         for (xs, out) in windows.zip(outs) {
             let mut acc = [[s.zero(); NV]; MR];
-            gemm_tile_strided::<S, MR, NV>(s, &mut acc, xs, 1, kw, tile.panel, tile.col);
+            tile_packed_windows::<S, MR, NV>(s, &mut acc, xs, 1, kw, tile.panel, tile.col);
             store_mono_tile::<S, MR, NV>(s, &acc, bias, op, out, pitch);
         }
         return;
@@ -181,7 +184,7 @@ fn mono_inner<S: Simd, const MR: usize, const NV: usize>(
             let row = &tile.xn[iy * g.in_w..(iy + 1) * g.in_w];
             let w = &tile.panel[ky * kw * PANEL..(ky + 1) * kw * PANEL];
             let xs = &row[first + t * MR..][..tile.span];
-            gemm_tile_strided::<S, MR, NV>(s, &mut acc, xs, 1, kw, w, tile.col);
+            tile_packed_windows::<S, MR, NV>(s, &mut acc, xs, 1, kw, w, tile.col);
         }
         store_mono_tile::<S, MR, NV>(s, &acc, bias, op, out, pitch);
     }

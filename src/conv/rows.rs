@@ -6,9 +6,11 @@ use super::ConvCall;
 use super::few::conv_few;
 use super::mono::conv_mono;
 use super::shape::Geometry;
-use crate::activation::Epilogue;
-use crate::gemm::{PANEL, gemm_tile, slices, store_block, store_whole_tile, whole_bias};
-use crate::simd::{Relu, Simd, Unchanged, VecOp};
+use crate::gemm::PANEL;
+use crate::gemm::store::{store_block, store_whole_tile, whole_bias};
+use crate::gemm::tile::{slices, tile_packed};
+use crate::ops::{VecOp, with_epilogue};
+use crate::simd::Simd;
 
 /// Stack floats for zero-padded copies of the tap rows of one output row (4 KiB).
 pub(super) const PADDED_ROWS: usize = 1024;
@@ -38,13 +40,7 @@ pub(crate) fn conv_general<
     x: &[f32],
     y: &mut [f32],
 ) {
-    match call.act.epilogue() {
-        Epilogue::Relu => conv_tiles::<S, MR, NV, MRN, MRM, MRT, PATH>(s, call, Relu, x, y),
-        Epilogue::Linear(op) => conv_tiles::<S, MR, NV, MRN, MRM, MRT, PATH>(s, call, op, x, y),
-        Epilogue::Plain | Epilogue::Afterwards => {
-            conv_tiles::<S, MR, NV, MRN, MRM, MRT, PATH>(s, call, Unchanged, x, y)
-        }
-    }
+    with_epilogue!(call.act, op => conv_tiles::<S, MR, NV, MRN, MRM, MRT, PATH>(s, call, op, x, y))
 }
 
 #[inline(always)]
@@ -276,7 +272,7 @@ fn conv_tile<S: Simd, const MR: usize, const NV: usize>(
                 let ix = ox(m) * g.stride_w - left;
                 &row[ix * g.in_c..ix * g.in_c + len]
             });
-            gemm_tile::<S, MR, NV>(s, &mut acc, rows, w, col);
+            tile_packed::<S, MR, NV>(s, &mut acc, rows, w, col);
             continue;
         }
         for kx in 0..g.kernel_w {
@@ -292,7 +288,7 @@ fn conv_tile<S: Simd, const MR: usize, const NV: usize>(
                 });
                 let kk = tap * g.in_per_group + ch;
                 let w = &panel[kk * PANEL..(kk + len) * PANEL];
-                gemm_tile::<S, MR, NV>(s, &mut acc, rows, w, col);
+                tile_packed::<S, MR, NV>(s, &mut acc, rows, w, col);
             }
         }
     }

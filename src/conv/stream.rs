@@ -3,7 +3,7 @@
 use super::ConvCall;
 use super::pack::PackedConv2d;
 use super::shape::{Conv2dShape, Padding};
-use crate::activation::Activation;
+use crate::ops::Activation;
 
 use crate::error::{check_len, checked_mul};
 

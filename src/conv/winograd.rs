@@ -11,7 +11,7 @@
 //!
 //! The weights are transformed once when packing (in f64, rounded once): per position,
 //! panels of [`PANEL`] output channels, `in_c` rows each, exactly the dense GEMM's packed
-//! layout, so [`gemm_tile`] does the work. `T` tiles at a time are transformed into a stack
+//! layout, so [`tile_packed`] does the work. `T` tiles at a time are transformed into a stack
 //! buffer `V[position][tile][channel]`; per block of `NV` output vectors the 16 GEMMs
 //! leave `M[position][tile][vector]` on the stack and the output transform adds the bias,
 //! applies the store epilogue and writes the 2x2 pixels that lie inside the output.
@@ -22,9 +22,10 @@
 
 use super::ConvCall;
 use super::depthwise::load_n;
-use crate::activation::Epilogue;
-use crate::gemm::{PANEL, gemm_tile, slices};
-use crate::simd::{Relu, Simd, Unchanged, VecOp};
+use crate::gemm::PANEL;
+use crate::gemm::tile::{slices, tile_packed};
+use crate::ops::{VecOp, with_epilogue};
+use crate::simd::Simd;
 
 /// The fewest input channels that take this path: below, the transforms cost more than
 /// the multiply-adds they save (conv_tiny, 3 channels, stays direct).
@@ -138,13 +139,7 @@ pub(crate) fn conv_winograd<
     x: &[f32],
     y: &mut [f32],
 ) {
-    match call.act.epilogue() {
-        Epilogue::Relu => winograd_tiles::<S, T, NV, VBUF, MBUF>(s, call, Relu, x, y),
-        Epilogue::Linear(op) => winograd_tiles::<S, T, NV, VBUF, MBUF>(s, call, op, x, y),
-        Epilogue::Plain | Epilogue::Afterwards => {
-            winograd_tiles::<S, T, NV, VBUF, MBUF>(s, call, Unchanged, x, y)
-        }
-    }
+    with_epilogue!(call.act, op => winograd_tiles::<S, T, NV, VBUF, MBUF>(s, call, op, x, y))
 }
 
 #[inline(always)]
@@ -206,7 +201,7 @@ fn winograd_tiles<
                     let x_rows: [&[f32]; T] = slices(|t| &v[(p * T + t) * in_c..][..in_c]);
                     let weights = &packed[(p * panels + panel) * in_c * PANEL..][..in_c * PANEL];
                     let mut acc = [[s.zero(); NV]; T];
-                    gemm_tile::<S, T, NV>(s, &mut acc, x_rows, weights, col);
+                    tile_packed::<S, T, NV>(s, &mut acc, x_rows, weights, col);
                     let dst = &mut m[p * T * block_cols..][..T * block_cols];
                     for (row, dst) in acc.iter().zip(dst.chunks_exact_mut(block_cols)) {
                         for (a, d) in row.iter().zip(dst.chunks_exact_mut(S::LANES)) {

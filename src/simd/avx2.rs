@@ -17,7 +17,7 @@ impl Avx2 {
     }
 
     /// The bits of `table[j] + (t << 20)`, `j` the low three bits of `t`
-    /// (`math::exp_table::EIGHTHS_SCALE_BITS`).
+    /// (`exp_table::EIGHTHS_SCALE_BITS`).
     #[inline(always)]
     fn eighths_scale(self, t: __m256, table: &[u32; 8]) -> __m256 {
         // SAFETY: the `Avx2` token proves AVX2; the table is 8 values, read as one vector.
@@ -37,12 +37,12 @@ impl ExpTable for Avx2 {
     const BITS: u32 = 3;
     #[inline(always)]
     fn exp2(self, t: __m256, _k: __m256) -> __m256 {
-        self.eighths_scale(t, &crate::math::exp_table::EIGHTHS_SCALE_BITS)
+        self.eighths_scale(t, &super::exp_table::EIGHTHS_SCALE_BITS)
     }
     #[inline(always)]
     fn exp2_one_plus(self, t: __m256, _k: __m256, p: __m256) -> __m256 {
         // 2 (h + h p) with h = 2^(k-1): halving keeps n = 128 finite.
-        let h = self.eighths_scale(t, &crate::math::exp_table::EIGHTHS_HALF_SCALE_BITS);
+        let h = self.eighths_scale(t, &super::exp_table::EIGHTHS_HALF_SCALE_BITS);
         let y = self.mul_add(h, p, h);
         self.add(y, y)
     }
@@ -187,14 +187,6 @@ impl Simd for Avx2 {
     fn div(self, a: __m256, b: __m256) -> __m256 {
         // SAFETY: token (see impl).
         unsafe { _mm256_div_ps(a, b) }
-    }
-    #[inline(always)]
-    fn exp_of(self, x: __m256, arg: __m256) -> __m256 {
-        crate::math::exp_table::exp(self, x, arg)
-    }
-    #[inline(always)]
-    fn sigmoid(self, x: __m256) -> __m256 {
-        crate::math::exp_table::sigmoid(self, x)
     }
     #[inline(always)]
     fn permute(self, v: __m256, idx: &[u32; MAX_LANES]) -> __m256 {

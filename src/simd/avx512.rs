@@ -20,12 +20,12 @@ impl Avx512 {
         Avx512(())
     }
 
-    /// `2^(j/16)` for the `j` in the low four mantissa bits of `t` (`math::exp_table`).
+    /// `2^(j/16)` for the `j` in the low four mantissa bits of `t` (`exp_table::TABLE`).
     #[inline(always)]
     fn exp_table_entry(self, t: __m512) -> __m512 {
         // SAFETY: the token proves AVX-512F; the table is 16 floats, read as one vector.
         unsafe {
-            let table = _mm512_loadu_ps(crate::math::exp_table::TABLE.as_ptr());
+            let table = _mm512_loadu_ps(super::exp_table::TABLE.as_ptr());
             _mm512_permutexvar_ps(_mm512_castps_si512(t), table)
         }
     }
@@ -171,15 +171,6 @@ impl Simd for Avx512 {
     fn shl23(self, a: __m512) -> __m512 {
         // SAFETY: token (see impl).
         unsafe { _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_castps_si512(a))) }
-    }
-    const CLAMP_EXP_BELOW: bool = false;
-    #[inline(always)]
-    fn exp_of(self, x: __m512, arg: __m512) -> __m512 {
-        crate::math::exp_table::exp(self, x, arg)
-    }
-    #[inline(always)]
-    fn sigmoid(self, x: __m512) -> __m512 {
-        crate::math::exp_table::sigmoid(self, x)
     }
     #[inline(always)]
     fn permute(self, v: __m512, idx: &[u32; MAX_LANES]) -> __m512 {

@@ -4,13 +4,17 @@
 //! CPU supports its instructions (the AVX tokens can only be built inside
 //! `#[target_feature]` code), so the trait's methods are safe to call. Kernels are generic
 //! `#[inline(always)]` functions `fn k<S: Simd>(s: S, ..)`, entered through
-//! a module that [`crate::dispatch::kernel_entry`] defines beside each kernel, holding one
+//! a module that [`crate::engine::kernel_entry`] defines beside each kernel, holding one
 //! copy per backend.
 
+#[cfg(any(simdnn_avx2, simdnn_avx512))]
+mod exp_table;
 mod scalar;
 mod unroll;
+#[cfg(any(simdnn_avx2, simdnn_avx512))]
+pub(crate) use exp_table::ExpTable;
 pub(crate) use scalar::Scalar;
-pub(crate) use unroll::X4;
+pub(crate) use unroll::{X4, each};
 
 #[cfg(simdnn_avx2)]
 mod avx2;
@@ -84,31 +88,14 @@ pub(crate) trait Simd: Copy {
     /// bits into the exponent field.
     fn shl23(self, a: Self::V) -> Self::V;
     /// `2^n (1 + p)` for integer-valued `n` in `[-124, 128]`, given `t = n + EXP_MAGIC`
-    /// (see `math::reduce`), whose low bits hold the biased exponent of `2^(n-1)`, and
+    /// (see `vmath::reduce`), whose low bits hold the biased exponent of `2^(n-1)`, and
     /// `|p| < 0.42`: `2 (h + h p)` with `h = 2^(n-1)`, one rounding. Halving first keeps
-    /// `n = 128` finite; `n >= -124` keeps `h + h p` normal. (AVX-512 and AVX2 use `math::exp_table`.)
+    /// `n = 128` finite; `n >= -124` keeps `h + h p` normal. (AVX-512 and AVX2 use a table instead.)
     #[inline(always)]
     fn exp_scale(self, p: Self::V, n: Self::V, t: Self::V) -> Self::V {
         let _ = n;
         let h = self.shl23(t);
         self.mul(self.mul_add(h, p, h), self.splat(2.0))
-    }
-    /// Whether `exp` must clamp its argument below at `math::EXP_LO` (lanes under it are
-    /// zeroed at the end either way): the shared polynomial and AVX2 build `2^n` from the
-    /// exponent bits, which wrap (often into a subnormal) for very negative `n`. AVX-512's
-    /// `vscalefps` never computes those lanes: the zero mask folds into it.
-    const CLAMP_EXP_BELOW: bool = true;
-    /// `e^x` from `arg`, which is `x` prepared by `math::exp` (clamped, tiny magnitudes
-    /// raised; `x` itself only chooses the lanes that are 0): the shared polynomial, or a
-    /// backend's own version with the same contract.
-    #[inline(always)]
-    fn exp_of(self, x: Self::V, arg: Self::V) -> Self::V {
-        crate::math::exp_poly(self, x, arg)
-    }
-    /// `sigmoid(x)` (see `math::sigmoid`), as [`Simd::exp`].
-    #[inline(always)]
-    fn sigmoid(self, x: Self::V) -> Self::V {
-        crate::math::sigmoid_poly(self, x)
     }
     /// `1 / a` within 1 ulp (exact division, or a refined estimate on AVX-512).
     fn recip(self, a: Self::V) -> Self::V;
@@ -135,107 +122,5 @@ pub(crate) trait Simd: Copy {
     #[inline(always)]
     fn zero(self) -> Self::V {
         self.splat(0.0)
-    }
-}
-
-/// A lane-wise operation passed to [`map`] and [`map_in_place`].
-///
-/// Kernels use this instead of closures: a closure's body is compiled without the
-/// `#[target_feature]`s of the kernel that calls it, so LLVM could not inline the
-/// intrinsics inside it. `#[inline(always)]` trait methods have no such problem.
-/// A backend with a table-driven `exp` ([`crate::math::exp_table`]): `2^(j/N)`, `N = 2^BITS`,
-/// looked up in one register.
-#[cfg(any(simdnn_avx2, simdnn_avx512))]
-pub(crate) trait ExpTable: Simd {
-    /// log2 of the number of table entries.
-    const BITS: u32;
-    /// `2^k` for `k = n + j/N` with `n` in [-126, 126]; `t` is the rounding sum that holds
-    /// `j` in its low `BITS` bits.
-    fn exp2(self, t: Self::V, k: Self::V) -> Self::V;
-    /// `2^k (1 + p)` for `|p| < 0.05` and `n` in [-125, 128]: +inf only where the product
-    /// overflows.
-    fn exp2_one_plus(self, t: Self::V, k: Self::V, p: Self::V) -> Self::V;
-}
-
-pub(crate) trait VecOp<S: Simd>: Copy {
-    fn apply(self, s: S, v: S::V) -> S::V;
-}
-
-/// `v` unchanged: the epilogue of a kernel without activation, with no `match` left.
-#[derive(Clone, Copy)]
-pub(crate) struct Unchanged;
-impl<S: Simd> VecOp<S> for Unchanged {
-    #[inline(always)]
-    fn apply(self, _: S, v: S::V) -> S::V {
-        v
-    }
-}
-
-/// `max(v, 0)`, for the same reason.
-#[derive(Clone, Copy)]
-pub(crate) struct Relu;
-impl<S: Simd> VecOp<S> for Relu {
-    #[inline(always)]
-    fn apply(self, s: S, v: S::V) -> S::V {
-        s.max(s.zero(), v)
-    }
-}
-
-/// `v * factor` (the splat is hoisted out of the loop).
-#[derive(Clone, Copy)]
-pub(crate) struct Scale(pub f32);
-impl<S: Simd> VecOp<S> for Scale {
-    #[inline(always)]
-    fn apply(self, s: S, v: S::V) -> S::V {
-        s.mul(v, s.splat(self.0))
-    }
-}
-
-/// `(v - a) - b`.
-#[derive(Clone, Copy)]
-pub(crate) struct SubSub(pub f32, pub f32);
-impl<S: Simd> VecOp<S> for SubSub {
-    #[inline(always)]
-    fn apply(self, s: S, v: S::V) -> S::V {
-        s.sub(s.sub(v, s.splat(self.0)), s.splat(self.1))
-    }
-}
-
-/// `y[i] = op(x[i])`: four vectors at a time through [`X4`], then single vectors, then a
-/// partial tail. The caller guarantees `x.len() == y.len()`.
-#[inline(always)]
-pub(crate) fn map<S: Simd, Op: VecOp<S> + VecOp<X4<S>>>(s: S, x: &[f32], y: &mut [f32], op: Op) {
-    let wide = X4(s);
-    let mut xs = x.chunks_exact(X4::<S>::LANES);
-    let mut ys = y.chunks_exact_mut(X4::<S>::LANES);
-    for (xc, yc) in (&mut xs).zip(&mut ys) {
-        wide.store(op.apply(wide, wide.load(xc)), yc);
-    }
-    let mut xs = xs.remainder().chunks_exact(S::LANES);
-    let mut ys = ys.into_remainder().chunks_exact_mut(S::LANES);
-    for (xc, yc) in (&mut xs).zip(&mut ys) {
-        s.store(op.apply(s, s.load(xc)), yc);
-    }
-    let (xt, yt) = (xs.remainder(), ys.into_remainder());
-    if !yt.is_empty() {
-        s.store_partial(op.apply(s, s.load_partial(xt, 0.0)), yt);
-    }
-}
-
-/// `x[i] = op(x[i])`, as [`map`].
-#[inline(always)]
-pub(crate) fn map_in_place<S: Simd, Op: VecOp<S> + VecOp<X4<S>>>(s: S, x: &mut [f32], op: Op) {
-    let wide = X4(s);
-    let mut chunks = x.chunks_exact_mut(X4::<S>::LANES);
-    for c in &mut chunks {
-        wide.store(op.apply(wide, wide.load(c)), c);
-    }
-    let mut chunks = chunks.into_remainder().chunks_exact_mut(S::LANES);
-    for c in &mut chunks {
-        s.store(op.apply(s, s.load(c)), c);
-    }
-    let tail = chunks.into_remainder();
-    if !tail.is_empty() {
-        s.store_partial(op.apply(s, s.load_partial(tail, 0.0)), tail);
     }
 }

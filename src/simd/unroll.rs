@@ -36,6 +36,8 @@ macro_rules! each {
     };
 }
 
+pub(crate) use each;
+
 impl<S: Simd> Simd for X4<S> {
     type V = [S::V; 4];
     type M = [S::M; 4];
@@ -131,15 +133,6 @@ impl<S: Simd> Simd for X4<S> {
     #[inline(always)]
     fn exp_scale(self, p: Self::V, n: Self::V, t: Self::V) -> Self::V {
         each!(i => self.0.exp_scale(p[i], n[i], t[i]))
-    }
-    const CLAMP_EXP_BELOW: bool = S::CLAMP_EXP_BELOW;
-    #[inline(always)]
-    fn exp_of(self, x: Self::V, arg: Self::V) -> Self::V {
-        each!(i => self.0.exp_of(x[i], arg[i]))
-    }
-    #[inline(always)]
-    fn sigmoid(self, x: Self::V) -> Self::V {
-        each!(i => self.0.sigmoid(x[i]))
     }
     #[inline(always)]
     fn div(self, a: Self::V, b: Self::V) -> Self::V {

@@ -243,16 +243,16 @@ macro_rules! kernel_entry {
                 }
             }
 
-            $crate::dispatch::kernel_entry!(@backend simdnn_avx512, avx512,
+            $crate::engine::kernel_entry!(@backend simdnn_avx512, avx512,
                 target_feature(enable = "avx512f,avx2,fma"), $crate::simd::Avx512::new();
                 $kernel($($arg: $ty),*) $(-> $ret)?);
-            $crate::dispatch::kernel_entry!(@backend simdnn_avx2, avx2,
+            $crate::engine::kernel_entry!(@backend simdnn_avx2, avx2,
                 target_feature(enable = "avx2,fma"), $crate::simd::Avx2::new();
                 $kernel($($arg: $ty),*) $(-> $ret)?);
-            $crate::dispatch::kernel_entry!(@backend simdnn_neon, neon,
+            $crate::engine::kernel_entry!(@backend simdnn_neon, neon,
                 inline(never), $crate::simd::Neon::new();
                 $kernel($($arg: $ty),*) $(-> $ret)?);
-            $crate::dispatch::kernel_entry!(@backend all(), scalar,
+            $crate::engine::kernel_entry!(@backend all(), scalar,
                 inline(never), $crate::simd::Scalar;
                 $kernel($($arg: $ty),*) $(-> $ret)?);
         }

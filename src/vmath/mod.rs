@@ -17,7 +17,75 @@
 //! whenever flush-to-zero is off (the default, and the caller's flags are never read or
 //! changed): before this, `tanh` of inputs below 1e-17 ran 50-90x slower.
 
-use crate::simd::Simd;
+use crate::simd::{Scalar, Simd, X4, each};
+
+#[cfg(any(simdnn_avx2, simdnn_avx512))]
+mod table;
+
+/// A backend's vector `exp` and `sigmoid`: the polynomial versions of this module unless
+/// the backend has a faster one with the same contract (AVX-512 and AVX2: [`table`]).
+/// Kernels that apply an activation take `S: VecMath`.
+pub(crate) trait VecMath: Simd {
+    /// Whether [`exp`] must clamp its argument below at [`EXP_LO`] (lanes under it are
+    /// zeroed at the end either way): the polynomial and AVX2 build `2^n` from the exponent
+    /// bits, which wrap (often into a subnormal) for very negative `n`. AVX-512's
+    /// `vscalefps` never computes those lanes: the zero mask folds into it.
+    const CLAMP_EXP_BELOW: bool = true;
+    /// `e^x` from `arg`, which is `x` prepared by [`exp`] (clamped, tiny magnitudes raised;
+    /// `x` itself only chooses the lanes that are 0).
+    #[inline(always)]
+    fn exp_of(self, x: Self::V, arg: Self::V) -> Self::V {
+        exp_poly(self, x, arg)
+    }
+    /// [`sigmoid`].
+    #[inline(always)]
+    fn sigmoid(self, x: Self::V) -> Self::V {
+        sigmoid_poly(self, x)
+    }
+}
+
+impl VecMath for Scalar {}
+
+#[cfg(simdnn_neon)]
+impl VecMath for crate::simd::Neon {}
+
+#[cfg(simdnn_avx2)]
+impl VecMath for crate::simd::Avx2 {
+    #[inline(always)]
+    fn exp_of(self, x: Self::V, arg: Self::V) -> Self::V {
+        table::exp(self, x, arg)
+    }
+    #[inline(always)]
+    fn sigmoid(self, x: Self::V) -> Self::V {
+        table::sigmoid(self, x)
+    }
+}
+
+#[cfg(simdnn_avx512)]
+impl VecMath for crate::simd::Avx512 {
+    const CLAMP_EXP_BELOW: bool = false;
+    #[inline(always)]
+    fn exp_of(self, x: Self::V, arg: Self::V) -> Self::V {
+        table::exp(self, x, arg)
+    }
+    #[inline(always)]
+    fn sigmoid(self, x: Self::V) -> Self::V {
+        table::sigmoid(self, x)
+    }
+}
+
+/// Four independent chains emitted side by side (see [`X4`]).
+impl<S: VecMath> VecMath for X4<S> {
+    const CLAMP_EXP_BELOW: bool = S::CLAMP_EXP_BELOW;
+    #[inline(always)]
+    fn exp_of(self, x: Self::V, arg: Self::V) -> Self::V {
+        each!(i => self.0.exp_of(x[i], arg[i]))
+    }
+    #[inline(always)]
+    fn sigmoid(self, x: Self::V) -> Self::V {
+        each!(i => self.0.sigmoid(x[i]))
+    }
+}
 
 /// Inputs of smaller magnitude are raised to it: `e^x` and `sigmoid(x)`
 /// round to 1 and 1/2 below 2^-25, and `tanh(x)` to `x` below 2^-13; above it, no square or
@@ -36,107 +104,6 @@ pub(crate) const LOG2E: f32 = core::f32::consts::LOG2_E;
 /// ln 2 split so that `n * LN2_HI` is exact for |n| <= 2^15.
 pub(crate) const LN2_HI: f32 = 0.693_359_4;
 pub(crate) const LN2_LO: f32 = -2.121_944_4e-4;
-/// The table-driven `exp` and `sigmoid` of AVX-512 and AVX2 ([`ExpTable`]):
-/// `x = (n + j/N) ln 2 + r` with `N = 2^BITS` entries `T[j] = 2^(j/N)` held in one register,
-/// `|r| <= ln2/(2N)`, `e^x = 2^n T[j] (1 + p)`, `p = r + r^2/2 + r^3/6` (N = 16) or one
-/// term more (N = 8); truncation below 0.1 ulp. Two FMA-port operations fewer per vector
-/// than [`exp_poly`].
-#[cfg(any(simdnn_avx2, simdnn_avx512))]
-pub(crate) mod exp_table {
-    use super::{EXP_LO, LN2_HI, LN2_LO, LOG2E, SIGMOID_HI, SIGMOID_LO, clamp};
-    use crate::simd::ExpTable;
-
-    /// `2^(j/16)` rounded to f32.
-    pub(crate) const TABLE: [f32; 16] = [
-        f32::from_bits(0x3F80_0000),
-        f32::from_bits(0x3F85_AAC3),
-        f32::from_bits(0x3F8B_95C2),
-        f32::from_bits(0x3F91_C3D3),
-        f32::from_bits(0x3F98_37F0),
-        f32::from_bits(0x3F9E_F532),
-        f32::from_bits(0x3FA5_FED7),
-        f32::from_bits(0x3FAD_583F),
-        f32::from_bits(0x3FB5_04F3),
-        f32::from_bits(0x3FBD_08A4),
-        f32::from_bits(0x3FC5_672A),
-        f32::from_bits(0x3FCE_248C),
-        f32::from_bits(0x3FD7_44FD),
-        f32::from_bits(0x3FE0_CCDF),
-        f32::from_bits(0x3FEA_C0C7),
-        f32::from_bits(0x3FF5_257D),
-    ];
-    /// For the 8-entry table (AVX2, whose `vpermd` indexes 8 lanes): the bits of `2^(j/8)`
-    /// (the even entries of [`TABLE`]) minus `j << 20`, so that adding `t << 20`
-    /// (`(8 n + j) << 20`) gives the bits of `2^(n + j/8)`.
-    #[cfg(simdnn_avx2)]
-    pub(crate) const EIGHTHS_SCALE_BITS: [u32; 8] = eighths_scale_bits(0);
-    /// As [`EIGHTHS_SCALE_BITS`], for `2^(n - 1 + j/8)`.
-    #[cfg(simdnn_avx2)]
-    pub(crate) const EIGHTHS_HALF_SCALE_BITS: [u32; 8] = eighths_scale_bits(1 << 23);
-    #[cfg(simdnn_avx2)]
-    const fn eighths_scale_bits(minus: u32) -> [u32; 8] {
-        let mut bits = [0; 8];
-        let mut j = 0;
-        while j < 8 {
-            bits[j] = TABLE[2 * j].to_bits() - ((j as u32) << 20) - minus;
-            j += 1;
-        }
-        bits
-    }
-
-    /// Adding this rounds `x log2(e)` to a multiple of `1/N` (the ulp of 1.5 * 2^(23 - BITS))
-    /// and leaves `N n + j` in the low mantissa bits, so `j` is their low `BITS` bits.
-    const fn magic<S: ExpTable>() -> f32 {
-        1.5 * (1u32 << (23 - S::BITS)) as f32
-    }
-
-    /// `(e^(±v) - 1 ∓ v) / v^2` for `|v| <= ln2/(2N)`: `1/2 ± v/6 (+ v^2/24 for N = 8)`.
-    #[inline(always)]
-    fn tail<S: ExpTable, const NEG: bool>(s: S, v: S::V, v2: S::V) -> S::V {
-        let (c2, c3) = (s.splat(0.5), s.splat(1.0 / 6.0));
-        let q = if NEG {
-            s.neg_mul_add(c3, v, c2)
-        } else {
-            s.mul_add(c3, v, c2)
-        };
-        if S::BITS < 4 {
-            s.mul_add(s.splat(1.0 / 24.0), v2, q)
-        } else {
-            q
-        }
-    }
-
-    /// [`super::exp`], same contract.
-    #[inline(always)]
-    pub(crate) fn exp<S: ExpTable>(s: S, x: S::V, xc: S::V) -> S::V {
-        let t = s.mul_add(xc, s.splat(LOG2E), s.splat(magic::<S>()));
-        // k = n + j/N exactly.
-        let k = s.sub(t, s.splat(magic::<S>()));
-        let r = s.neg_mul_add(k, s.splat(LN2_LO), s.neg_mul_add(k, s.splat(LN2_HI), xc));
-        let r2 = s.mul(r, r);
-        let p = s.mul_add(tail::<S, false>(s, r, r2), r2, r);
-        s.zero_below(x, s.splat(EXP_LO), s.exp2_one_plus(t, k, p))
-    }
-
-    /// [`super::sigmoid`], same contract.
-    #[inline(always)]
-    pub(crate) fn sigmoid<S: ExpTable>(s: S, x: S::V) -> S::V {
-        // -87 <= x <= 20 keeps 2^n normal; lanes with x < -87 are zeroed at the end.
-        let xc = clamp(s, x, SIGMOID_LO, SIGMOID_HI);
-        // -x = (n + j/N) ln 2 + r, with u = -r = x + k ln 2 formed directly.
-        let t = s.neg_mul_add(xc, s.splat(LOG2E), s.splat(magic::<S>()));
-        let k = s.sub(t, s.splat(magic::<S>()));
-        let u = s.mul_add(k, s.splat(LN2_LO), s.mul_add(k, s.splat(LN2_HI), xc));
-        // e^r - 1 = -u + u^2 (1/2 - u/6 ...).
-        let u2 = s.mul(u, u);
-        let p = s.mul_sub(u2, tail::<S, true>(s, u, u2), u);
-        let scale = s.exp2(t, k);
-        // 1 + e^-x = 2^n T p + (2^n T + 1): one rounding fewer than 1 + (2^n T (1 + p)).
-        let den = s.mul_add(scale, p, s.add(scale, s.splat(1.0)));
-        s.zero_below(x, s.splat(SIGMOID_LO), s.recip(den))
-    }
-}
-
 /// `x` clamped to `[lo, hi]` with its magnitude raised to [`TINY`]: the argument of `exp`
 /// and `sigmoid`, whose results are 0 (replaced by a comparison at the end), saturated, or
 /// 1 and 1/2 outside. Every lane then takes the normal-number path: unclamped, a very
@@ -237,10 +204,10 @@ fn expm1_estrin<S: Simd, const NEG: bool, const K: i32>(s: S, v: S::V) -> S::V {
     }
 }
 
-/// `e^x`; 0 below [`EXP_LO`], +inf above ln(f32::MAX), NaN for NaN: [`Simd::exp_of`], which
+/// `e^x`; 0 below [`EXP_LO`], +inf above ln(f32::MAX), NaN for NaN: [`VecMath::exp_of`], which
 /// is [`exp_poly`] except on AVX-512 and AVX2 (table-driven versions with the same contract).
 #[inline(always)]
-pub(crate) fn exp<S: Simd>(s: S, x: S::V) -> S::V {
+pub(crate) fn exp<S: VecMath>(s: S, x: S::V) -> S::V {
     let lo = if S::CLAMP_EXP_BELOW {
         EXP_LO
     } else {
@@ -253,7 +220,7 @@ pub(crate) fn exp<S: Simd>(s: S, x: S::V) -> S::V {
 /// upper clamp, and raising its tiny magnitudes is one `min` (±0 and tiny negatives become
 /// `-TINY`, whose exponential is 1 as theirs is), not [`Simd::lift_tiny`]'s two operations.
 #[inline(always)]
-pub(crate) fn exp_nonpositive<S: Simd>(s: S, x: S::V) -> S::V {
+pub(crate) fn exp_nonpositive<S: VecMath>(s: S, x: S::V) -> S::V {
     let arg = s.min(s.splat(-TINY), x);
     let arg = if S::CLAMP_EXP_BELOW {
         s.max(s.splat(EXP_LO), arg)
@@ -267,7 +234,7 @@ pub(crate) fn exp_nonpositive<S: Simd>(s: S, x: S::V) -> S::V {
 /// [`Simd::exp_scale`], from the prepared argument `xc` (clamped below at `EXP_LO`, whose
 /// lanes are replaced at the end).
 #[inline(always)]
-pub(crate) fn exp_poly<S: Simd>(s: S, x: S::V, xc: S::V) -> S::V {
+fn exp_poly<S: Simd>(s: S, x: S::V, xc: S::V) -> S::V {
     let lo = s.splat(EXP_LO);
     let (n, r, t) = reduce(s, xc);
     let y = s.exp_scale(expm1_reduced(s, r), n, t);
@@ -283,7 +250,7 @@ pub(crate) fn exp_poly<S: Simd>(s: S, x: S::V, xc: S::V) -> S::V {
 /// result's magnitude is at most `|x|` (`tanh|x| <= |x|`): that returns tiny and subnormal
 /// `x` unchanged without ever multiplying them.
 #[inline(always)]
-pub(crate) fn tanh<S: Simd>(s: S, x: S::V) -> S::V {
+pub(crate) fn tanh<S: VecMath>(s: S, x: S::V) -> S::V {
     let minus_abs = s.neg_abs(x);
     let y = s.max(s.splat(-TANH_SATURATE), s.min(s.splat(-TINY), minus_abs));
     // Reduced at half scale: `h = r / 2` and `p / 2` (bit for bit the full-scale values
@@ -308,10 +275,10 @@ pub(crate) fn tanh<S: Simd>(s: S, x: S::V) -> S::V {
     s.flip_sign_if_positive(minus_tanh_abs, x)
 }
 
-/// `1 / (1 + e^-x)`; 0 below -87 (the true value is below 1.7e-38): [`Simd::sigmoid`], which
+/// `1 / (1 + e^-x)`; 0 below -87 (the true value is below 1.7e-38): [`VecMath::sigmoid`], which
 /// is [`sigmoid_poly`] except on AVX-512 and AVX2 (table-driven, as their `exp`).
 #[inline(always)]
-pub(crate) fn sigmoid<S: Simd>(s: S, x: S::V) -> S::V {
+pub(crate) fn sigmoid<S: VecMath>(s: S, x: S::V) -> S::V {
     s.sigmoid(x)
 }
 
@@ -321,7 +288,7 @@ pub(crate) fn sigmoid<S: Simd>(s: S, x: S::V) -> S::V {
 /// polynomial, then the divide. The reduction computes `-r = x + n ln 2` so that `-x` is
 /// never formed.
 #[inline(always)]
-pub(crate) fn sigmoid_poly<S: Simd>(s: S, x: S::V) -> S::V {
+fn sigmoid_poly<S: Simd>(s: S, x: S::V) -> S::V {
     let lo = s.splat(SIGMOID_LO);
     // -87 <= x <= 20 keeps 2^n normal; lanes with x < -87 are replaced at the end.
     let xc = clamp(s, x, SIGMOID_LO, SIGMOID_HI);
@@ -337,7 +304,7 @@ pub(crate) fn sigmoid_poly<S: Simd>(s: S, x: S::V) -> S::V {
 /// GELU, tanh form (PyTorch `approximate="tanh"`), computed as
 /// `x * sigmoid(2 sqrt(2/pi) (x + 0.044715 x^3))`.
 #[inline(always)]
-pub(crate) fn gelu<S: Simd>(s: S, x: S::V) -> S::V {
+pub(crate) fn gelu<S: VecMath>(s: S, x: S::V) -> S::V {
     // Multiplied only after the flushes (see the module docs): 0 below `HALF_NORMAL`, and
     // `|x| = TINY` for `z` (a sigmoid of 1/2 either way) below it, where `x^2` would underflow.
     let x = s.zero_tiny(x, s.splat(HALF_NORMAL));
@@ -349,7 +316,7 @@ pub(crate) fn gelu<S: Simd>(s: S, x: S::V) -> S::V {
 
 /// SiLU / swish: `x * sigmoid(x)`; 0 where `|x| < 2^-125` (the result would be subnormal).
 #[inline(always)]
-pub(crate) fn silu<S: Simd>(s: S, x: S::V) -> S::V {
+pub(crate) fn silu<S: VecMath>(s: S, x: S::V) -> S::V {
     let x = s.zero_tiny(x, s.splat(HALF_NORMAL));
     s.mul(x, sigmoid(s, x))
 }

@@ -1,0 +1,237 @@
+//! The drivers: row blocks of `A` times column blocks of `B`, each block one register tile,
+//! for a packed `B` (GEMM and GEMV) or a row-major one (`A B` and `A B^T`).
+
+use super::store::{store_block, store_whole_tile, whole_bias};
+use super::tile::{dot_1x4, slices, tile_packed, tile_row_major};
+use super::{Blocking, Layer, Mat, MatMut, PANEL};
+use crate::engine::kernel_entry;
+use crate::ops::{VecOp, with_epilogue};
+use crate::simd::Simd;
+
+/// `rows` rows of `x` times the packed layer, `MR` rows at a time (the last block computes
+/// duplicate rows and discards them). Each output is `bias + sum_k` with `k` ascending in
+/// one accumulator, exactly as in [`gemv_packed`] and the convolutions, so results do not depend
+/// on the batch size or on which path ran.
+#[inline(always)]
+pub(crate) fn gemm_packed<S: Simd, const MR: usize, const NV: usize>(
+    s: S,
+    layer: Layer<'_>,
+    op: impl VecOp<S>,
+    x: &[f32],
+    rows: usize,
+    y: &mut [f32],
+) {
+    let Layer {
+        packed,
+        out,
+        inp,
+        bias,
+        ..
+    } = layer;
+    let block_cols = NV * S::LANES;
+    for (p, panel) in packed.chunks_exact(PANEL * inp).enumerate() {
+        for r0 in (0..rows).step_by(MR) {
+            let x_rows: [&[f32]; MR] = slices(|m| {
+                let r = (r0 + m).min(rows - 1);
+                &x[r * inp..(r + 1) * inp]
+            });
+            for col in (0..PANEL).step_by(block_cols) {
+                let o = p * PANEL + col;
+                if o >= out {
+                    break;
+                }
+                let mut acc = [[s.zero(); NV]; MR];
+                tile_packed::<S, MR, NV>(s, &mut acc, x_rows, panel, col);
+                let width = block_cols.min(out - o);
+                if width == block_cols && r0 + MR <= rows {
+                    let b = whole_bias::<S, NV>(s, bias, o);
+                    let dst = &mut y[r0 * out + o..];
+                    store_whole_tile::<S, MR, NV>(s, &acc, b, op, dst, out);
+                    continue;
+                }
+                let add = bias.map(|b| &b[o..o + width]);
+                for (m, acc_row) in acc.into_iter().enumerate().take(rows - r0) {
+                    let dst = &mut y[(r0 + m) * out + o..][..width];
+                    store_block::<S, NV>(s, acc_row, add, op, dst);
+                }
+            }
+        }
+    }
+}
+
+/// One row of `x` times the packed layer. A single accumulator chain per output (the same
+/// order as [`gemm_packed`]); `PG` panels at once give `PG * NV` independent chains.
+#[inline(always)]
+pub(crate) fn gemv_packed<S: Simd, const NV: usize, const PG: usize>(
+    s: S,
+    layer: Layer<'_>,
+    op: impl VecOp<S>,
+    x: &[f32],
+    y: &mut [f32],
+) {
+    let Layer {
+        packed,
+        out,
+        inp,
+        bias,
+        ..
+    } = layer;
+    let block_cols = NV * S::LANES;
+    let panel_len = PANEL * inp;
+    let panels = out.div_ceil(PANEL);
+    for p0 in (0..panels).step_by(PG) {
+        // The last group repeats the final panel; its duplicates are not stored.
+        let group: [&[f32]; PG] = slices(|i| {
+            let p = (p0 + i).min(panels - 1);
+            &packed[p * panel_len..(p + 1) * panel_len]
+        });
+        for col in (0..PANEL).step_by(block_cols) {
+            let mut acc = [[s.zero(); NV]; PG];
+            for (k, &xk) in x.iter().enumerate() {
+                let a = s.splat(xk);
+                for (acc_p, panel) in acc.iter_mut().zip(group) {
+                    let wk = &panel[k * PANEL + col..k * PANEL + col + block_cols];
+                    for (v, c) in acc_p.iter_mut().enumerate() {
+                        *c = s.mul_add(s.load(&wk[v * S::LANES..]), a, *c);
+                    }
+                }
+            }
+            for (i, acc_p) in acc.into_iter().enumerate().take(panels - p0) {
+                let o = (p0 + i) * PANEL + col;
+                if o >= out {
+                    continue;
+                }
+                let width = block_cols.min(out - o);
+                let add = bias.map(|b| &b[o..o + width]);
+                store_block::<S, NV>(s, acc_p, add, op, &mut y[o..o + width]);
+            }
+        }
+    }
+}
+
+/// `y = act(x B + bias)` for the `x.len() / inp` rows of `x` and the packed `B` of `layer`
+/// (lengths checked by the caller, `inp > 0`, `out > 0`), with the store epilogue of
+/// `layer.act`; the exp-based activations are left to [`crate::ops::finish`]. Dense layers
+/// and pointwise convolutions run on it.
+#[inline(always)]
+pub(crate) fn gemm_packed_kernel<S: Blocking>(s: S, layer: Layer<'_>, x: &[f32], y: &mut [f32]) {
+    with_epilogue!(layer.act, op => packed_rows(s, layer, op, x, y))
+}
+kernel_entry!(gemm_packed_kernel(layer: Layer<'_>, x: &[f32], y: &mut [f32]));
+
+#[inline(always)]
+fn packed_rows<S: Blocking>(s: S, layer: Layer<'_>, op: impl VecOp<S>, x: &[f32], y: &mut [f32]) {
+    let (out, inp) = (layer.out, layer.inp);
+    let rows = x.len() / inp;
+    // Whole row blocks (and a tail at least half a block) go through the GEMM tile; the
+    // other tail rows through a shorter tile (a GEMV per row would stream all of `W` once
+    // per row); a single row is a GEMV.
+    let tail = rows % S::GEMM_MR;
+    let (whole, tail) = match rows {
+        0 | 1 => (0, rows),
+        _ if tail * 2 >= S::GEMM_MR => (rows, 0),
+        _ => (rows - tail, tail),
+    };
+    if whole > 0 {
+        s.gemm_rows::<false>(layer, op, &x[..whole * inp], whole, &mut y[..whole * out]);
+    }
+    let (x, y) = (&x[whole * inp..], &mut y[whole * out..]);
+    if tail > 1 {
+        s.gemm_rows::<true>(layer, op, x, tail, y);
+    } else if tail == 1 {
+        s.gemv(layer, op, x, y);
+    }
+}
+
+/// `C = A B^T (+ bias)`: row `i` of `C` holds the dot products of row `i` of `A` with every
+/// row of `B` (all `k = A.cols = B.cols` long, any strides; `C` is `A.rows x B.rows`).
+/// Four rows of `B` share each load of `A`'s row. Dense layers over row-major weights
+/// (`y = x W^T`) run on it; so will attention's `Q K^T` over a key cache.
+#[inline(always)]
+pub(crate) fn gemm_nt<S: Simd>(
+    s: S,
+    a: Mat<'_>,
+    b: Mat<'_>,
+    bias: Option<&[f32]>,
+    mut c: MatMut<'_>,
+) {
+    let n = b.rows;
+    for i in 0..a.rows {
+        let (x, y) = (a.row(i), c.row(i));
+        for o in (0..n).step_by(4) {
+            // The last group repeats the final row; its duplicates are not stored.
+            let rows: [&[f32]; 4] = slices(|j| b.row((o + j).min(n - 1)));
+            let d = dot_1x4(s, x, rows);
+            let w = (n - o).min(4);
+            y[o..o + w].copy_from_slice(&d[..w]);
+        }
+        if let Some(bias) = bias {
+            for (yo, bo) in y.iter_mut().zip(bias) {
+                *yo += bo;
+            }
+        }
+    }
+}
+kernel_entry!(gemm_nt(a: Mat<'_>, b: Mat<'_>, bias: Option<&[f32]>, c: MatMut<'_>));
+
+/// `C = A B`, or `C += A B` with `accumulate`, for row-major `B` with its own row stride:
+/// `MR` rows of `A` times `NV` vectors of `B`'s columns per tile; the columns after the
+/// last whole block take a tile with partial loads, the rows after the last whole block a
+/// tile that repeats the last row (not stored). `A` is `m x k`, `B` `k x n`, `C` `m x n`.
+#[inline(always)]
+pub(crate) fn gemm_nn<S: Simd, const MR: usize, const NV: usize>(
+    s: S,
+    a: Mat<'_>,
+    b: Mat<'_>,
+    mut c: MatMut<'_>,
+    accumulate: bool,
+) {
+    let (m, n) = (a.rows, b.cols);
+    let block_cols = NV * S::LANES;
+    for r0 in (0..m).step_by(MR) {
+        let a_rows: [&[f32]; MR] = slices(|i| a.row((r0 + i).min(m - 1)));
+        for col in (0..n).step_by(block_cols) {
+            let width = block_cols.min(n - col);
+            let mut acc = [[s.zero(); NV]; MR];
+            // (`B` is empty when `k` is 0.)
+            let b_from = b.data.get(col..).unwrap_or(&[]);
+            if width == block_cols {
+                tile_row_major::<S, MR, NV, false>(s, &mut acc, a_rows, b_from, b.stride, width);
+            } else {
+                tile_row_major::<S, MR, NV, true>(s, &mut acc, a_rows, b_from, b.stride, width);
+            }
+            for (i, acc_row) in acc.iter().enumerate().take(m - r0) {
+                let dst = &mut c.row(r0 + i)[col..col + width];
+                for (v, &av) in acc_row.iter().enumerate() {
+                    let lo = (v * S::LANES).min(width);
+                    let hi = ((v + 1) * S::LANES).min(width);
+                    let d = &mut dst[lo..hi];
+                    if d.len() == S::LANES {
+                        let sum = if accumulate { s.add(s.load(d), av) } else { av };
+                        s.store(sum, d);
+                    } else if !d.is_empty() {
+                        let sum = if accumulate {
+                            s.add(s.load_partial(d, 0.0), av)
+                        } else {
+                            av
+                        };
+                        s.store_partial(sum, d);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// [`gemm_nn`] with the backend's tile (see [`Blocking`]).
+#[inline(always)]
+pub(crate) fn gemm_nn_kernel<S: Blocking>(
+    s: S,
+    a: Mat<'_>,
+    b: Mat<'_>,
+    c: MatMut<'_>,
+    accumulate: bool,
+) {
+    s.gemm_nn(a, b, c, accumulate);
+}
+kernel_entry!(gemm_nn_kernel(a: Mat<'_>, b: Mat<'_>, c: MatMut<'_>, accumulate: bool));

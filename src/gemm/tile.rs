@@ -1,0 +1,157 @@
+//! Register tiles: `MR x NV` vectors of accumulators updated from `k` steps of `A` and `B`.
+//! The variants differ only in where `A` and `B` come from:
+//! - [`tile_packed`]: `MR` rows of `A`, `B` a packed panel;
+//! - [`tile_packed_windows`]: `MR` windows of one slice `step` apart (convolution rows);
+//! - [`tile_row_major`]: `MR` rows of `A`, `B` row-major with its own row stride;
+//! - [`dot_1x4`]: one row of `A` against four rows of `B` (`A B^T`).
+
+use super::PANEL;
+use crate::simd::Simd;
+
+/// `[f(0), .., f(N - 1)]`. `core::array::from_fn` stays an out-of-line call in the tile
+/// loops (19% of conv1d_kws's time); this plain loop is inlined.
+#[inline(always)]
+pub(crate) fn slices<'a, const N: usize>(f: impl Fn(usize) -> &'a [f32]) -> [&'a [f32]; N] {
+    let mut out: [&[f32]; N] = [&[]; N];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = f(i);
+    }
+    out
+}
+
+/// The `NV` weight vectors of one panel row (`PANEL` floats) from column `col`.
+#[inline(always)]
+fn panel_vectors<S: Simd, const NV: usize>(s: S, row: &[f32], col: usize) -> [S::V; NV] {
+    let row = &row[col..col + NV * S::LANES];
+    let mut w = [s.zero(); NV];
+    for (v, wv) in w.iter_mut().enumerate() {
+        *wv = s.load(&row[v * S::LANES..]);
+    }
+    w
+}
+
+/// `acc += ` `MR` rows of `x` (each `kc` long) times one `kc x PANEL` panel block, columns
+/// `col..col + NV * LANES` of it: the packed GEMM, the pointwise and implicit-GEMM
+/// convolutions and Winograd's per-position products.
+#[inline(always)]
+pub(crate) fn tile_packed<S: Simd, const MR: usize, const NV: usize>(
+    s: S,
+    acc: &mut [[S::V; NV]; MR],
+    x_rows: [&[f32]; MR],
+    panel: &[f32],
+    col: usize,
+) {
+    let kc = x_rows[0].len();
+    // Every row exactly `kc` long, so `x_row[k]` below needs no bounds check.
+    let x_rows: [&[f32]; MR] = slices(|m| &x_rows[m][..kc]);
+    for (k, wk) in (0..kc).zip(panel.chunks_exact(PANEL)) {
+        let w = panel_vectors::<S, NV>(s, wk, col);
+        for (acc_row, x_row) in acc.iter_mut().zip(x_rows) {
+            let a = s.splat(x_row[k]);
+            for (c, wv) in acc_row.iter_mut().zip(w) {
+                *c = s.mul_add(wv, a, *c);
+            }
+        }
+    }
+}
+
+/// [`tile_packed`] for rows that are windows of one slice: row `m` is
+/// `xs[m * step..m * step + kc]`. One base pointer instead of `MR` keeps the tile's
+/// addresses in registers; with `step` a constant (after inlining) the offsets are
+/// immediates and the bounds checks fold away.
+#[inline(always)]
+pub(crate) fn tile_packed_windows<S: Simd, const MR: usize, const NV: usize>(
+    s: S,
+    acc: &mut [[S::V; NV]; MR],
+    xs: &[f32],
+    step: usize,
+    kc: usize,
+    panel: &[f32],
+    col: usize,
+) {
+    // Tap `k` reads the window `xs[k..]` (one slice per tap from the iterator: no offset
+    // arithmetic or bounds check per tap beyond the iterator's own length test).
+    let taps = xs
+        .windows((MR - 1) * step + 1)
+        .zip(panel.chunks_exact(PANEL));
+    debug_assert!(taps.len() >= kc, "a window per tap");
+    for (xk, wk) in taps.take(kc) {
+        let w = panel_vectors::<S, NV>(s, wk, col);
+        for (m, acc_row) in acc.iter_mut().enumerate() {
+            let a = s.splat(xk[m * step]);
+            for (c, wv) in acc_row.iter_mut().zip(w) {
+                *c = s.mul_add(wv, a, *c);
+            }
+        }
+    }
+}
+
+/// `acc += ` `MR` rows of `a` (each `kc` long) times `B`, row-major with row stride `ldb`
+/// from `b[0]` (the tile's first column): `NV` whole vectors per `B` row, or with `EDGE`
+/// the first `width < NV * LANES` columns (partial loads, the other lanes 0).
+#[inline(always)]
+pub(crate) fn tile_row_major<S: Simd, const MR: usize, const NV: usize, const EDGE: bool>(
+    s: S,
+    acc: &mut [[S::V; NV]; MR],
+    a_rows: [&[f32]; MR],
+    b: &[f32],
+    ldb: usize,
+    width: usize,
+) {
+    let kc = a_rows[0].len();
+    let a_rows: [&[f32]; MR] = slices(|m| &a_rows[m][..kc]);
+    for k in 0..kc {
+        let row = &b[k * ldb..][..width];
+        let mut w = [s.zero(); NV];
+        for (v, wv) in w.iter_mut().enumerate() {
+            *wv = if EDGE {
+                let lo = (v * S::LANES).min(width);
+                s.load_partial(&row[lo..((v + 1) * S::LANES).min(width)], 0.0)
+            } else {
+                s.load(&row[v * S::LANES..])
+            };
+        }
+        for (acc_row, a_row) in acc.iter_mut().zip(a_rows) {
+            let a = s.splat(a_row[k]);
+            for (c, wv) in acc_row.iter_mut().zip(w) {
+                *c = s.mul_add(wv, a, *c);
+            }
+        }
+    }
+}
+
+/// `x . r[j]` for four rows `r[j]` of any stride, each exactly `x.len()` long: one row of
+/// `A B^T`. Two vectors per row in flight hide the FMA latency.
+#[inline(always)]
+pub(crate) fn dot_1x4<S: Simd>(s: S, x: &[f32], r: [&[f32]; 4]) -> [f32; 4] {
+    let step = 2 * S::LANES;
+    let mut acc = [[s.zero(); 4]; 2];
+    let [c0, c1, c2, c3] = r.map(|row| row.chunks_exact(step));
+    let mut xs = x.chunks_exact(step);
+    for ((((xc, w0), w1), w2), w3) in (&mut xs).zip(c0).zip(c1).zip(c2).zip(c3) {
+        let (x0, x1) = (s.load(xc), s.load(&xc[S::LANES..]));
+        for (j, wc) in [w0, w1, w2, w3].into_iter().enumerate() {
+            acc[0][j] = s.mul_add(s.load(wc), x0, acc[0][j]);
+            acc[1][j] = s.mul_add(s.load(&wc[S::LANES..]), x1, acc[1][j]);
+        }
+    }
+    let xt = xs.remainder();
+    let tail_start = x.len() - xt.len();
+    for (j, row) in r.iter().enumerate() {
+        let wt = &row[tail_start..];
+        for (h, a) in acc.iter_mut().enumerate() {
+            let lo = (h * S::LANES).min(xt.len());
+            let hi = ((h + 1) * S::LANES).min(xt.len());
+            let (xv, wv) = (
+                s.load_partial(&xt[lo..hi], 0.0),
+                s.load_partial(&wt[lo..hi], 0.0),
+            );
+            a[j] = s.mul_add(wv, xv, a[j]);
+        }
+    }
+    let mut dots = [0.0; 4];
+    for (j, d) in dots.iter_mut().enumerate() {
+        *d = s.reduce_add(s.add(acc[0][j], acc[1][j]));
+    }
+    dots
+}
