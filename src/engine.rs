@@ -43,6 +43,20 @@ impl Backend {
         }
     }
 
+    /// f32 lanes per vector: 1, 8, 16 or 4.
+    ///
+    /// ```
+    /// assert_eq!(simdnn::Backend::Avx2.lanes(), 8);
+    /// ```
+    pub const fn lanes(self) -> usize {
+        match self {
+            Backend::Scalar => 1,
+            Backend::Avx2 => 8,
+            Backend::Avx512 => 16,
+            Backend::Neon => 4,
+        }
+    }
+
     /// Whether this backend is compiled in and this CPU (and OS) supports it.
     ///
     /// ```

@@ -36,14 +36,8 @@ impl Engine {
     /// assert!(flops >= 2 * 1000 * 12);
     /// ```
     pub fn fma_probe(&self, iterations: u64) -> u64 {
-        let lanes = match self.backend() {
-            crate::Backend::Scalar => 1,
-            crate::Backend::Avx2 => 8,
-            crate::Backend::Avx512 => 16,
-            crate::Backend::Neon => 4,
-        };
         let sink = fma_chains::run(self, iterations);
         core::hint::black_box(sink);
-        2 * iterations * (CHAINS as u64) * lanes
+        2 * iterations * (CHAINS as u64) * self.backend().lanes() as u64
     }
 }

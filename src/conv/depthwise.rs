@@ -81,14 +81,14 @@ fn depthwise_images<S: Simd>(
             if strip == 0 {
                 for oy in 0..g.out_h {
                     for ox in 0..g.out_w {
-                        depthwise_pixel(s, &dw, op, yn, oy, ox, c0, n);
+                        depthwise_pixel(s, &dw, op, yn, (oy, ox), (c0, n));
                     }
                 }
                 continue;
             }
             for ox0 in (0..g.out_w).step_by(strip) {
                 let width = strip.min(g.out_w - ox0);
-                depthwise_strip(s, &dw, op, &mut window, yn, ox0, width, c0, n);
+                depthwise_strip(s, &dw, op, &mut window, yn, (ox0, width), (c0, n));
             }
         }
     }
@@ -144,7 +144,6 @@ fn expand_index(c0: usize, multiplier: usize) -> [u32; MAX_LANES] {
 }
 
 /// Output columns `ox0..ox0 + width` of every row, channels `c0..c0 + n`.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn depthwise_strip<S: Simd>(
     s: S,
@@ -152,10 +151,8 @@ fn depthwise_strip<S: Simd>(
     op: impl VecOp<S>,
     window: &mut [S::V; DW_WINDOW],
     yn: &mut [f32],
-    ox0: usize,
-    width: usize,
-    c0: usize,
-    n: usize,
+    (ox0, width): (usize, usize),
+    (c0, n): (usize, usize),
 ) {
     let g = dw.g;
     let c = g.in_c;
@@ -236,26 +233,22 @@ fn depthwise_block_store<S: Simd, const M: usize>(
 ) {
     let g = dw.g;
     let acc = if (g.kernel_w, g.stride_w, g.dilation_w) == (3, 1, 1) {
-        depthwise_block::<S, M>(s, dw, window, cols, oy, m0, c0, n, bias, (3, 1, 1))
+        depthwise_block::<S, M>(s, dw, (window, cols), (oy, m0), (c0, n), bias, (3, 1, 1))
     } else {
         let taps = (g.kernel_w, g.stride_w, g.dilation_w);
-        depthwise_block::<S, M>(s, dw, window, cols, oy, m0, c0, n, bias, taps)
+        depthwise_block::<S, M>(s, dw, (window, cols), (oy, m0), (c0, n), bias, taps)
     };
-    depthwise_store(s, g, op, yn, (acc, keep), oy, ox, c0, n);
+    depthwise_store(s, g, op, yn, (acc, keep), (oy, ox), (c0, n));
 }
 
 /// `M` outputs of row `oy` from strip column `m0`, read from the window buffer.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn depthwise_block<S: Simd, const M: usize>(
     s: S,
     dw: &Depthwise<'_>,
-    window: &[S::V; DW_WINDOW],
-    cols: usize,
-    oy: usize,
-    m0: usize,
-    c0: usize,
-    n: usize,
+    (window, cols): (&[S::V; DW_WINDOW], usize),
+    (oy, m0): (usize, usize),
+    (c0, n): (usize, usize),
     bias: S::V,
     (kernel_w, stride, dilation): (usize, usize, usize),
 ) -> [S::V; M] {
@@ -347,7 +340,6 @@ impl<S: Simd> PixelLoad<S> for Spread {
 
 /// [`depthwise_stream_3x3`] for output channels `c0..c0 + n`, which read the `len`
 /// input channels from `first` (`px` loads their vector from a slice starting there).
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn stream_passes<S: Simd, const FULL: bool>(
     s: S,
@@ -467,7 +459,6 @@ fn stream_rows<S: Simd, const FULL: bool, const OUT: usize, const IN: usize>(
 static ZERO_PIXEL: [f32; MAX_LANES] = [0.0; MAX_LANES];
 
 /// Stores the first `keep` pixels of `acc` from column `ox`, channels `c0..c0 + n`.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn depthwise_store<S: Simd, const M: usize>(
     s: S,
@@ -475,10 +466,8 @@ fn depthwise_store<S: Simd, const M: usize>(
     op: impl VecOp<S>,
     yn: &mut [f32],
     (acc, keep): ([S::V; M], usize),
-    oy: usize,
-    ox: usize,
-    c0: usize,
-    n: usize,
+    (oy, ox): (usize, usize),
+    (c0, n): (usize, usize),
 ) {
     let at = (oy * g.out_w + ox) * g.out_c + c0;
     if keep == M && n == S::LANES {
@@ -497,17 +486,14 @@ fn depthwise_store<S: Simd, const M: usize>(
 }
 
 /// One pixel, channels `c0..c0 + n`, any position (taps outside are skipped).
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn depthwise_pixel<S: Simd>(
     s: S,
     dw: &Depthwise<'_>,
     op: impl VecOp<S>,
     yn: &mut [f32],
-    oy: usize,
-    ox: usize,
-    c0: usize,
-    n: usize,
+    (oy, ox): (usize, usize),
+    (c0, n): (usize, usize),
 ) {
     let g = dw.g;
     let c = g.in_c;
@@ -527,5 +513,5 @@ fn depthwise_pixel<S: Simd>(
             acc = s.mul_add(xv, wv, acc);
         }
     }
-    depthwise_store(s, g, op, yn, ([acc], 1), oy, ox, c0, n);
+    depthwise_store(s, g, op, yn, ([acc], 1), (oy, ox), (c0, n));
 }

@@ -134,17 +134,8 @@ fn few_chunk<S: Simd, const MR: usize, const NV: usize>(
                 let acc = few_tile::<S, MR, NV>(s, tap_rows.clone(), at, step, (panel, run, col));
                 let ox = ox0 + t * MR;
                 let keep = MR.min(g.out_w - ox);
-                store_tile(
-                    s,
-                    &acc,
-                    (keep, width),
-                    call.bias,
-                    op,
-                    out_row,
-                    ox,
-                    o,
-                    g.out_c,
-                );
+                let at = (ox, o, g.out_c);
+                store_tile(s, &acc, (keep, width), call.bias, op, out_row, at);
             }
         }
     }

@@ -8,13 +8,15 @@ use crate::ops::Activation;
 /// A fixed-size stride-1 2-D convolution (one group) over weights packed at compile time
 /// with [`pack_conv2d`](crate::pack_conv2d); the image size is a type parameter of each call, so shape errors
 /// are compile errors and [`Conv2d::forward_same`] / [`Conv2d::forward_valid`] cannot fail.
-/// `P` is the packed length (use `0` to name `PACKED_LEN` before it is known).
+/// `P` is the packed length: name it `Conv2d::<CI, CO, KH, KW, 0>::PACKED_LEN` where a
+/// length is needed (the storage's array type), and let the compiler infer it elsewhere:
+/// `Conv2d::<CI, CO, KH, KW, _>::new(&PACKED, ..)`.
 ///
 /// ```
 /// use simdnn::{Activation, Conv2d, Engine, pack_conv2d};
 /// const W: [[[[f32; 1]; 3]; 3]; 1] = [[[[1.0]; 3]; 3]]; // 3x3 box filter
 /// static PACKED: [f32; Conv2d::<1, 1, 3, 3, 0>::PACKED_LEN] = pack_conv2d(&W);
-/// let conv = Conv2d::<1, 1, 3, 3, { Conv2d::<1, 1, 3, 3, 0>::PACKED_LEN }>::new(&PACKED, None, Activation::Identity);
+/// let conv = Conv2d::<1, 1, 3, 3, _>::new(&PACKED, None, Activation::Identity);
 /// let x = [[[1.0f32]; 4]; 4];
 /// let mut y = [[[0.0f32]; 4]; 4];
 /// conv.forward_same(&Engine::new(), &x, &mut y);
@@ -54,7 +56,16 @@ impl<'w, const CI: usize, const CO: usize, const KH: usize, const KW: usize, con
 
     /// A layer over packed weights (from [`pack_conv2d`](crate::pack_conv2d)), optional bias and activation.
     pub const fn new(packed: &'w [f32; P], bias: Option<&'w [f32; CO]>, act: Activation) -> Self {
-        const { assert!(P == Self::PACKED_LEN && CI > 0 && CO > 0 && KH > 0 && KW > 0) };
+        const {
+            assert!(
+                P == Self::PACKED_LEN,
+                "wrong packed length P: use [f32; Conv2d::<CI, CO, KH, KW, 0>::PACKED_LEN]"
+            );
+            assert!(
+                CI > 0 && CO > 0 && KH > 0 && KW > 0,
+                "every size must be at least 1"
+            );
+        };
         Conv2d { packed, bias, act }
     }
 

@@ -71,7 +71,7 @@ mod winograd;
 pub use fixed::Conv2d;
 pub use pack::{PackedConv2d, WeightLayout, convert_weights, pack_conv2d};
 use shape::Geometry;
-pub use shape::{Conv2dShape, ConvAlgorithm, Padding};
+pub use shape::{Conv2dShape, ConvAlgorithm, ConvPath, Padding};
 use tuning::ConvBlocking;
 
 /// Everything a convolution kernel needs besides the input and output.
@@ -89,26 +89,22 @@ impl ConvCall<'_> {
     /// allocate registers worse in the hot loops (conv_tiny 21 -> 30 us).
     fn run(self, engine: &Engine, x: &[f32], y: &mut [f32]) {
         let call = self;
-        let g = &self.g;
-        if g.depthwise {
-            conv_depthwise::run(engine, call, x, y);
-        } else if g.is_pointwise() {
-            let layer = Layer {
-                packed: call.packed,
-                out: g.out_c,
-                inp: g.in_c,
-                bias: call.bias,
-                act: call.act,
-            };
-            gemm_packed_kernel::run(engine, layer, x, y);
-        } else if g.winograd {
-            conv_winograd_kernel::run(engine, call, x, y);
-        } else if g.is_mono() {
-            conv_mono_kernel::run(engine, call, x, y);
-        } else if g.is_few_channels() {
-            conv_few_kernel::run(engine, call, x, y);
-        } else {
-            conv_rows_kernel::run(engine, call, x, y);
+        match self.g.path() {
+            ConvPath::Depthwise => conv_depthwise::run(engine, call, x, y),
+            ConvPath::Pointwise => {
+                let layer = Layer {
+                    packed: call.packed,
+                    out: call.g.out_c,
+                    inp: call.g.in_c,
+                    bias: call.bias,
+                    act: call.act,
+                };
+                gemm_packed_kernel::run(engine, layer, x, y);
+            }
+            ConvPath::Winograd => conv_winograd_kernel::run(engine, call, x, y),
+            ConvPath::OneChannel => conv_mono_kernel::run(engine, call, x, y),
+            ConvPath::FewChannels => conv_few_kernel::run(engine, call, x, y),
+            ConvPath::ImplicitGemm => conv_rows_kernel::run(engine, call, x, y),
         }
         finish(engine, self.act, y);
     }

@@ -81,9 +81,7 @@ pub(super) fn conv_mono<S: Simd, const MR: usize, const NV: usize>(
                             call.bias,
                             op,
                             out_row,
-                            t * MR,
-                            o,
-                            g.out_c,
+                            (t * MR, o, g.out_c),
                         );
                     }
                 }

@@ -227,7 +227,8 @@ pub const fn pack_conv2d<
     const {
         assert!(
             P == Conv2dShape::new(0, 0, CI, CO, KH, KW).packed_weights_len(),
-            "P must be PACKED_LEN"
+            "wrong packed length P: write the array type as \
+             [f32; Conv2d::<CI, CO, KH, KW, 0>::PACKED_LEN] (see `Conv2d`)"
         )
     };
     let mut dst = [0.0; P];

@@ -89,7 +89,6 @@ pub(super) fn fill_zero<S: Simd>(s: S, dst: &mut [f32]) {
 
 /// Stores the first `keep` pixels and `width` outputs of a tile from pixel `ox`, output
 /// `o` of `out_row` (`pitch` floats per pixel), adding the bias and applying `op`.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(super) fn store_tile<S: Simd, const MR: usize, const NV: usize>(
     s: S,
@@ -98,9 +97,7 @@ pub(super) fn store_tile<S: Simd, const MR: usize, const NV: usize>(
     bias: Option<&[f32]>,
     op: impl VecOp<S>,
     out_row: &mut [f32],
-    ox: usize,
-    o: usize,
-    pitch: usize,
+    (ox, o, pitch): (usize, usize, usize),
 ) {
     if keep == MR && width == NV * S::LANES {
         let b = whole_bias::<S, NV>(s, bias, o);
@@ -197,12 +194,23 @@ fn conv_rows<S: Simd, const MR: usize, const NV: usize, const MRT: usize>(
                             // one vector column, half the FMAs.
                             let narrow = width <= S::LANES && NV > 1;
                             let short = pixels <= MRT && MRT < MR;
-                            let args = (s, &g, xn, rows, &mut *yn, panel, col, tile, bias, op);
+                            let job = TileJob {
+                                s,
+                                g: &g,
+                                x: xn,
+                                padded: rows,
+                                y: &mut *yn,
+                                panel,
+                                col,
+                                tile,
+                                bias,
+                                op,
+                            };
                             match (short, narrow) {
-                                (false, false) => conv_tile::<S, MR, NV>(args),
-                                (false, true) => conv_tile::<S, MR, 1>(args),
-                                (true, false) => conv_tile::<S, MRT, NV>(args),
-                                (true, true) => conv_tile::<S, MRT, 1>(args),
+                                (false, false) => conv_tile::<S, MR, NV>(job),
+                                (false, true) => conv_tile::<S, MR, 1>(job),
+                                (true, false) => conv_tile::<S, MRT, NV>(job),
+                                (true, true) => conv_tile::<S, MRT, 1>(job),
                             }
                         }
                     }
@@ -226,27 +234,39 @@ struct Tile {
     width: usize,
 }
 
-/// Everything [`conv_tile`] reads and writes: the backend, the shape, the image, the padded
-/// tap rows if any, the output image, the weight panel and its column, the tile, the bias
-/// and the activation.
-type TileArgs<'a, S, Op> = (
-    S,
-    &'a Geometry,
-    &'a [f32],
-    Option<(&'a [f32], usize)>,
-    &'a mut [f32],
-    &'a [f32],
-    usize,
-    Tile,
-    Option<&'a [f32]>,
-    Op,
-);
+/// Everything [`conv_tile`] reads and writes.
+struct TileJob<'a, S, Op> {
+    s: S,
+    g: &'a Geometry,
+    /// The input image.
+    x: &'a [f32],
+    /// The zero-padded copy of the tap rows and its row length, if the rows were copied.
+    padded: Option<(&'a [f32], usize)>,
+    /// The output image.
+    y: &'a mut [f32],
+    /// The weight panel and the column of it the tile computes.
+    panel: &'a [f32],
+    col: usize,
+    tile: Tile,
+    bias: Option<&'a [f32]>,
+    op: Op,
+}
 
 /// `MR` pixels times `NV` vectors of one panel: accumulate every tap, then store.
 #[inline(always)]
-fn conv_tile<S: Simd, const MR: usize, const NV: usize>(
-    (s, g, xn, padded, yn, panel, col, t, bias, op): TileArgs<'_, S, impl VecOp<S>>,
-) {
+fn conv_tile<S: Simd, const MR: usize, const NV: usize>(job: TileJob<'_, S, impl VecOp<S>>) {
+    let TileJob {
+        s,
+        g,
+        x: xn,
+        padded,
+        y: yn,
+        panel,
+        col,
+        tile: t,
+        bias,
+        op,
+    } = job;
     // Tail blocks repeat the last pixel and discard it.
     let ox = |m: usize| t.ox0 + m.min(t.pixels - 1);
     let runs = g.groups == 1 && g.dilation_w == 1;

@@ -47,8 +47,48 @@ pub enum ConvAlgorithm {
     Direct,
 }
 
-/// The shape and options of a 2-D convolution. Start from [`Conv2dShape::new`] and adjust
-/// with the `with_*` methods; every field is public.
+/// The kernel a convolution shape runs on ([`Conv2dShape::path`]), chosen from the shape
+/// alone. Each has its own speed profile (the report prints GFLOP/s per path), so models
+/// are tuned by it: e.g. a 3x3 layer with 8 to 64 input channels takes Winograd, 2.25x
+/// fewer multiply-adds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ConvPath {
+    /// 1x1, stride 1, no padding, one group: the dense GEMM over pixels.
+    Pointwise,
+    /// One group per input channel (any channel multiplier): channels in vector lanes.
+    Depthwise,
+    /// 3x3, stride 1, dilation 1, one group, 8 to 64 input channels, and
+    /// [`ConvAlgorithm::Auto`]: Winograd F(2x2, 3x3).
+    Winograd,
+    /// One input channel, stride 1 across (mono audio, grayscale): tiles of windows one
+    /// float apart.
+    OneChannel,
+    /// Up to 4 input channels otherwise (RGB first layers, sensor streams): the tap rows
+    /// under a tile copied to the stack.
+    FewChannels,
+    /// Everything else: the implicit GEMM (no im2col buffer).
+    ImplicitGemm,
+}
+
+/// The shape and options of a 2-D convolution. Start from [`Conv2dShape::new`] (input
+/// height, width and channels, output channels, kernel height and width) and adjust with the
+/// `with_*` methods, or name every field and take the rest from [`Default`] (batch 1,
+/// stride 1, dilation 1, `Valid` padding, one group); every field is public.
+///
+/// ```
+/// use simdnn::Conv2dShape;
+/// let named = Conv2dShape {
+///     in_h: 28,
+///     in_w: 28,
+///     in_c: 1,
+///     out_c: 8,
+///     kernel_h: 5,
+///     kernel_w: 5,
+///     ..Default::default()
+/// };
+/// assert_eq!(named, Conv2dShape::new(28, 28, 1, 8, 5, 5));
+/// ```
 ///
 /// ```
 /// use simdnn::{Conv2dShape, Padding};
@@ -91,8 +131,17 @@ pub struct Conv2dShape {
     pub algorithm: ConvAlgorithm,
 }
 
+/// Every size 0 (set them), batch 1, stride 1, dilation 1, `Valid` padding, one group,
+/// [`ConvAlgorithm::Auto`].
+impl Default for Conv2dShape {
+    fn default() -> Self {
+        Conv2dShape::new(0, 0, 0, 0, 0, 0)
+    }
+}
+
 impl Conv2dShape {
-    /// Batch 1, stride 1, dilation 1, `Valid` padding, one group.
+    /// `in_h x in_w x in_c` input, `out_c` output channels, a `kernel_h x kernel_w` kernel;
+    /// batch 1, stride 1, dilation 1, `Valid` padding, one group.
     pub const fn new(
         in_h: usize,
         in_w: usize,
@@ -120,6 +169,8 @@ impl Conv2dShape {
     }
 
     /// A 1-D convolution over `len` frames of `in_c` channels (NWC), as a 1-row 2-D one.
+    /// (For [`Engine::conv1d_stream`](crate::Engine::conv1d_stream) the length is not
+    /// used: pass 0.)
     ///
     /// ```
     /// use simdnn::{Conv2dShape, Padding};
@@ -170,6 +221,21 @@ impl Conv2dShape {
     pub const fn with_algorithm(mut self, algorithm: ConvAlgorithm) -> Self {
         self.algorithm = algorithm;
         self
+    }
+
+    /// The kernel this shape runs on, or why the shape is invalid.
+    ///
+    /// ```
+    /// use simdnn::{Conv2dShape, ConvAlgorithm, ConvPath};
+    /// assert_eq!(Conv2dShape::new(16, 16, 16, 32, 3, 3).path()?, ConvPath::Winograd);
+    /// let direct = Conv2dShape::new(16, 16, 16, 32, 3, 3).with_algorithm(ConvAlgorithm::Direct);
+    /// assert_eq!(direct.path()?, ConvPath::ImplicitGemm);
+    /// assert_eq!(Conv2dShape::new(8, 8, 32, 64, 1, 1).path()?, ConvPath::Pointwise);
+    /// assert_eq!(Conv2dShape::conv1d(100, 1, 8, 9).path()?, ConvPath::OneChannel);
+    /// # Ok::<(), simdnn::Error>(())
+    /// ```
+    pub fn path(&self) -> Result<ConvPath, Error> {
+        self.geometry().map(|g| g.path())
     }
 
     /// Output height and width, or why the shape is invalid.
@@ -472,6 +538,23 @@ pub(crate) struct Geometry {
 }
 
 impl Geometry {
+    /// The kernel this validated shape runs on.
+    pub(super) fn path(&self) -> ConvPath {
+        if self.depthwise {
+            ConvPath::Depthwise
+        } else if self.is_pointwise() {
+            ConvPath::Pointwise
+        } else if self.winograd {
+            ConvPath::Winograd
+        } else if self.is_mono() {
+            ConvPath::OneChannel
+        } else if self.is_few_channels() {
+            ConvPath::FewChannels
+        } else {
+            ConvPath::ImplicitGemm
+        }
+    }
+
     /// Taps per output channel: `KH * KW * in_per_group`.
     pub(super) fn k(&self) -> usize {
         self.kernel_h * self.kernel_w * self.in_per_group

@@ -22,6 +22,7 @@ impl Conv2dShape {
     ///
     /// ```
     /// use simdnn::Conv2dShape;
+    /// // A stream has no fixed length: the shape's length (0 here) is not used.
     /// let kws = Conv2dShape::conv1d(0, 1, 16, 9);
     /// assert_eq!(kws.stream_state_len(), 8);
     /// ```
@@ -48,6 +49,7 @@ impl Engine {
     ///
     /// ```
     /// use simdnn::{Activation, Conv2dShape, Engine, PackedConv2d, WeightLayout};
+    /// // Length 0: a stream's length is not part of its shape (chunks have any size).
     /// let shape = Conv2dShape::conv1d(0, 1, 1, 3); // y[t] = x[t-2] + 2 x[t-1] + 3 x[t]
     /// let mut storage = vec![0.0; shape.packed_weights_len()];
     /// let w = PackedConv2d::pack(&shape, WeightLayout::Ohwi, &[1.0, 2.0, 3.0], &mut storage)?;

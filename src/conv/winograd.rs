@@ -227,7 +227,7 @@ fn winograd_tiles<
                         }
                         let out = transform_output(s, mp);
                         let (ty, tx) = ((t0 + t) / tiles_w, (t0 + t) % tiles_w);
-                        store_tile(s, &g, op, yn, ty, tx, o + lo, n, out, b);
+                        store_tile(s, &g, op, yn, (ty, tx), (o + lo, n), (out, b));
                     }
                 }
             }
@@ -280,19 +280,15 @@ fn load_patch<S: Simd>(
 
 /// Adds the bias to the 2x2 outputs of tile `(ty, tx)`, applies `op` and stores those
 /// inside the output, channels `o..o + n`.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn store_tile<S: Simd>(
     s: S,
     g: &super::Geometry,
     op: impl VecOp<S>,
     yn: &mut [f32],
-    ty: usize,
-    tx: usize,
-    o: usize,
-    n: usize,
-    out: [[S::V; 2]; 2],
-    b: S::V,
+    (ty, tx): (usize, usize),
+    (o, n): (usize, usize),
+    (out, b): ([[S::V; 2]; 2], S::V),
 ) {
     for (i, out_row) in out.iter().enumerate() {
         let oy = 2 * ty + i;

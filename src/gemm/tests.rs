@@ -487,3 +487,16 @@ fn drivers_match_reference_on_every_backend() {
         drivers::run(&e);
     }
 }
+
+#[inline(always)]
+fn lanes<S: Simd>(_: S) -> usize {
+    S::LANES
+}
+kernel_entry!(lanes() -> usize);
+
+#[test]
+fn backend_lanes_are_the_vector_width() {
+    for e in engines() {
+        assert_eq!(lanes::run(&e), e.backend().lanes(), "{:?}", e.backend());
+    }
+}

@@ -856,3 +856,32 @@ fn fixed_size_winograd_matches_runtime() {
         assert_eq!(y.as_flattened().as_flattened(), &want[..]);
     }
 }
+
+/// `Conv2dShape::path` names the kernel each kind of shape runs on.
+#[test]
+fn path_of_each_kind_of_shape() {
+    use simdnn::{ConvAlgorithm, ConvPath};
+    let cases = [
+        (Conv2dShape::new(8, 8, 32, 64, 1, 1), ConvPath::Pointwise),
+        (
+            Conv2dShape::new(8, 8, 32, 32, 3, 3).with_groups(32),
+            ConvPath::Depthwise,
+        ),
+        (Conv2dShape::new(8, 8, 16, 32, 3, 3), ConvPath::Winograd),
+        (
+            Conv2dShape::new(8, 8, 16, 32, 3, 3).with_algorithm(ConvAlgorithm::Direct),
+            ConvPath::ImplicitGemm,
+        ),
+        (Conv2dShape::conv1d(100, 1, 8, 9), ConvPath::OneChannel),
+        (Conv2dShape::new(32, 32, 3, 16, 3, 3), ConvPath::FewChannels),
+        (
+            Conv2dShape::new(16, 16, 1, 8, 3, 3).with_stride(2, 2),
+            ConvPath::FewChannels,
+        ),
+        (Conv2dShape::new(8, 8, 128, 32, 3, 3), ConvPath::ImplicitGemm),
+    ];
+    for (shape, path) in cases {
+        assert_eq!(shape.path(), Ok(path), "{shape:?}");
+    }
+    assert!(Conv2dShape::new(8, 8, 3, 4, 3, 3).with_groups(2).path().is_err());
+}
