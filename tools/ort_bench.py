@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""ONNX Runtime timings of simdnn's report workloads, for a side-by-side comparison.
+
+Each workload is a one-operator ONNX graph built here (no model files): the same shapes as
+`cargo run --release --example report`, f32, batch 1, one thread (intra- and inter-op
+threads 1, sequential execution, every graph optimisation on). Inputs and outputs are
+bound once as OrtValues, so a timed call is `run_with_iobinding` alone: the time includes
+ONNX Runtime's own per-call overhead (a few microseconds, printed as `overhead_identity`),
+as a caller of its C API would pay it.
+
+    python3 tools/ort_bench.py [--only NAME[,NAME]] [--min-time SECONDS] [--out FILE.json]
+
+Prints one line per workload and writes {"onnxruntime": version, "results": [{"name",
+"wall_us", "runs"}]} to --out. `.ci/compare` installs ONNX Runtime into a virtualenv and
+runs this beside the report.
+"""
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+rng = np.random.default_rng(7)
+
+
+def tensor(*shape):
+    return rng.uniform(-1.0, 1.0, shape).astype(np.float32)
+
+
+def graph(node, inputs, output_shape, weights=()):
+    """A model of one node whose inputs are `inputs` (name -> array) and initialisers
+    `weights` (name -> array), with one output `y`."""
+    info = [helper.make_tensor_value_info(k, TensorProto.FLOAT, v.shape) for k, v in inputs.items()]
+    out = helper.make_tensor_value_info("y", TensorProto.FLOAT, output_shape)
+    inits = [numpy_helper.from_array(v, k) for k, v in weights]
+    model = helper.make_model(
+        helper.make_graph([node], "workload", info, [out], inits),
+        opset_imports=[helper.make_opsetid("", 17)],
+    )
+    model.ir_version = 9
+    onnx.checker.check_model(model)
+    return model.SerializeToString(), inputs
+
+
+def conv(cin, cout, hw, k, stride=1, group=1):
+    """NCHW convolution with bias; SAME padding for stride 1, pad 1 for stride 2 (as the
+    report's explicit padding)."""
+    pad = (k - 1) // 2
+    out_hw = [(n + 2 * pad - k) // stride + 1 for n in hw]
+    w = tensor(cout, cin // group, *([k] * len(hw)))
+    node = helper.make_node(
+        "Conv", ["x", "w", "b"], ["y"], kernel_shape=[k] * len(hw), strides=[stride] * len(hw),
+        pads=[pad] * 2 * len(hw), group=group,
+    )
+    return graph(node, {"x": tensor(1, cin, *hw)}, [1, cout, *out_hw], [("w", w), ("b", tensor(cout))])
+
+
+def dense(batch, out, inp):
+    """y = x W^T + b with W [out][in] (PyTorch nn.Linear), as Gemm transB=1."""
+    node = helper.make_node("Gemm", ["x", "w", "b"], ["y"], transB=1)
+    weights = [("w", tensor(out, inp)), ("b", tensor(out))]
+    return graph(node, {"x": tensor(batch, inp)}, [batch, out], weights)
+
+
+def softmax(rows, cols):
+    node = helper.make_node("Softmax", ["x"], ["y"], axis=-1)
+    return graph(node, {"x": tensor(rows, cols) * 20.0}, [rows, cols])
+
+
+def identity():
+    node = helper.make_node("Identity", ["x"], ["y"])
+    return graph(node, {"x": tensor(1, 16)}, [1, 16])
+
+
+WORKLOADS = {
+    "overhead_identity": identity,
+    "conv_tiny": lambda: conv(3, 16, (32, 32), 3),
+    "conv_small": lambda: conv(16, 32, (16, 16), 3),
+    "conv_resnet": lambda: conv(64, 64, (56, 56), 3),
+    "conv_pw": lambda: conv(64, 128, (28, 28), 1),
+    "conv_dw": lambda: conv(128, 128, (28, 28), 3, group=128),
+    "conv_s2": lambda: conv(32, 64, (56, 56), 3, stride=2),
+    "conv1d_kws": lambda: conv(1, 16, (16000,), 9),
+    "dense_gemv_256x256": lambda: dense(1, 256, 256),
+    "dense_gemm_64x256x256": lambda: dense(64, 256, 256),
+    "softmax_8x1024": lambda: softmax(8, 1024),
+}
+
+
+def session(model):
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+def time_workload(make, min_time):
+    model, inputs = make()
+    sess = session(model)
+    expected = sess.run(None, inputs)
+    binding = sess.io_binding()
+    held = []  # the bound OrtValues must outlive the binding
+    for name, value in inputs.items():
+        held.append(ort.OrtValue.ortvalue_from_numpy(value))
+        binding.bind_ortvalue_input(name, held[-1])
+    for out, value in zip(sess.get_outputs(), expected):
+        held.append(ort.OrtValue.ortvalue_from_shape_and_type(value.shape, value.dtype))
+        binding.bind_ortvalue_output(out.name, held[-1])
+    # Warm up for a tenth of a second, then take as many runs as fit in min_time.
+    start, warm = time.perf_counter(), 0
+    while time.perf_counter() - start < 0.1 or warm < 5:
+        sess.run_with_iobinding(binding)
+        warm += 1
+    per_run = (time.perf_counter() - start) / warm
+    runs = max(20, min(20000, int(min_time / per_run)))
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter_ns()
+        sess.run_with_iobinding(binding)
+        times.append(time.perf_counter_ns() - t)
+    return statistics.median(times) / 1e3, runs
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", help="comma-separated workload names")
+    parser.add_argument("--min-time", type=float, default=1.0, help="seconds per workload")
+    parser.add_argument("--out", help="JSON file for the results")
+    args = parser.parse_args()
+    names = args.only.split(",") if args.only else list(WORKLOADS)
+    unknown = [n for n in names if n not in WORKLOADS]
+    if unknown:
+        parser.error(f"unknown workloads {unknown}; known: {', '.join(WORKLOADS)}")
+    print(f"ONNX Runtime {ort.__version__}, one thread, {platform.processor() or platform.machine()}")
+    results = []
+    for name in names:
+        us, runs = time_workload(WORKLOADS[name], args.min_time)
+        print(f"{name:<24} {us:10.2f} us  ({runs} runs)")
+        results.append({"name": name, "wall_us": us, "runs": runs})
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump({"onnxruntime": ort.__version__, "results": results}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
