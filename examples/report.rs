@@ -1,6 +1,7 @@
-//! The simdnn report: median time and GFLOP/s of the standard workloads
-//! (`shared/WORKLOADS.md` plus the kernel-level rows of the issues) on every backend this
-//! CPU has, next to each backend's measured peak FMA throughput.
+//! The simdnn report: median time and GFLOP/s of the standard workloads (the layer shapes
+//! of small vision and audio models, plus kernel-level rows: dense, softmax, vector math
+//! on ordinary, tiny, subnormal and saturated inputs) on every backend this CPU has, next
+//! to each backend's measured peak FMA throughput and ONNX Runtime's time where recorded.
 //!
 //! `cargo run --release --example report [-- --json] [--only NAME[,NAME]]
 //! [--backend NAME[,NAME]] [--quick]`
@@ -29,8 +30,36 @@ enum Work {
     Flops(f64),
     /// Elements of an element-wise or row-wise kernel: elements per core clock cycle.
     Elements(f64),
+    /// A convolution: the direct algorithm's operations, and the kernel path it takes.
+    Conv(Conv2dShape),
 }
-use Work::{Elements, Flops};
+use Work::{Conv, Elements, Flops};
+
+impl Work {
+    /// Floating-point operations per call, if counted.
+    fn flops(&self) -> Option<f64> {
+        match self {
+            Flops(f) => Some(*f),
+            Elements(_) => None,
+            Conv(s) => {
+                let (h, w) = s.output_hw().ok()?;
+                let taps = s.kernel_h * s.kernel_w * s.in_c / s.groups;
+                Some(2.0 * (s.batch * h * w * s.out_c * taps) as f64)
+            }
+        }
+    }
+}
+
+/// A convolution workload: the shape is both timed and counted.
+macro_rules! conv_workload {
+    ($name:literal, $shape:expr) => {
+        Workload {
+            name: $name,
+            work: Conv($shape),
+            make: |nn| conv(nn, $shape),
+        }
+    };
+}
 
 const SAME: Padding = Padding::Same;
 const PAD1: Padding = Padding::Explicit {
@@ -52,65 +81,35 @@ macro_rules! elementwise {
 }
 
 const WORKLOADS: &[Workload] = &[
-    Workload {
-        name: "conv_tiny",
-        work: Flops(0.885e6),
-        make: |nn| conv(nn, Conv2dShape::new(32, 32, 3, 16, 3, 3).with_padding(SAME)),
-    },
-    Workload {
-        name: "conv_small",
-        work: Flops(2.359e6),
-        make: |nn| {
-            conv(
-                nn,
-                Conv2dShape::new(16, 16, 16, 32, 3, 3).with_padding(SAME),
-            )
-        },
-    },
-    Workload {
-        name: "conv_resnet",
-        work: Flops(231.2e6),
-        make: |nn| {
-            conv(
-                nn,
-                Conv2dShape::new(56, 56, 64, 64, 3, 3).with_padding(SAME),
-            )
-        },
-    },
-    Workload {
-        name: "conv_pw",
-        work: Flops(12.85e6),
-        make: |nn| conv(nn, Conv2dShape::new(28, 28, 64, 128, 1, 1)),
-    },
-    Workload {
-        name: "conv_dw",
-        work: Flops(1.806e6),
-        make: |nn| {
-            conv(
-                nn,
-                Conv2dShape::new(28, 28, 128, 128, 3, 3)
-                    .with_groups(128)
-                    .with_padding(SAME),
-            )
-        },
-    },
-    Workload {
-        name: "conv_s2",
-        work: Flops(28.9e6),
-        make: |nn| {
-            conv(
-                nn,
-                Conv2dShape::new(56, 56, 32, 64, 3, 3)
-                    .with_stride(2, 2)
-                    .with_padding(PAD1),
-            )
-        },
-    },
-    Workload {
-        name: "conv1d_kws",
-        work: Flops(4.608e6),
-        make: |nn| conv(nn, Conv2dShape::conv1d(16000, 1, 16, 9).with_padding(SAME)),
-    },
+    conv_workload!(
+        "conv_tiny",
+        Conv2dShape::new(32, 32, 3, 16, 3, 3).with_padding(SAME)
+    ),
+    conv_workload!(
+        "conv_small",
+        Conv2dShape::new(16, 16, 16, 32, 3, 3).with_padding(SAME)
+    ),
+    conv_workload!(
+        "conv_resnet",
+        Conv2dShape::new(56, 56, 64, 64, 3, 3).with_padding(SAME)
+    ),
+    conv_workload!("conv_pw", Conv2dShape::new(28, 28, 64, 128, 1, 1)),
+    conv_workload!(
+        "conv_dw",
+        Conv2dShape::new(28, 28, 128, 128, 3, 3)
+            .with_groups(128)
+            .with_padding(SAME)
+    ),
+    conv_workload!(
+        "conv_s2",
+        Conv2dShape::new(56, 56, 32, 64, 3, 3)
+            .with_stride(2, 2)
+            .with_padding(PAD1)
+    ),
+    conv_workload!(
+        "conv1d_kws",
+        Conv2dShape::conv1d(16000, 1, 16, 9).with_padding(SAME)
+    ),
     Workload {
         name: "dense_gemv_256x256",
         work: Flops(2.0 * 256.0 * 256.0),
@@ -177,9 +176,9 @@ const SUBNORMAL: f32 = 1e-39;
 /// Half of the inputs past the range where exp underflows or overflows.
 const WIDE: f32 = 200.0;
 
-/// Best single-threaded peer time (microseconds) from `shared/ANCHORS.md` (measured on an
-/// Intel Sapphire Rapids core; re-measure ONNX Runtime on this machine with
-/// `shared/tools/ort_bench.py` before comparing).
+/// ONNX Runtime's single-threaded time (microseconds) for the same shapes, recorded on an
+/// Intel Sapphire Rapids-class core (2026-12, `tools/ort_bench.py`), not measured now:
+/// `bash .ci/compare` runs both side by side on this machine.
 const ANCHORS_US: &[(&str, f64)] = &[
     ("conv_tiny", 16.0),
     ("conv_small", 21.7),
@@ -372,6 +371,22 @@ fn peak_gflops(nn: Engine, samples: usize) -> f64 {
     flops / ns
 }
 
+/// What the columns mean, printed above the table.
+const LEGEND: &str = "
+  median us  median wall time of one call (inputs in cache, one thread)
+  GFLOP/s    floating-point operations per second; a multiply-add counts 2. Convolutions
+             count the direct algorithm's operations, so Winograd rows (path Winograd) can
+             pass 100% of peak: they do 2.25x fewer multiply-adds
+  % peak     GFLOP/s over the FMA peak measured above for that backend (none for scalar:
+             LLVM vectorises its kernels to SSE2 while the probe times one-lane chains)
+  el/cycle   elements per core clock cycle (the clock from the dependent-add chain above),
+             for element-wise and row-wise kernels; _tiny, _subnormal and _wide rows take
+             inputs near 1e-20, below 1.2e-38 and in [-200, 200]
+  ORT us     ONNX Runtime 1.32, one thread, recorded on an Intel Sapphire Rapids-class core
+             (2026-12), not measured now: `bash .ci/compare` runs both on this machine
+  path       the convolution kernel the shape takes (simdnn::ConvPath)
+";
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let json = args.iter().any(|a| a == "--json");
@@ -423,10 +438,10 @@ fn main() {
         if let Some(ghz) = ghz {
             println!("  core clock (dependent adds) {ghz:.2} GHz");
         }
-        println!();
+        println!("{LEGEND}");
         println!(
-            "{:<28} {:<7} {:>12} {:>9} {:>7} {:>8} {:>10}",
-            "workload", "backend", "median us", "GFLOP/s", "% peak", "el/cycle", "peer us"
+            "{:<28} {:<7} {:>12} {:>9} {:>7} {:>8} {:>10}  path",
+            "workload", "backend", "median us", "GFLOP/s", "% peak", "el/cycle", "ORT us"
         );
     }
     for w in WORKLOADS
@@ -436,9 +451,10 @@ fn main() {
         for (&nn, &peak) in engines.iter().zip(&peaks) {
             let mut f = (w.make)(nn);
             let ns = median_ns(&mut *f, samples, target_ms);
-            let (gflops, per_cycle) = match w.work {
-                Flops(fl) => (Some(fl / ns), None),
-                Elements(n) => (None, ghz.map(|ghz| n / (ns * ghz))),
+            let gflops = w.work.flops().map(|fl| fl / ns);
+            let per_cycle = match w.work {
+                Elements(n) => ghz.map(|ghz| n / (ns * ghz)),
+                _ => None,
             };
             if json {
                 let g = gflops.map_or("null".to_owned(), |g| format!("{g:.3}"));
@@ -462,8 +478,12 @@ fn main() {
                     .iter()
                     .find(|a| a.0 == w.name)
                     .map_or("-".to_owned(), |a| format!("{:.1}", a.1));
+                let path = match w.work {
+                    Conv(shape) => shape.path().map_or("-".to_owned(), |p| format!("{p:?}")),
+                    _ => "-".to_owned(),
+                };
                 println!(
-                    "{:<28} {:<7} {:>12.3} {:>9} {:>7} {:>8} {:>10}",
+                    "{:<28} {:<7} {:>12.3} {:>9} {:>7} {:>8} {:>10}  {path}",
                     w.name,
                     nn.backend().name(),
                     ns / 1e3,

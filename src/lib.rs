@@ -1,8 +1,11 @@
 //! # simdnn
 //!
-//! `#![no_std]`, allocation-free neural-network kernels (dense layers, convolutions, softmax,
-//! activations) with hand-written SIMD paths for AVX2+FMA, AVX-512F and NEON and a portable
-//! scalar fallback, chosen at run time.
+//! `#![no_std]`, allocation-free neural-network kernels (activations, softmax, dense layers
+//! and matrix products, 1-D and 2-D convolutions, streaming conv1d) with hand-written SIMD
+//! paths for AVX2+FMA, AVX-512F and NEON and a portable scalar path that runs on Cortex-M,
+//! chosen at run time. Every buffer is the caller's; a wrong length is an [`Error`].
+//!
+//! A dense layer and a softmax:
 //!
 //! ```
 //! use simdnn::{Activation, Engine, PackedDense, dense_packed_len};
@@ -15,8 +18,45 @@
 //! let mut logits = [0.0; 3];
 //! nn.dense(&layer, Some(&[0.0, 0.0, 1.0]), Activation::Identity, &[2.0, 1.0], &mut logits)?;
 //! let mut probs = [0.0; 3];
-//! nn.softmax(&logits, 3, None, &mut probs)?;
+//! nn.softmax(&logits, 3, None, &mut probs)?; // rows of 3 columns
 //! assert!((probs.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+//! # Ok::<(), simdnn::Error>(())
+//! ```
+//!
+//! A 2-D convolution ([`Conv2dShape`] describes it, [`PackedConv2d`] holds its weights,
+//! [`Conv2dShape::path`] says which kernel it runs on):
+//!
+//! ```
+//! use simdnn::{Activation, Conv2dShape, Engine, PackedConv2d, Padding, WeightLayout};
+//!
+//! // 8x8 RGB image (NHWC), 4 filters of 3x3, SAME padding, ReLU fused.
+//! let shape = Conv2dShape::new(8, 8, 3, 4, 3, 3).with_padding(Padding::Same);
+//! let w = vec![0.1; shape.weights_len()?]; // OIHW, as PyTorch stores it
+//! let mut storage = vec![0.0; shape.packed_weights_len()];
+//! let packed = PackedConv2d::pack(&shape, WeightLayout::Oihw, &w, &mut storage)?;
+//! let x = vec![1.0; shape.input_len()?];
+//! let mut y = vec![0.0; shape.output_len()?];
+//! Engine::new().conv2d(&shape, &packed, None, Activation::Relu, &x, &mut y)?;
+//! assert!((y[4 * 8 + 4] - 2.7).abs() < 1e-5); // an inner pixel: 27 taps of 0.1
+//! # Ok::<(), simdnn::Error>(())
+//! ```
+//!
+//! A 1-D convolution streamed frame by frame (the state is the caller's;
+//! [`Engine::conv1d_stream`]):
+//!
+//! ```
+//! use simdnn::{Activation, Conv2dShape, Engine, PackedConv2d, WeightLayout};
+//!
+//! let shape = Conv2dShape::conv1d(0, 1, 1, 2); // y[t] = x[t-1] + x[t]; no fixed length
+//! let mut storage = vec![0.0; shape.packed_weights_len()];
+//! let w = PackedConv2d::pack(&shape, WeightLayout::Ohwi, &[1.0, 1.0], &mut storage)?;
+//! let (mut state, mut scratch) = ([0.0; 1], [0.0; 2]);
+//! let nn = Engine::new();
+//! for (x, want) in [(1.0, 1.0), (2.0, 3.0), (0.0, 2.0)] {
+//!     let mut y = [0.0];
+//!     nn.conv1d_stream(&shape, &w, None, Activation::Identity, &mut state, &[x], &mut scratch, &mut y)?;
+//!     assert_eq!(y, [want]);
+//! }
 //! # Ok::<(), simdnn::Error>(())
 //! ```
 //!
@@ -63,6 +103,11 @@
 //! in a different order), within the bounds above.
 #![no_std]
 #![deny(missing_docs)]
+
+/// The README's examples, compiled and run as doc tests so that they cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 // Layers, lowest first: a module imports only from the layers before it, and the operator
 // families (L3) never import each other.

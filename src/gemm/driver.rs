@@ -155,15 +155,20 @@ pub(crate) fn gemm_nt<S: Simd>(
     bias: Option<&[f32]>,
     mut c: MatMut<'_>,
 ) {
-    let n = b.rows;
+    let (n, k, ldb) = (b.rows, b.cols, b.stride);
+    let whole = n - n % 4;
     for i in 0..a.rows {
         let (x, y) = (a.row(i), c.row(i));
-        for o in (0..n).step_by(4) {
+        for (o, yo) in (0..whole).step_by(4).zip(y.chunks_exact_mut(4)) {
+            let group = &b.data[o * ldb..];
+            let rows: [&[f32]; 4] = slices(|j| &group[j * ldb..][..k]);
+            yo.copy_from_slice(&dot_1x4(s, x, rows));
+        }
+        if whole < n {
             // The last group repeats the final row; its duplicates are not stored.
-            let rows: [&[f32]; 4] = slices(|j| b.row((o + j).min(n - 1)));
+            let rows: [&[f32]; 4] = slices(|j| b.row((whole + j).min(n - 1)));
             let d = dot_1x4(s, x, rows);
-            let w = (n - o).min(4);
-            y[o..o + w].copy_from_slice(&d[..w]);
+            y[whole..].copy_from_slice(&d[..n - whole]);
         }
         if let Some(bias) = bias {
             for (yo, bo) in y.iter_mut().zip(bias) {

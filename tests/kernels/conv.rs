@@ -878,10 +878,18 @@ fn path_of_each_kind_of_shape() {
             Conv2dShape::new(16, 16, 1, 8, 3, 3).with_stride(2, 2),
             ConvPath::FewChannels,
         ),
-        (Conv2dShape::new(8, 8, 128, 32, 3, 3), ConvPath::ImplicitGemm),
+        (
+            Conv2dShape::new(8, 8, 128, 32, 3, 3),
+            ConvPath::ImplicitGemm,
+        ),
     ];
     for (shape, path) in cases {
         assert_eq!(shape.path(), Ok(path), "{shape:?}");
     }
-    assert!(Conv2dShape::new(8, 8, 3, 4, 3, 3).with_groups(2).path().is_err());
+    assert!(
+        Conv2dShape::new(8, 8, 3, 4, 3, 3)
+            .with_groups(2)
+            .path()
+            .is_err()
+    );
 }
