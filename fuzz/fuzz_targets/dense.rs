@@ -1,5 +1,6 @@
-//! Arbitrary dense shapes and lengths (packed and row-major): never panics, bad shapes are
-//! errors, and the best backend agrees with scalar within the summation bound.
+//! Arbitrary dense shapes and lengths (packed, row-major, and the plain matrix product):
+//! never panics, bad shapes are errors, and the best backend agrees with scalar within the
+//! summation bound.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use simdnn::{Activation, Backend, Engine, PackedDense, dense_packed_len};
@@ -60,4 +61,21 @@ fuzz_target!(|data: &[u8]| {
     let cut = data[4] as usize % 3;
     let r = PackedDense::from_packed(&storage[..storage.len().saturating_sub(cut)], out, inp);
     assert_eq!(r.is_ok(), cut == 0 || storage.is_empty());
+    // C = A B with m, k, n from the input and lengths that may not match them: an error
+    // exactly when a length is wrong; otherwise within the bound of the scalar result.
+    let (m, k, n) = (data[1] as usize % 9, data[2] as usize % 40, data[0] as usize % 70);
+    let a = take(if data[3] & 1 == 0 { m * k } else { x_len }, 1);
+    let b = take(if data[3] & 2 == 0 { k * n } else { y_len }, 2);
+    let c_len = if data[3] & 4 == 0 { m * n } else { y_len };
+    let (mut c, mut c_ref) = (vec![f32::NAN; c_len], vec![f32::NAN; c_len]);
+    let r = best.matmul(m, k, n, &a, &b, &mut c);
+    let valid = a.len() == m * k && b.len() == k * n && c_len == m * n;
+    assert_eq!(r.is_ok(), valid, "matmul {m}x{k}x{n}: a {} b {} c {c_len}", a.len(), b.len());
+    if valid {
+        scalar.matmul(m, k, n, &a, &b, &mut c_ref).unwrap();
+        let tol = 2.0 * (k as f32 + 2.0) * 6e-8 * 64.0 * k as f32 + 1e-6;
+        for (x, y) in c.iter().zip(&c_ref) {
+            assert!((x - y).abs() <= tol, "matmul {x} vs scalar {y}");
+        }
+    }
 });

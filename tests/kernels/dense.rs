@@ -215,3 +215,56 @@ fn zero_inputs_give_activation_of_bias() {
         assert_eq!(z, [1.0, 0.0, 2.0]);
     }
 }
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// `matmul` is `A B` within the summation bound, on every backend, over shapes past
+    /// every tile size and edge.
+    #[test]
+    fn matmul_matches_reference(
+        (m, k, n, a, b) in (1usize..30, 0usize..40, 1usize..80).prop_flat_map(|(m, k, n)| (
+            Just(m), Just(k), Just(n),
+            prop::collection::vec(value(), m * k),
+            prop::collection::vec(value(), k * n),
+        ))
+    ) {
+        for nn in common::engines() {
+            let mut c = vec![f32::NAN; m * n];
+            nn.matmul(m, k, n, &a, &b, &mut c).unwrap();
+            for i in 0..m {
+                for j in 0..n {
+                    let (mut sum, mut mag) = (0.0f64, 0.0f64);
+                    for t in 0..k {
+                        let p = f64::from(a[i * k + t]) * f64::from(b[t * n + j]);
+                        sum += p;
+                        mag += p.abs();
+                    }
+                    let bound = (k as f64 + 2.0) * f64::from(f32::EPSILON) / 2.0 * mag + 1e-30;
+                    let got = f64::from(c[i * n + j]);
+                    prop_assert!((got - sum).abs() <= bound,
+                        "{:?} {m}x{k}x{n} [{i}][{j}]: {got} vs {sum}", nn.backend());
+                }
+            }
+        }
+    }
+}
+
+/// Wrong lengths and overflowing sizes are errors naming the argument.
+#[test]
+fn matmul_rejects_wrong_lengths() {
+    use simdnn::Error;
+    let nn = simdnn::Engine::new();
+    let mut c = [0.0; 6];
+    let err = nn.matmul(2, 2, 3, &[0.0; 3], &[0.0; 6], &mut c).unwrap_err();
+    assert!(matches!(err, Error::LengthMismatch { arg: "a", .. }), "{err:?}");
+    let err = nn.matmul(2, 2, 3, &[0.0; 4], &[0.0; 5], &mut c).unwrap_err();
+    assert!(matches!(err, Error::LengthMismatch { arg: "b", .. }), "{err:?}");
+    let err = nn.matmul(2, 2, 2, &[0.0; 4], &[0.0; 4], &mut c).unwrap_err();
+    assert!(matches!(err, Error::LengthMismatch { arg: "c", .. }), "{err:?}");
+    assert!(nn.matmul(usize::MAX, 2, 1, &[], &[0.0; 2], &mut c).is_err());
+    // k = 0: C is zeros.
+    let mut c = [1.0; 4];
+    nn.matmul(2, 0, 2, &[], &[], &mut c).unwrap();
+    assert_eq!(c, [0.0; 4]);
+}
