@@ -256,12 +256,27 @@ fn matmul_rejects_wrong_lengths() {
     use simdnn::Error;
     let nn = simdnn::Engine::new();
     let mut c = [0.0; 6];
-    let err = nn.matmul(2, 2, 3, &[0.0; 3], &[0.0; 6], &mut c).unwrap_err();
-    assert!(matches!(err, Error::LengthMismatch { arg: "a", .. }), "{err:?}");
-    let err = nn.matmul(2, 2, 3, &[0.0; 4], &[0.0; 5], &mut c).unwrap_err();
-    assert!(matches!(err, Error::LengthMismatch { arg: "b", .. }), "{err:?}");
-    let err = nn.matmul(2, 2, 2, &[0.0; 4], &[0.0; 4], &mut c).unwrap_err();
-    assert!(matches!(err, Error::LengthMismatch { arg: "c", .. }), "{err:?}");
+    let err = nn
+        .matmul(2, 2, 3, &[0.0; 3], &[0.0; 6], &mut c)
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::LengthMismatch { arg: "a", .. }),
+        "{err:?}"
+    );
+    let err = nn
+        .matmul(2, 2, 3, &[0.0; 4], &[0.0; 5], &mut c)
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::LengthMismatch { arg: "b", .. }),
+        "{err:?}"
+    );
+    let err = nn
+        .matmul(2, 2, 2, &[0.0; 4], &[0.0; 4], &mut c)
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::LengthMismatch { arg: "c", .. }),
+        "{err:?}"
+    );
     assert!(nn.matmul(usize::MAX, 2, 1, &[], &[0.0; 2], &mut c).is_err());
     // k = 0: C is zeros.
     let mut c = [1.0; 4];
