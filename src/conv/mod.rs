@@ -4,8 +4,8 @@
 //! ox*sw + kx*dw - left, g*CIg + c]` over the channels `c` of `o`'s group `g`, then the
 //! activation: ReLU, ReLU6 and leaky ReLU in the store of each tile, the exp-based ones
 //! (tanh, sigmoid, ...) as one more pass over the finished output, so that their code
-//! stays out of the tile loops. Six paths, chosen from the shape, each compiled as its
-//! own `#[target_feature]` function:
+//! stays out of the tile loops. Six paths ([`ConvPath`]), chosen from the shape, each
+//! compiled as its own `#[target_feature]` function:
 //! - pointwise (1x1, stride 1, no padding, one group): exactly the dense GEMM over pixels;
 //! - depthwise (groups = input channels, any channel multiplier `m`): output channels in
 //!   vector lanes, weights stored `[KH][KW][out_c]`; per vector of channels the rows under
