@@ -43,6 +43,12 @@ pub enum Error {
     },
     /// The backend was asked for explicitly but is not compiled in or not supported by this CPU.
     UnsupportedBackend(Backend),
+    /// The call needs a kernel this build leaves out: the cargo feature that compiles it in
+    /// is off (e.g. a convolution path, see `ConvPath::feature`).
+    FeatureDisabled {
+        /// The cargo feature.
+        feature: &'static str,
+    },
 }
 
 impl fmt::Display for Error {
@@ -67,6 +73,10 @@ impl fmt::Display for Error {
                     b.name()
                 )
             }
+            Error::FeatureDisabled { feature } => write!(
+                f,
+                "this call needs the `{feature}` cargo feature, which this build leaves out"
+            ),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The fixed-size layer: const-generic shapes, arrays in and out, cannot fail.
 
 use super::ConvCall;
-use super::shape::{Conv2dShape, Padding};
+use super::shape::{Conv2dShape, ConvPath, Padding, choose_path};
 use crate::Engine;
 use crate::ops::Activation;
 
@@ -53,6 +53,24 @@ impl<'w, const CI: usize, const CO: usize, const KH: usize, const KW: usize, con
 {
     /// Length of the packed weights.
     pub const PACKED_LEN: usize = Conv2dShape::new(0, 0, CI, CO, KH, KW).packed_weights_len();
+
+    /// The kernel this layer runs on, decided at compile time: a firmware using only this
+    /// layer links only this kernel (whatever the `conv-*` features say).
+    ///
+    /// ```
+    /// use simdnn::{Conv2d, ConvPath};
+    /// assert_eq!(Conv2d::<16, 32, 3, 3, 0>::PATH, ConvPath::Winograd);
+    /// assert_eq!(Conv2d::<1, 8, 1, 9, 0>::PATH, ConvPath::OneChannel);
+    /// ```
+    pub const PATH: ConvPath = choose_path(
+        false,
+        KH == 1 && KW == 1,
+        Conv2dShape::new(0, 0, CI, CO, KH, KW).uses_winograd(),
+        1,
+        CI,
+        (KH, KW),
+        (1, 1),
+    );
 
     /// A layer over packed weights (from [`pack_conv2d`](crate::pack_conv2d)), optional bias and activation.
     pub const fn new(packed: &'w [f32; P], bias: Option<&'w [f32; CO]>, act: Activation) -> Self {
@@ -128,7 +146,7 @@ impl<'w, const CI: usize, const CO: usize, const KH: usize, const KW: usize, con
                 bias,
                 act,
             };
-            call.run(engine, x, y);
+            call.run_path(Self::PATH, engine, x, y);
         }
     }
 }

@@ -84,12 +84,40 @@ pub(crate) struct ConvCall<'a> {
 }
 
 impl ConvCall<'_> {
-    /// Picks the path for this validated call and runs it on `engine`'s backend. Each path
-    /// is its own `#[target_feature]` function: one function holding all of them made LLVM
-    /// allocate registers worse in the hot loops (conv_tiny 21 -> 30 us).
+    /// Runs this validated call on the path its shape takes, if that path is compiled in
+    /// (its cargo feature; `checked` refused the call otherwise). Each path's arm exists only
+    /// with its feature, so a build without the feature does not link the kernel.
     fn run(self, engine: &Engine, x: &[f32], y: &mut [f32]) {
+        let path = self.g.path();
+        macro_rules! compiled_paths {
+            ($($feature:literal => $path:ident),*) => {$(
+                #[cfg(feature = $feature)]
+                if path == ConvPath::$path {
+                    return self.run_path(ConvPath::$path, engine, x, y);
+                }
+            )*};
+        }
+        compiled_paths!(
+            "conv-depthwise" => Depthwise,
+            "conv-pointwise" => Pointwise,
+            "conv-winograd" => Winograd,
+            "conv-one-channel" => OneChannel,
+            "conv-few-channels" => FewChannels,
+            "conv-implicit-gemm" => ImplicitGemm
+        );
+        // A path left out of the build: `checked` refused the call before it got here.
+        let _ = (path, engine, x, y);
+    }
+
+    /// Runs `path` (the one this call's shape takes) on `engine`'s backend, then the
+    /// activations left out of the tile stores. With `path` a constant after inlining (the
+    /// fixed-size layer's), only that kernel is referenced. Each path is its own
+    /// `#[target_feature]` function: one function holding all of them made LLVM allocate
+    /// registers worse in the hot loops (conv_tiny 21 -> 30 us).
+    #[inline(always)]
+    fn run_path(self, path: ConvPath, engine: &Engine, x: &[f32], y: &mut [f32]) {
         let call = self;
-        match self.g.path() {
+        match path {
             ConvPath::Depthwise => conv_depthwise::run(engine, call, x, y),
             ConvPath::Pointwise => {
                 let layer = Layer {
@@ -193,6 +221,12 @@ impl<'a> ConvCall<'a> {
         y_len: usize,
     ) -> Result<Self, Error> {
         let g = shape.geometry()?;
+        let path = g.path();
+        if !path.is_compiled() {
+            return Err(Error::FeatureDisabled {
+                feature: path.feature(),
+            });
+        }
         if weights.key != KernelKey::of(shape) {
             return Err(Error::InvalidShape {
                 what: "weights were packed for another kernel shape",

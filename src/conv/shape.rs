@@ -71,6 +71,45 @@ pub enum ConvPath {
     ImplicitGemm,
 }
 
+impl ConvPath {
+    /// The cargo feature that compiles this path into the runtime-shaped API
+    /// ([`Engine::conv2d`](crate::Engine::conv2d), [`Engine::conv1d_stream`](crate::Engine::conv1d_stream)):
+    /// `conv-pointwise`, `conv-depthwise`, `conv-winograd`, `conv-one-channel`,
+    /// `conv-few-channels` or `conv-implicit-gemm`, all on by default. A firmware that turns
+    /// off the default features names the ones its shapes need and links only those
+    /// kernels; a shape whose path was left out is an [`Error::FeatureDisabled`]. The
+    /// fixed-size [`Conv2d`](crate::Conv2d) needs none: it links its own path.
+    ///
+    /// ```
+    /// use simdnn::{Conv2dShape, ConvPath};
+    /// let kws = Conv2dShape::conv1d(16000, 1, 16, 9);
+    /// assert_eq!(kws.path()?.feature(), "conv-one-channel");
+    /// # Ok::<(), simdnn::Error>(())
+    /// ```
+    pub const fn feature(self) -> &'static str {
+        match self {
+            ConvPath::Pointwise => "conv-pointwise",
+            ConvPath::Depthwise => "conv-depthwise",
+            ConvPath::Winograd => "conv-winograd",
+            ConvPath::OneChannel => "conv-one-channel",
+            ConvPath::FewChannels => "conv-few-channels",
+            ConvPath::ImplicitGemm => "conv-implicit-gemm",
+        }
+    }
+
+    /// Whether this build's runtime-shaped API has this path ([`ConvPath::feature`]).
+    pub const fn is_compiled(self) -> bool {
+        match self {
+            ConvPath::Pointwise => cfg!(feature = "conv-pointwise"),
+            ConvPath::Depthwise => cfg!(feature = "conv-depthwise"),
+            ConvPath::Winograd => cfg!(feature = "conv-winograd"),
+            ConvPath::OneChannel => cfg!(feature = "conv-one-channel"),
+            ConvPath::FewChannels => cfg!(feature = "conv-few-channels"),
+            ConvPath::ImplicitGemm => cfg!(feature = "conv-implicit-gemm"),
+        }
+    }
+}
+
 /// The shape and options of a 2-D convolution. Start from [`Conv2dShape::new`] (input
 /// height, width and channels, output channels, kernel height and width) and adjust with the
 /// `with_*` methods, or name every field and take the rest from [`Default`] (batch 1,
@@ -540,19 +579,15 @@ pub(crate) struct Geometry {
 impl Geometry {
     /// The kernel this validated shape runs on.
     pub(super) fn path(&self) -> ConvPath {
-        if self.depthwise {
-            ConvPath::Depthwise
-        } else if self.is_pointwise() {
-            ConvPath::Pointwise
-        } else if self.winograd {
-            ConvPath::Winograd
-        } else if self.is_mono() {
-            ConvPath::OneChannel
-        } else if self.is_few_channels() {
-            ConvPath::FewChannels
-        } else {
-            ConvPath::ImplicitGemm
-        }
+        choose_path(
+            self.depthwise,
+            self.is_pointwise(),
+            self.winograd,
+            self.groups,
+            self.in_c,
+            (self.kernel_h, self.kernel_w),
+            (self.stride_w, self.dilation_w),
+        )
     }
 
     /// Taps per output channel: `KH * KW * in_per_group`.
@@ -570,24 +605,6 @@ impl Geometry {
             && self.out_h == self.in_h
             && self.out_w == self.in_w
             && self.groups == 1
-    }
-    /// One input channel, stride 1, dilation 1, one group, and a kernel row narrow enough
-    /// for [`conv_mono`]'s stack window (whatever the backend's tile width).
-    pub(super) fn is_mono(&self) -> bool {
-        self.groups == 1
-            && self.in_c == 1
-            && self.stride_w == 1
-            && self.dilation_w == 1
-            && self.kernel_w + MONO_TILE_MAX <= MONO_WINDOW
-    }
-    /// At most [`FEW_CHANNELS`] input channels, one group, dilation 1 across, and the tap
-    /// rows under a tile of the widest backend fit [`conv_few`]'s stack buffer.
-    pub(super) fn is_few_channels(&self) -> bool {
-        let cols = (MONO_TILE_MAX - 1) * self.stride_w + self.kernel_w;
-        self.groups == 1
-            && self.in_c <= FEW_CHANNELS
-            && self.dilation_w == 1
-            && cols * self.in_c * self.kernel_h <= PADDED_ROWS
     }
     /// Input row `iy` for output row `oy` and tap row `ky`, if inside the image.
     #[inline(always)]
@@ -609,5 +626,44 @@ impl Geometry {
         (ox * self.stride_w + kx * self.dilation_w)
             .checked_sub(self.left)
             .filter(|&c| c < self.in_w)
+    }
+}
+
+/// The path of a valid shape, from the facts that decide it (`pointwise`: 1x1, stride 1, no
+/// padding, one group). A `const fn`, so the fixed-size layer decides at compile time and
+/// links that one kernel:
+/// - one input channel, stride 1 and dilation 1 across, one group, and a kernel row narrow
+///   enough for the one-channel kernel's stack window (whatever the backend's tile width);
+/// - otherwise at most [`FEW_CHANNELS`] input channels, one group, dilation 1 across, and
+///   the tap rows under a tile of the widest backend fit the few-channel stack buffer.
+pub(super) const fn choose_path(
+    depthwise: bool,
+    pointwise: bool,
+    winograd: bool,
+    groups: usize,
+    in_c: usize,
+    (kernel_h, kernel_w): (usize, usize),
+    (stride_w, dilation_w): (usize, usize),
+) -> ConvPath {
+    let one_group_dense_rows = groups == 1 && dilation_w == 1;
+    if depthwise {
+        ConvPath::Depthwise
+    } else if pointwise {
+        ConvPath::Pointwise
+    } else if winograd {
+        ConvPath::Winograd
+    } else if one_group_dense_rows
+        && in_c == 1
+        && stride_w == 1
+        && kernel_w + MONO_TILE_MAX <= MONO_WINDOW
+    {
+        ConvPath::OneChannel
+    } else if one_group_dense_rows
+        && in_c <= FEW_CHANNELS
+        && ((MONO_TILE_MAX - 1) * stride_w + kernel_w) * in_c * kernel_h <= PADDED_ROWS
+    {
+        ConvPath::FewChannels
+    } else {
+        ConvPath::ImplicitGemm
     }
 }
