@@ -7,6 +7,9 @@ use std::env;
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(simdnn_avx2, simdnn_avx512, simdnn_neon)");
+    // Set by hand (RUSTFLAGS="--cfg simdnn_small_code") to test the firmware flavour of the
+    // scalar backend on a host: see `Simd::SMALL_CODE`.
+    println!("cargo::rustc-check-cfg=cfg(simdnn_small_code)");
     println!("cargo::rerun-if-changed=build.rs");
 
     let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();

@@ -26,7 +26,7 @@ const DW_WINDOW: usize = 192;
 /// per input row and does 18 multiply-adds, so the copy would cost more than the reads.
 #[inline(always)]
 pub(super) fn conv_depthwise<S: Simd>(s: S, call: ConvCall<'_>, x: &[f32], y: &mut [f32]) {
-    with_epilogue!(call.act, op => depthwise_images(s, call, op, x, y))
+    with_epilogue!(S, call.act, op => depthwise_images(s, call, op, x, y))
 }
 kernel_entry!(conv_depthwise(call: ConvCall<'_>, x: &[f32], y: &mut [f32]));
 

@@ -40,7 +40,7 @@ pub(crate) fn conv_general<
     x: &[f32],
     y: &mut [f32],
 ) {
-    with_epilogue!(call.act, op => conv_tiles::<S, MR, NV, MRN, MRM, MRT, PATH>(s, call, op, x, y))
+    with_epilogue!(S, call.act, op => conv_tiles::<S, MR, NV, MRN, MRM, MRT, PATH>(s, call, op, x, y))
 }
 
 #[inline(always)]

@@ -139,7 +139,7 @@ pub(crate) fn conv_winograd<
     x: &[f32],
     y: &mut [f32],
 ) {
-    with_epilogue!(call.act, op => winograd_tiles::<S, T, NV, VBUF, MBUF>(s, call, op, x, y))
+    with_epilogue!(S, call.act, op => winograd_tiles::<S, T, NV, VBUF, MBUF>(s, call, op, x, y))
 }
 
 #[inline(always)]

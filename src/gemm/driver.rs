@@ -115,7 +115,7 @@ pub(crate) fn gemv_packed<S: Simd, const NV: usize, const PG: usize>(
 /// and pointwise convolutions run on it.
 #[inline(always)]
 pub(crate) fn gemm_packed_kernel<S: Blocking>(s: S, layer: Layer<'_>, x: &[f32], y: &mut [f32]) {
-    with_epilogue!(layer.act, op => packed_rows(s, layer, op, x, y))
+    with_epilogue!(S, layer.act, op => packed_rows(s, layer, op, x, y))
 }
 kernel_entry!(gemm_packed_kernel(layer: Layer<'_>, x: &[f32], y: &mut [f32]));
 

@@ -89,14 +89,23 @@ impl Activation {
     }
 }
 
-/// Relu6 or LeakyRelu as a store epilogue (see [`Epilogue::Linear`]).
+/// Relu6 or LeakyRelu as a store epilogue (see [`Epilogue::Linear`]); any piecewise-linear
+/// activation where code size comes first (`Simd::SMALL_CODE`), others unchanged.
 #[derive(Clone, Copy)]
 pub(crate) struct PiecewiseLinear(Activation);
+
+impl PiecewiseLinear {
+    /// The store epilogue of `act`: itself if piecewise linear, else nothing.
+    pub(crate) fn of(act: Activation) -> Self {
+        PiecewiseLinear(act)
+    }
+}
 
 impl<S: Simd> VecOp<S> for PiecewiseLinear {
     #[inline(always)]
     fn apply(self, s: S, v: S::V) -> S::V {
         match self.0 {
+            Activation::Relu => s.max(s.zero(), v),
             Activation::Relu6 => s.min(s.splat(6.0), s.max(s.zero(), v)),
             Activation::LeakyRelu(alpha) => {
                 s.select(s.lt(v, s.zero()), s.mul(v, s.splat(alpha)), v)
@@ -110,16 +119,23 @@ impl<S: Simd> VecOp<S> for PiecewiseLinear {
 /// the piecewise-linear ones, or nothing (the exp-based activations are left to
 /// [`finish`]). Each arm is its own copy of the body, so no tile store holds a `match`.
 macro_rules! with_epilogue {
-    ($act:expr, $op:ident => $body:expr) => {
-        match $act.epilogue() {
-            $crate::ops::Epilogue::Relu => {
-                let $op = $crate::ops::Relu;
-                $body
-            }
-            $crate::ops::Epilogue::Linear($op) => $body,
-            $crate::ops::Epilogue::Plain | $crate::ops::Epilogue::Afterwards => {
-                let $op = $crate::ops::Unchanged;
-                $body
+    ($s:ty, $act:expr, $op:ident => $body:expr) => {
+        // Where code size comes first, one copy of the body, the activation matched per
+        // stored vector.
+        if <$s as $crate::simd::Simd>::SMALL_CODE {
+            let $op = $crate::ops::PiecewiseLinear::of($act);
+            $body
+        } else {
+            match $act.epilogue() {
+                $crate::ops::Epilogue::Relu => {
+                    let $op = $crate::ops::Relu;
+                    $body
+                }
+                $crate::ops::Epilogue::Linear($op) => $body,
+                $crate::ops::Epilogue::Plain | $crate::ops::Epilogue::Afterwards => {
+                    let $op = $crate::ops::Unchanged;
+                    $body
+                }
             }
         }
     };

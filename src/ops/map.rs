@@ -56,14 +56,23 @@ impl<S: Simd> VecOp<S> for SubSub {
 /// partial tail. The caller guarantees `x.len() == y.len()`.
 #[inline(always)]
 pub(crate) fn map<S: Simd, Op: VecOp<S> + VecOp<X4<S>>>(s: S, x: &[f32], y: &mut [f32], op: Op) {
+    // Where code size comes first, no four-vector copy of the operation.
+    let wide_len = if S::SMALL_CODE {
+        0
+    } else {
+        x.len() - x.len() % X4::<S>::LANES
+    };
     let wide = X4(s);
-    let mut xs = x.chunks_exact(X4::<S>::LANES);
-    let mut ys = y.chunks_exact_mut(X4::<S>::LANES);
-    for (xc, yc) in (&mut xs).zip(&mut ys) {
+    let (x4, x) = x.split_at(wide_len);
+    let (y4, y) = y.split_at_mut(wide_len);
+    for (xc, yc) in x4
+        .chunks_exact(X4::<S>::LANES)
+        .zip(y4.chunks_exact_mut(X4::<S>::LANES))
+    {
         wide.store(op.apply(wide, wide.load(xc)), yc);
     }
-    let mut xs = xs.remainder().chunks_exact(S::LANES);
-    let mut ys = ys.into_remainder().chunks_exact_mut(S::LANES);
+    let mut xs = x.chunks_exact(S::LANES);
+    let mut ys = y.chunks_exact_mut(S::LANES);
     for (xc, yc) in (&mut xs).zip(&mut ys) {
         s.store(op.apply(s, s.load(xc)), yc);
     }
@@ -76,12 +85,17 @@ pub(crate) fn map<S: Simd, Op: VecOp<S> + VecOp<X4<S>>>(s: S, x: &[f32], y: &mut
 /// `x[i] = op(x[i])`, as [`map`].
 #[inline(always)]
 pub(crate) fn map_in_place<S: Simd, Op: VecOp<S> + VecOp<X4<S>>>(s: S, x: &mut [f32], op: Op) {
+    let wide_len = if S::SMALL_CODE {
+        0
+    } else {
+        x.len() - x.len() % X4::<S>::LANES
+    };
     let wide = X4(s);
-    let mut chunks = x.chunks_exact_mut(X4::<S>::LANES);
-    for c in &mut chunks {
+    let (x4, x) = x.split_at_mut(wide_len);
+    for c in x4.chunks_exact_mut(X4::<S>::LANES) {
         wide.store(op.apply(wide, wide.load(c)), c);
     }
-    let mut chunks = chunks.into_remainder().chunks_exact_mut(S::LANES);
+    let mut chunks = x.chunks_exact_mut(S::LANES);
     for c in &mut chunks {
         s.store(op.apply(s, s.load(c)), c);
     }

@@ -48,6 +48,10 @@ pub(crate) trait Simd: Copy {
     type M: Copy;
     /// Number of f32 lanes.
     const LANES: usize;
+    /// Whether code size comes before speed: the scalar backend on targets without an
+    /// operating system (microcontrollers, where flash is counted in kilobytes). Kernels
+    /// then keep one copy of a loop where the desktop has one per epilogue or unrolling.
+    const SMALL_CODE: bool = false;
 
     fn splat(self, x: f32) -> Self::V;
     /// Loads the first `LANES` elements; `src` must have at least that many.

@@ -14,6 +14,7 @@ impl Simd for Scalar {
     type V = f32;
     type M = bool;
     const LANES: usize = 1;
+    const SMALL_CODE: bool = cfg!(any(target_os = "none", simdnn_small_code));
 
     #[inline(always)]
     fn splat(self, x: f32) -> f32 {
