@@ -135,8 +135,8 @@ mod softmax;
 mod probe;
 
 pub use conv::{
-    Conv2d, Conv2dShape, ConvAlgorithm, ConvPath, PackedConv2d, Padding, WeightLayout,
-    convert_weights, pack_conv2d,
+    Conv1dStream, Conv2d, Conv2dShape, ConvAlgorithm, ConvPath, PackedConv2d, Padding,
+    WeightLayout, convert_weights, pack_conv2d,
 };
 pub use dense::{Dense, PANEL, PackedDense, dense_packed_len, pack_dense};
 pub use engine::{Backend, Engine};

@@ -150,3 +150,61 @@ impl<'w, const CI: usize, const CO: usize, const KH: usize, const KW: usize, con
         }
     }
 }
+
+/// A fixed-size streaming 1-D convolution (stride 1, causal): one frame of `CI` channels
+/// in, one frame of `CO` out, over `K` taps. The state is the caller's `window`, the last
+/// `K` frames (oldest first, zeros at the start of a stream), so a firmware keeps it in a
+/// `static` or on its stack; the outputs are exactly those of
+/// [`Engine::conv1d_stream`](crate::Engine::conv1d_stream) and of one offline causal
+/// convolution. The path is decided at compile time ([`Conv1dStream::PATH`]): a firmware
+/// using only this links only that kernel. Cannot fail.
+///
+/// ```
+/// use simdnn::{Activation, Conv1dStream, Engine, pack_conv2d};
+/// // y[t] = x[t-2] + 2 x[t-1] + 3 x[t], one channel in and out: W is [CO][1][K][CI].
+/// const W: [[[[f32; 1]; 3]; 1]; 1] = [[[[1.0], [2.0], [3.0]]]];
+/// static PACKED: [f32; Conv1dStream::<1, 1, 3, 0>::PACKED_LEN] = pack_conv2d(&W);
+/// let conv = Conv1dStream::<1, 1, 3, _>::new(&PACKED, None, Activation::Identity);
+/// let (nn, mut window, mut y) = (Engine::new(), [[0.0f32; 1]; 3], [0.0f32; 1]);
+/// for (x, want) in [(1.0, 3.0), (0.0, 2.0), (0.0, 1.0), (0.0, 0.0)] {
+///     conv.step(&nn, &mut window, &[x], &mut y);
+///     assert_eq!(y, [want]);
+/// }
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Conv1dStream<'w, const CI: usize, const CO: usize, const K: usize, const P: usize> {
+    layer: Conv2d<'w, CI, CO, 1, K, P>,
+}
+
+impl<'w, const CI: usize, const CO: usize, const K: usize, const P: usize>
+    Conv1dStream<'w, CI, CO, K, P>
+{
+    /// Length of the packed weights (from [`pack_conv2d`](crate::pack_conv2d) of the
+    /// `[CO][1][K][CI]` weights).
+    pub const PACKED_LEN: usize = Conv2d::<CI, CO, 1, K, P>::PACKED_LEN;
+
+    /// The kernel this layer runs on, decided at compile time.
+    pub const PATH: ConvPath = Conv2d::<CI, CO, 1, K, P>::PATH;
+
+    /// A layer over packed weights, optional bias and activation.
+    pub const fn new(packed: &'w [f32; P], bias: Option<&'w [f32; CO]>, act: Activation) -> Self {
+        Conv1dStream {
+            layer: Conv2d::new(packed, bias, act),
+        }
+    }
+
+    /// Feeds `frame`: shifts it into `window` (dropping the oldest frame) and writes the
+    /// output frame to `y`.
+    pub fn step(
+        &self,
+        engine: &Engine,
+        window: &mut [[f32; CI]; K],
+        frame: &[f32; CI],
+        y: &mut [f32; CO],
+    ) {
+        window.copy_within(1.., 0);
+        window[K - 1] = *frame;
+        let (x, y) = (window.as_flattened(), y.as_mut_slice());
+        self.layer.run(engine, 1, K, Padding::Valid, x, y);
+    }
+}

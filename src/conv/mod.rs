@@ -68,7 +68,7 @@ mod stream;
 mod tuning;
 mod winograd;
 
-pub use fixed::Conv2d;
+pub use fixed::{Conv1dStream, Conv2d};
 pub use pack::{PackedConv2d, WeightLayout, convert_weights, pack_conv2d};
 use shape::Geometry;
 pub use shape::{Conv2dShape, ConvAlgorithm, ConvPath, Padding};

@@ -56,23 +56,17 @@ impl<S: Simd> VecOp<S> for SubSub {
 /// partial tail. The caller guarantees `x.len() == y.len()`.
 #[inline(always)]
 pub(crate) fn map<S: Simd, Op: VecOp<S> + VecOp<X4<S>>>(s: S, x: &[f32], y: &mut [f32], op: Op) {
-    // Where code size comes first, no four-vector copy of the operation.
-    let wide_len = if S::SMALL_CODE {
-        0
-    } else {
-        x.len() - x.len() % X4::<S>::LANES
-    };
+    if S::SMALL_CODE {
+        return map_compact(s, x, y, op);
+    }
     let wide = X4(s);
-    let (x4, x) = x.split_at(wide_len);
-    let (y4, y) = y.split_at_mut(wide_len);
-    for (xc, yc) in x4
-        .chunks_exact(X4::<S>::LANES)
-        .zip(y4.chunks_exact_mut(X4::<S>::LANES))
-    {
+    let mut xs = x.chunks_exact(X4::<S>::LANES);
+    let mut ys = y.chunks_exact_mut(X4::<S>::LANES);
+    for (xc, yc) in (&mut xs).zip(&mut ys) {
         wide.store(op.apply(wide, wide.load(xc)), yc);
     }
-    let mut xs = x.chunks_exact(S::LANES);
-    let mut ys = y.chunks_exact_mut(S::LANES);
+    let mut xs = xs.remainder().chunks_exact(S::LANES);
+    let mut ys = ys.into_remainder().chunks_exact_mut(S::LANES);
     for (xc, yc) in (&mut xs).zip(&mut ys) {
         s.store(op.apply(s, s.load(xc)), yc);
     }
@@ -85,16 +79,41 @@ pub(crate) fn map<S: Simd, Op: VecOp<S> + VecOp<X4<S>>>(s: S, x: &[f32], y: &mut
 /// `x[i] = op(x[i])`, as [`map`].
 #[inline(always)]
 pub(crate) fn map_in_place<S: Simd, Op: VecOp<S> + VecOp<X4<S>>>(s: S, x: &mut [f32], op: Op) {
-    let wide_len = if S::SMALL_CODE {
-        0
-    } else {
-        x.len() - x.len() % X4::<S>::LANES
-    };
+    if S::SMALL_CODE {
+        return map_in_place_compact(s, x, op);
+    }
     let wide = X4(s);
-    let (x4, x) = x.split_at_mut(wide_len);
-    for c in x4.chunks_exact_mut(X4::<S>::LANES) {
+    let mut chunks = x.chunks_exact_mut(X4::<S>::LANES);
+    for c in &mut chunks {
         wide.store(op.apply(wide, wide.load(c)), c);
     }
+    let mut chunks = chunks.into_remainder().chunks_exact_mut(S::LANES);
+    for c in &mut chunks {
+        s.store(op.apply(s, s.load(c)), c);
+    }
+    let tail = chunks.into_remainder();
+    if !tail.is_empty() {
+        s.store_partial(op.apply(s, s.load_partial(tail, 0.0)), tail);
+    }
+}
+
+/// [`map`] where code size comes first (`Simd::SMALL_CODE`): no four-vector copy of `op`.
+#[inline(always)]
+fn map_compact<S: Simd, Op: VecOp<S>>(s: S, x: &[f32], y: &mut [f32], op: Op) {
+    let mut xs = x.chunks_exact(S::LANES);
+    let mut ys = y.chunks_exact_mut(S::LANES);
+    for (xc, yc) in (&mut xs).zip(&mut ys) {
+        s.store(op.apply(s, s.load(xc)), yc);
+    }
+    let (xt, yt) = (xs.remainder(), ys.into_remainder());
+    if !yt.is_empty() {
+        s.store_partial(op.apply(s, s.load_partial(xt, 0.0)), yt);
+    }
+}
+
+/// [`map_in_place`] where code size comes first.
+#[inline(always)]
+fn map_in_place_compact<S: Simd, Op: VecOp<S>>(s: S, x: &mut [f32], op: Op) {
     let mut chunks = x.chunks_exact_mut(S::LANES);
     for c in &mut chunks {
         s.store(op.apply(s, s.load(c)), c);

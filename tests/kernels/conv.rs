@@ -893,3 +893,51 @@ fn path_of_each_kind_of_shape() {
             .is_err()
     );
 }
+
+/// The fixed-size stream equals the runtime-shaped one frame by frame (same backend, same
+/// kernel path): one-channel and multi-channel, several kernel widths, with bias and ReLU.
+#[test]
+fn fixed_stream_equals_runtime_stream() {
+    use simdnn::{Conv1dStream, pack_conv2d};
+    fn check<const CI: usize, const CO: usize, const K: usize, const P: usize>(
+        w: &'static [[[[f32; CI]; K]; 1]; CO],
+        packed: &'static [f32; P],
+    ) {
+        let bias: &'static [f32; CO] = Box::leak(Box::new([0.25; CO]));
+        let fixed = Conv1dStream::<CI, CO, K, P>::new(packed, Some(bias), Activation::Relu);
+        let shape = Conv2dShape::conv1d(0, CI, CO, K);
+        let mut storage = vec![0.0; shape.packed_weights_len()];
+        let flat: Vec<f32> = w.iter().flatten().flatten().flatten().copied().collect();
+        let runtime = PackedConv2d::pack(&shape, WeightLayout::Ohwi, &flat, &mut storage).unwrap();
+        for nn in common::engines() {
+            let mut window = [[0.0f32; CI]; K];
+            let mut state = vec![0.0; shape.stream_state_len()];
+            let mut scratch = vec![0.0; shape.stream_scratch_len(1)];
+            for t in 0..20 {
+                let frame: [f32; CI] =
+                    core::array::from_fn(|c| ((t * 7 + c * 3) % 11) as f32 - 5.0);
+                let (mut a, mut b) = ([0.0; CO], [0.0; CO]);
+                fixed.step(&nn, &mut window, &frame, &mut a);
+                nn.conv1d_stream(
+                    &shape,
+                    &runtime,
+                    Some(bias),
+                    Activation::Relu,
+                    &mut state,
+                    &frame,
+                    &mut scratch,
+                    &mut b,
+                )
+                .unwrap();
+                assert_eq!(a, b, "{:?} CI {CI} K {K} frame {t}", nn.backend());
+            }
+        }
+    }
+    const W1: [[[[f32; 1]; 5]; 1]; 4] = [[[[0.5], [-1.0], [0.25], [2.0], [1.0]]]; 4];
+    static P1: [f32; Conv1dStream::<1, 4, 5, 0>::PACKED_LEN] = pack_conv2d(&W1);
+    check(&W1, &P1);
+    const W3: [[[[f32; 3]; 3]; 1]; 2] =
+        [[[[0.5, -0.5, 1.0], [1.0, 0.0, -1.0], [0.25, 0.5, 0.75]]]; 2];
+    static P3: [f32; Conv1dStream::<3, 2, 3, 0>::PACKED_LEN] = pack_conv2d(&W3);
+    check(&W3, &P3);
+}
