@@ -89,15 +89,27 @@ impl Activation {
     }
 }
 
-/// Relu6 or LeakyRelu as a store epilogue (see [`Epilogue::Linear`]); any piecewise-linear
-/// activation where code size comes first (`Simd::SMALL_CODE`), others unchanged.
+/// Relu6 or LeakyRelu as a store epilogue (see [`Epilogue::Linear`]).
 #[derive(Clone, Copy)]
 pub(crate) struct PiecewiseLinear(Activation);
 
-impl PiecewiseLinear {
-    /// The store epilogue of `act`: itself if piecewise linear, else nothing.
-    pub(crate) fn of(act: Activation) -> Self {
-        PiecewiseLinear(act)
+/// Every store epilogue in one: ReLU, ReLU6 or leaky ReLU, matched per stored vector, others
+/// left to [`finish`]. Where code size comes first (`Simd::SMALL_CODE`) a kernel has one copy
+/// with this instead of one per [`Epilogue`].
+#[derive(Clone, Copy)]
+pub(crate) struct AnyEpilogue(pub(crate) Activation);
+
+impl<S: Simd> VecOp<S> for AnyEpilogue {
+    #[inline(always)]
+    fn apply(self, s: S, v: S::V) -> S::V {
+        match self.0 {
+            Activation::Relu => s.max(s.zero(), v),
+            Activation::Relu6 => s.min(s.splat(6.0), s.max(s.zero(), v)),
+            Activation::LeakyRelu(alpha) => {
+                s.select(s.lt(v, s.zero()), s.mul(v, s.splat(alpha)), v)
+            }
+            _ => v,
+        }
     }
 }
 
@@ -105,7 +117,6 @@ impl<S: Simd> VecOp<S> for PiecewiseLinear {
     #[inline(always)]
     fn apply(self, s: S, v: S::V) -> S::V {
         match self.0 {
-            Activation::Relu => s.max(s.zero(), v),
             Activation::Relu6 => s.min(s.splat(6.0), s.max(s.zero(), v)),
             Activation::LeakyRelu(alpha) => {
                 s.select(s.lt(v, s.zero()), s.mul(v, s.splat(alpha)), v)
@@ -123,7 +134,7 @@ macro_rules! with_epilogue {
         // Where code size comes first, one copy of the body, the activation matched per
         // stored vector.
         if <$s as $crate::simd::Simd>::SMALL_CODE {
-            let $op = $crate::ops::PiecewiseLinear::of($act);
+            let $op = $crate::ops::AnyEpilogue($act);
             $body
         } else {
             match $act.epilogue() {
