@@ -903,8 +903,8 @@ fn fixed_stream_equals_runtime_stream() {
         w: &'static [[[[f32; CI]; K]; 1]; CO],
         packed: &'static [f32; P],
     ) {
-        let bias: &'static [f32; CO] = Box::leak(Box::new([0.25; CO]));
-        let fixed = Conv1dStream::<CI, CO, K, P>::new(packed, Some(bias), Activation::Relu);
+        let bias = [0.25; CO];
+        let fixed = Conv1dStream::<CI, CO, K, P>::new(packed, Some(&bias), Activation::Relu);
         let shape = Conv2dShape::conv1d(0, CI, CO, K);
         let mut storage = vec![0.0; shape.packed_weights_len()];
         let flat: Vec<f32> = w.iter().flatten().flatten().flatten().copied().collect();
@@ -921,7 +921,7 @@ fn fixed_stream_equals_runtime_stream() {
                 nn.conv1d_stream(
                     &shape,
                     &runtime,
-                    Some(bias),
+                    Some(&bias[..]),
                     Activation::Relu,
                     &mut state,
                     &frame,
