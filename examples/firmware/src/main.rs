@@ -4,6 +4,8 @@
 #![no_std]
 #![no_main]
 
+mod probe;
+
 use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hprintln};
 use panic_semihosting as _;
@@ -89,6 +91,8 @@ fn main() -> ! {
     ok &= (sum - 1.0).abs() < 1e-5 && probs.iter().all(|p| *p > 0.0);
     // A wrong length is an error, not a panic, on the device too.
     ok &= nn.softmax(&logits, 3, None, &mut probs).is_err();
+    // The size probes compiled in, if any.
+    ok &= probe::run(&nn);
 
     hprintln!(
         "simdnn on Cortex-M4F: backend {}, logits/probs computed",

@@ -1,0 +1,82 @@
+//! Size probes (`bash .ci/size --families`): each cargo feature `probe-*` adds one more kernel
+//! to the firmware, so the growth of simdnn's flash share is what that kernel costs a
+//! firmware that already runs the model. Each probe also checks its result.
+
+#[allow(unused_imports)]
+use simdnn::{Activation, Conv2dShape, ConvAlgorithm, Engine, PackedConv2d, Padding, WeightLayout};
+
+/// Runs the probes compiled in; false if one computed a wrong value.
+pub fn run(nn: &Engine) -> bool {
+    #[allow(unused_mut)]
+    let mut ok = true;
+    let _ = nn;
+    #[allow(dead_code)]
+    const SAME: Padding = Padding::Same;
+    // A 4x4 image of ones through a layer of ones: the centre pixel (1, 1) is the number
+    // of taps it sees.
+    macro_rules! conv_probe {
+        ($feature:literal, $shape:expr, $weights:literal, $taps:literal) => {
+            #[cfg(feature = $feature)]
+            {
+                const SHAPE: Conv2dShape = $shape;
+                static W: [f32; $weights] = [1.0; $weights];
+                let shape = core::hint::black_box(SHAPE);
+                let mut storage = [0.0; SHAPE.packed_weights_len()];
+                let mut y = [0.0; 4 * 4 * 8];
+                let y = &mut y[..4 * 4 * shape.out_c];
+                let x = [1.0; 4 * 4 * 8];
+                let x = &x[..4 * 4 * shape.in_c];
+                ok &= PackedConv2d::pack(&shape, WeightLayout::Ohwi, &W, &mut storage)
+                    .and_then(|w| nn.conv2d(&shape, &w, None, Activation::Relu, x, y))
+                    .is_ok_and(|()| y[5 * shape.out_c] == $taps);
+            }
+        };
+    }
+    conv_probe!(
+        "probe-conv-pointwise",
+        Conv2dShape::new(4, 4, 8, 8, 1, 1),
+        64,
+        8.0
+    );
+    conv_probe!(
+        "probe-conv-depthwise",
+        Conv2dShape::new(4, 4, 8, 8, 3, 3)
+            .with_groups(8)
+            .with_padding(SAME),
+        72,
+        9.0
+    );
+    conv_probe!(
+        "probe-conv-winograd",
+        Conv2dShape::new(4, 4, 8, 8, 3, 3).with_padding(SAME),
+        576,
+        72.0
+    );
+    conv_probe!(
+        "probe-conv-few-channels",
+        Conv2dShape::new(4, 4, 3, 4, 3, 3).with_padding(SAME),
+        108,
+        27.0
+    );
+    conv_probe!(
+        "probe-conv-implicit-gemm",
+        Conv2dShape::new(4, 4, 8, 8, 3, 3)
+            .with_padding(SAME)
+            .with_algorithm(ConvAlgorithm::Direct),
+        576,
+        72.0
+    );
+    #[cfg(feature = "probe-log-softmax")]
+    {
+        let mut x = core::hint::black_box([0.0f32; 4]);
+        ok &= nn.log_softmax_in_place(&mut x, 4, None).is_ok()
+            && (x[0] + core::f32::consts::LN_2 * 2.0).abs() < 1e-5;
+    }
+    #[cfg(feature = "probe-activations")]
+    {
+        let mut x = core::hint::black_box([0.0f32; 4]);
+        nn.activate_in_place(core::hint::black_box(Activation::Sigmoid), &mut x);
+        ok &= x == [0.5; 4];
+    }
+    ok
+}
