@@ -12,7 +12,7 @@ use crate::simd::Simd;
 /// Input floats a border tile of [`conv_mono`] copies (zero-padded) to the stack.
 pub(super) const MONO_WINDOW: usize = 64;
 
-/// The widest conv tile of any backend (in pixels); see `gemm::blocking!`.
+/// The widest conv tile of any backend (in pixels); see `conv_blocking!` in `conv/tuning.rs`.
 pub(super) const MONO_TILE_MAX: usize = 16;
 
 /// One input channel, stride 1, dilation 1, one group (mono audio, grayscale images): the

@@ -125,7 +125,7 @@ fn transform_output<S: Simd>(s: S, m: [[S::V; 4]; 4]) -> [[S::V; 2]; 2] {
 
 /// The Winograd convolution with `T` tiles per GEMM row block and `NV` output vectors per
 /// block; `VBUF` and `MBUF` are the stack buffers' lengths (`16 * T * MAX_CHANNELS` and
-/// `16 * T * NV * LANES`, fixed per backend by `gemm::blocking!`).
+/// `16 * T * NV * LANES`, fixed per backend by `conv_blocking!` in `conv/tuning.rs`).
 #[inline(always)]
 pub(crate) fn conv_winograd<
     S: Simd,
