@@ -24,10 +24,66 @@ pub(crate) fn slices<'a, const N: usize>(f: impl Fn(usize) -> &'a [f32]) -> [&'a
 fn panel_vectors<S: Simd, const NV: usize>(s: S, row: &[f32], col: usize) -> [S::V; NV] {
     let row = &row[col..col + NV * S::LANES];
     let mut w = [s.zero(); NV];
+    if S::SMALL_CODE && NV <= 8 {
+        // Written out for opt-level "s", as in `small_code_step`: a loop here leaves `w` in
+        // memory (a memclr call and a copy loop per k step).
+        macro_rules! load {
+            ($($v:literal)*) => {
+                $(
+                    if $v < NV {
+                        w[$v] = s.load(&row[$v * S::LANES..]);
+                    }
+                )*
+            };
+        }
+        load!(0 1 2 3 4 5 6 7);
+        return w;
+    }
     for (v, wv) in w.iter_mut().enumerate() {
         *wv = s.load(&row[v * S::LANES..]);
     }
     w
+}
+
+/// One `k` step of a tile, `acc[m][v] += w[v] * a(m)`, where code size comes first
+/// (`Simd::SMALL_CODE`): the firmware profile's opt-level "s" unrolls no loop, not even one
+/// of two iterations, and a tile indexed in a loop lives in memory (9 instructions per
+/// multiply-add on Cortex-M4); so up to 4 x 8 the step is written out, each accumulator a
+/// fixed place that stays in a register (the packed GEMM's 2 x 8 tile: 35 instructions per
+/// 16 multiply-adds). The desktop loops are unrolled by the optimiser.
+#[inline(always)]
+fn small_code_step<S: Simd, const MR: usize, const NV: usize>(
+    s: S,
+    acc: &mut [[S::V; NV]; MR],
+    w: [S::V; NV],
+    a: impl Fn(usize) -> S::V,
+) {
+    if S::SMALL_CODE && MR <= 4 && NV <= 8 {
+        // Row `m`, columns `v`: a no-op where the index is outside the tile.
+        macro_rules! row {
+            ($m:literal: $($v:literal)*) => {
+                if $m < MR {
+                    let x = a($m);
+                    $(
+                        if $v < NV {
+                            acc[$m][$v] = s.mul_add(w[$v], x, acc[$m][$v]);
+                        }
+                    )*
+                }
+            };
+        }
+        row!(0: 0 1 2 3 4 5 6 7);
+        row!(1: 0 1 2 3 4 5 6 7);
+        row!(2: 0 1 2 3 4 5 6 7);
+        row!(3: 0 1 2 3 4 5 6 7);
+    } else {
+        for (m, acc_row) in acc.iter_mut().enumerate() {
+            let x = a(m);
+            for (c, wv) in acc_row.iter_mut().zip(w) {
+                *c = s.mul_add(wv, x, *c);
+            }
+        }
+    }
 }
 
 /// `acc += ` `MR` rows of `x` (each `kc` long) times one `kc x PANEL` panel block, columns
@@ -46,6 +102,10 @@ pub(crate) fn tile_packed<S: Simd, const MR: usize, const NV: usize>(
     let x_rows: [&[f32]; MR] = slices(|m| &x_rows[m][..kc]);
     for (k, wk) in (0..kc).zip(panel.chunks_exact(PANEL)) {
         let w = panel_vectors::<S, NV>(s, wk, col);
+        if S::SMALL_CODE {
+            small_code_step(s, acc, w, |m| s.splat(x_rows[m][k]));
+            continue;
+        }
         for (acc_row, x_row) in acc.iter_mut().zip(x_rows) {
             let a = s.splat(x_row[k]);
             for (c, wv) in acc_row.iter_mut().zip(w) {
@@ -77,6 +137,10 @@ pub(crate) fn tile_packed_windows<S: Simd, const MR: usize, const NV: usize>(
     debug_assert!(taps.len() >= kc, "a window per tap");
     for (xk, wk) in taps.take(kc) {
         let w = panel_vectors::<S, NV>(s, wk, col);
+        if S::SMALL_CODE {
+            small_code_step(s, acc, w, |m| s.splat(xk[m * step]));
+            continue;
+        }
         for (m, acc_row) in acc.iter_mut().enumerate() {
             let a = s.splat(xk[m * step]);
             for (c, wv) in acc_row.iter_mut().zip(w) {

@@ -5,6 +5,7 @@
 #![no_main]
 
 mod probe;
+mod stack;
 
 use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hprintln};
@@ -48,11 +49,12 @@ fn main() -> ! {
     let mut state = [0.0; 2];
     let mut scratch = [0.0; 3];
     let mut pooled = [0.0f32; CONV_OUT];
+    let mut stack_conv = 0;
     for t in 0..FRAMES {
         let frame = [core::hint::black_box(if t % 8 < 4 { 1.0 } else { -1.0 })];
         let mut features = [0.0; CONV_OUT];
-        if nn
-            .conv1d_stream(
+        let (result, stack) = stack::peak(|| {
+            nn.conv1d_stream(
                 &shape,
                 &conv,
                 None,
@@ -62,10 +64,11 @@ fn main() -> ! {
                 &mut scratch,
                 &mut features,
             )
-            .is_err()
-        {
+        });
+        if result.is_err() {
             fail("conv1d_stream");
         }
+        stack_conv = stack_conv.max(stack);
         for (p, f) in pooled.iter_mut().zip(features) {
             *p += f / FRAMES as f32;
         }
@@ -73,18 +76,20 @@ fn main() -> ! {
 
     // The same layer through the fixed-size API must agree.
     let mut logits = [0.0; CLASSES];
-    if nn
-        .dense(&dense, None, Activation::Identity, &pooled, &mut logits)
-        .is_err()
-    {
+    let (result, stack_dense) =
+        stack::peak(|| nn.dense(&dense, None, Activation::Identity, &pooled, &mut logits));
+    if result.is_err() {
         fail("dense");
     }
     let mut fixed = [0.0; CLASSES];
-    Dense::new(&DENSE_W, None, Activation::Identity).forward(&nn, &pooled, &mut fixed);
+    let ((), stack_fixed_dense) = stack::peak(|| {
+        Dense::new(&DENSE_W, None, Activation::Identity).forward(&nn, &pooled, &mut fixed)
+    });
     ok &= logits.iter().zip(&fixed).all(|(a, b)| (a - b).abs() < 1e-5);
 
     let mut probs = [0.0; CLASSES];
-    if nn.softmax(&logits, CLASSES, None, &mut probs).is_err() {
+    let (result, stack_softmax) = stack::peak(|| nn.softmax(&logits, CLASSES, None, &mut probs));
+    if result.is_err() {
         fail("softmax");
     }
     let sum: f32 = probs.iter().sum();
@@ -101,6 +106,11 @@ fn main() -> ! {
     for (i, p) in probs.iter().enumerate() {
         hprintln!("  class {}: {} / 1000", i, (p * 1000.0) as u32);
     }
+    // Peak stack of each call (bytes below the caller's stack pointer), for .ci/size.
+    hprintln!("stack conv1d_stream: {} bytes", stack_conv);
+    hprintln!("stack dense: {} bytes", stack_dense);
+    hprintln!("stack Dense::forward: {} bytes", stack_fixed_dense);
+    hprintln!("stack softmax: {} bytes", stack_softmax);
     hprintln!(
         "{}",
         if ok {

@@ -3,6 +3,8 @@
 //! firmware that already runs the model. Each probe also checks its result.
 
 #[allow(unused_imports)]
+use cortex_m_semihosting::hprintln;
+#[allow(unused_imports)]
 use simdnn::{Activation, Conv2dShape, ConvAlgorithm, Engine, PackedConv2d, Padding, WeightLayout};
 
 /// Runs the probes compiled in; false if one computed a wrong value.
@@ -26,9 +28,12 @@ pub fn run(nn: &Engine) -> bool {
                 let y = &mut y[..4 * 4 * shape.out_c];
                 let x = [1.0; 4 * 4 * 8];
                 let x = &x[..4 * 4 * shape.in_c];
-                ok &= PackedConv2d::pack(&shape, WeightLayout::Ohwi, &W, &mut storage)
-                    .and_then(|w| nn.conv2d(&shape, &w, None, Activation::Relu, x, y))
-                    .is_ok_and(|()| y[5 * shape.out_c] == $taps);
+                let packed = PackedConv2d::pack(&shape, WeightLayout::Ohwi, &W, &mut storage);
+                let (result, stack) = crate::stack::peak(|| {
+                    packed.and_then(|w| nn.conv2d(&shape, &w, None, Activation::Relu, x, y))
+                });
+                ok &= result.is_ok_and(|()| y[5 * shape.out_c] == $taps);
+                hprintln!("stack {}: {} bytes", $feature, stack);
             }
         };
     }
@@ -69,14 +74,18 @@ pub fn run(nn: &Engine) -> bool {
     #[cfg(feature = "probe-log-softmax")]
     {
         let mut x = core::hint::black_box([0.0f32; 4]);
-        ok &= nn.log_softmax_in_place(&mut x, 4, None).is_ok()
-            && (x[0] + core::f32::consts::LN_2 * 2.0).abs() < 1e-5;
+        let (result, stack) = crate::stack::peak(|| nn.log_softmax_in_place(&mut x, 4, None));
+        ok &= result.is_ok() && (x[0] + core::f32::consts::LN_2 * 2.0).abs() < 1e-5;
+        hprintln!("stack probe-log-softmax: {} bytes", stack);
     }
     #[cfg(feature = "probe-activations")]
     {
         let mut x = core::hint::black_box([0.0f32; 4]);
-        nn.activate_in_place(core::hint::black_box(Activation::Sigmoid), &mut x);
+        let ((), stack) = crate::stack::peak(|| {
+            nn.activate_in_place(core::hint::black_box(Activation::Sigmoid), &mut x)
+        });
         ok &= x == [0.5; 4];
+        hprintln!("stack probe-activations: {} bytes", stack);
     }
     ok
 }
