@@ -129,6 +129,7 @@ mod gemm;
 mod activation;
 mod conv;
 mod dense;
+mod recurrent;
 mod softmax;
 
 // Benchmark support.
@@ -142,3 +143,7 @@ pub use dense::{Dense, PANEL, PackedDense, dense_packed_len, pack_dense};
 pub use engine::{Backend, Engine};
 pub use error::Error;
 pub use ops::Activation;
+pub use recurrent::{
+    CellWeights, Direction, GruReset, GruShape, LstmShape, PackedGru, PackedLstm, PackedRnn,
+    RnnActivation, RnnShape,
+};

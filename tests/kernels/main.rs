@@ -11,4 +11,5 @@ mod dense;
 mod dispatch;
 mod hostile;
 mod misuse;
+mod recurrent;
 mod softmax;

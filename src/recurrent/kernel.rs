@@ -1,0 +1,301 @@
+//! The recurrent kernel: per step one pass over the packed `W_hh` whose epilogue is the
+//! cell's gate math, so every gate of a block of units is in registers when the new state
+//! of those units is computed, and the state is read once and written once per step.
+
+use super::shape::{Cell, Kind, UNITS};
+use crate::engine::kernel_entry;
+use crate::gemm::tile::slices;
+use crate::gemm::{Blocking, Layer};
+use crate::ops::{Activation, Unchanged};
+use crate::simd::Simd;
+use crate::vmath::{self, VecMath, clamp};
+
+/// Packed recurrent weights: `blocks` panels, each `k` rows of `gates * UNITS` floats.
+#[derive(Clone, Copy)]
+pub(crate) struct GateWeights<'a> {
+    pub(crate) panels: &'a [f32],
+    /// Rows per panel: the length of the vector multiplied.
+    pub(crate) k: usize,
+    pub(crate) gates: usize,
+    pub(crate) hidden: usize,
+}
+
+/// `acc[p][g][v] += sum_k h[k] W[k][(g0 + g) * UNITS + u0 + v * LANES ..]` for `PG` panels:
+/// `GT` gates of `NV` vectors each, one accumulator chain per output.
+#[inline(always)]
+fn gate_tile<S: Simd, const PG: usize, const GT: usize, const NV: usize>(
+    s: S,
+    panels: [&[f32]; PG],
+    row: usize,
+    first: usize,
+    h: &[f32],
+) -> [[[S::V; NV]; GT]; PG] {
+    let mut acc = [[[s.zero(); NV]; GT]; PG];
+    for (k, &hk) in h.iter().enumerate() {
+        let a = s.splat(hk);
+        for (acc_p, panel) in acc.iter_mut().zip(panels) {
+            let wk = &panel[k * row..(k + 1) * row];
+            for (g, acc_g) in acc_p.iter_mut().enumerate() {
+                let w = &wk[first + g * UNITS..][..NV * S::LANES];
+                for (v, c) in acc_g.iter_mut().enumerate() {
+                    *c = s.mul_add(s.load(&w[v * S::LANES..]), a, *c);
+                }
+            }
+        }
+    }
+    acc
+}
+
+/// Gates `g0..g0 + GT` of every hidden unit, `W_hh h` (without bias), handed to `epi`
+/// one vector of units at a time: `epi(first_unit, units, [gate values])` with
+/// `units <= LANES` (fewer in the last vector when `hidden` is not a multiple).
+/// `PG` panels per pass give `PG * GT * NV` independent chains.
+#[inline(always)]
+pub(crate) fn gate_gemv<S: Simd, const PG: usize, const GT: usize, const NV: usize>(
+    s: S,
+    w: GateWeights<'_>,
+    g0: usize,
+    h: &[f32],
+    mut epi: impl FnMut(usize, usize, [S::V; GT]),
+) {
+    let row = w.gates * UNITS;
+    let panel_len = w.k * row;
+    let blocks = w.hidden.div_ceil(UNITS);
+    let h = &h[..w.k];
+    for b0 in (0..blocks).step_by(PG) {
+        // The last group repeats the final block; its duplicates are not handed on.
+        let panels: [&[f32]; PG] = slices(|i| {
+            let b = (b0 + i).min(blocks - 1);
+            &w.panels[b * panel_len..(b + 1) * panel_len]
+        });
+        for u0 in (0..UNITS).step_by(NV * S::LANES) {
+            let acc = gate_tile::<S, PG, GT, NV>(s, panels, row, g0 * UNITS + u0, h);
+            for (i, acc_p) in acc.iter().enumerate().take(blocks - b0) {
+                for v in 0..NV {
+                    let unit = (b0 + i) * UNITS + u0 + v * S::LANES;
+                    if unit >= w.hidden {
+                        break;
+                    }
+                    let mut gates = [s.zero(); GT];
+                    for (gate, acc_g) in gates.iter_mut().zip(acc_p) {
+                        *gate = acc_g[v];
+                    }
+                    epi(unit, S::LANES.min(w.hidden - unit), gates);
+                }
+            }
+        }
+    }
+}
+
+/// Per-backend blocking of [`gate_gemv`]: `NV` vectors per gate (`NV * LANES` divides
+/// [`UNITS`]) and the panels per pass for 1 to 4 gates, about 8 accumulators each.
+pub(crate) trait RecurrentBlocking: Blocking + VecMath {
+    fn gates<const GT: usize>(
+        self,
+        w: GateWeights<'_>,
+        g0: usize,
+        h: &[f32],
+        epi: impl FnMut(usize, usize, [Self::V; GT]),
+    );
+}
+
+macro_rules! recurrent_blocking {
+    ($token:ty, nv: $nv:literal, panels: [$p1:literal, $p2:literal, $p3:literal, $p4:literal]) => {
+        impl RecurrentBlocking for $token {
+            #[inline(always)]
+            fn gates<const GT: usize>(
+                self,
+                w: GateWeights<'_>,
+                g0: usize,
+                h: &[f32],
+                epi: impl FnMut(usize, usize, [Self::V; GT]),
+            ) {
+                match GT {
+                    1 => gate_gemv::<Self, $p1, GT, $nv>(self, w, g0, h, epi),
+                    2 => gate_gemv::<Self, $p2, GT, $nv>(self, w, g0, h, epi),
+                    3 => gate_gemv::<Self, $p3, GT, $nv>(self, w, g0, h, epi),
+                    _ => gate_gemv::<Self, $p4, GT, $nv>(self, w, g0, h, epi),
+                }
+            }
+        }
+    };
+}
+#[cfg(simdnn_avx512)]
+recurrent_blocking!(crate::simd::Avx512, nv: 1, panels: [8, 4, 3, 2]);
+#[cfg(simdnn_avx2)]
+recurrent_blocking!(crate::simd::Avx2, nv: 2, panels: [4, 2, 1, 1]);
+#[cfg(simdnn_neon)]
+recurrent_blocking!(crate::simd::Neon, nv: 4, panels: [2, 1, 1, 1]);
+recurrent_blocking!(crate::simd::Scalar, nv: 2, panels: [2, 1, 1, 1]);
+
+/// `v` clamped to `[-clip, clip]`, or `v` without a clip.
+#[inline(always)]
+fn clip<S: Simd>(s: S, v: S::V, clip: Option<f32>) -> S::V {
+    match clip {
+        Some(c) => clamp(s, v, -c, c),
+        None => v,
+    }
+}
+
+/// `n` floats of `src` from `at` as a vector (zeros after them).
+#[inline(always)]
+fn load<S: Simd>(s: S, src: &[f32], at: usize, n: usize) -> S::V {
+    if n == S::LANES {
+        s.load(&src[at..at + S::LANES])
+    } else {
+        s.load_partial(&src[at..at + n], 0.0)
+    }
+}
+
+/// The first `n` lanes of `v` to `dst[at..at + n]`.
+#[inline(always)]
+fn store<S: Simd>(s: S, v: S::V, dst: &mut [f32], at: usize, n: usize) {
+    if n == S::LANES {
+        s.store(v, &mut dst[at..at + S::LANES]);
+    } else {
+        s.store_partial(v, &mut dst[at..at + n]);
+    }
+}
+
+/// A validated cell and its packed weights, as the kernel reads them.
+#[derive(Clone, Copy)]
+pub(crate) struct CellRef<'a> {
+    pub(crate) cell: Cell,
+    pub(crate) w_hh: &'a [f32],
+    pub(crate) b_hn: &'a [f32],
+    pub(crate) w_hr: &'a [f32],
+}
+
+/// Where the steps write: the state `h` (and an LSTM's `c`) in place, each step's `h` to
+/// `out` when given.
+pub(crate) struct Steps<'a> {
+    /// `steps * gates * hidden`: `W_ih x_t + bias` for every step.
+    pub(crate) xproj: &'a [f32],
+    pub(crate) h: &'a mut [f32],
+    pub(crate) c: &'a mut [f32],
+    pub(crate) out: Option<&'a mut [f32]>,
+    /// `cell.work_len()` floats.
+    pub(crate) work: &'a mut [f32],
+    /// Steps from the last to the first (`out` rows stay at their step's index).
+    pub(crate) reverse: bool,
+}
+
+/// Runs the recurrence over the projected inputs (lengths checked by the caller).
+#[inline(always)]
+pub(crate) fn recurrent_steps<S: RecurrentBlocking>(s: S, cell: CellRef<'_>, run: Steps<'_>) {
+    let Steps {
+        xproj,
+        h,
+        c,
+        mut out,
+        work,
+        reverse,
+    } = run;
+    let rows = cell.cell.rows();
+    let steps = xproj.len() / rows;
+    let state = cell.cell.state;
+    let (h_new, extra) = work.split_at_mut(state);
+    for i in 0..steps {
+        let t = if reverse { steps - 1 - i } else { i };
+        let xp = &xproj[t * rows..(t + 1) * rows];
+        step(s, cell, xp, h, c, h_new, extra);
+        h.copy_from_slice(h_new);
+        if let Some(out) = out.as_deref_mut() {
+            out[t * state..(t + 1) * state].copy_from_slice(h_new);
+        }
+    }
+}
+kernel_entry!(recurrent_steps(cell: CellRef<'_>, run: Steps<'_>));
+
+/// One step: `h_new` from `h` (and `c` updated in place) given `xp = W_ih x + bias`.
+#[inline(always)]
+fn step<S: RecurrentBlocking>(
+    s: S,
+    cell: CellRef<'_>,
+    xp: &[f32],
+    h: &[f32],
+    c: &mut [f32],
+    h_new: &mut [f32],
+    extra: &mut [f32],
+) {
+    let Cell {
+        kind,
+        hidden,
+        state,
+        clip: gate_clip,
+        cell_clip,
+        ..
+    } = cell.cell;
+    let weights = GateWeights {
+        panels: cell.w_hh,
+        k: state,
+        gates: cell.cell.gates(),
+        hidden,
+    };
+    let pre = |v: S::V, g: usize, u: usize, n: usize| {
+        clip(s, s.add(v, load(s, xp, g * hidden + u, n)), gate_clip)
+    };
+    match kind {
+        Kind::Rnn { relu } => s.gates::<1>(weights, 0, h, |u, n, [a]| {
+            let a = pre(a, 0, u, n);
+            let y = if relu {
+                s.max(a, s.zero())
+            } else {
+                vmath::tanh(s, a)
+            };
+            store(s, y, h_new, u, n);
+        }),
+        Kind::Gru { reset_after: true } => s.gates::<3>(weights, 0, h, |u, n, [ar, az, an]| {
+            let r = vmath::sigmoid(s, pre(ar, 0, u, n));
+            let z = vmath::sigmoid(s, pre(az, 1, u, n));
+            let hn = s.add(an, load(s, cell.b_hn, u, n));
+            let xn = load(s, xp, 2 * hidden + u, n);
+            let cand = vmath::tanh(s, clip(s, s.mul_add(r, hn, xn), gate_clip));
+            // (1 - z) n + z h = n + z (h - n)
+            let h_old = load(s, h, u, n);
+            store(s, s.mul_add(z, s.sub(h_old, cand), cand), h_new, u, n);
+        }),
+        Kind::Gru { reset_after: false } => {
+            // r is needed for every unit before the candidate's product: two passes.
+            let (rh, z_all) = extra.split_at_mut(hidden);
+            s.gates::<2>(weights, 0, h, |u, n, [ar, az]| {
+                let r = vmath::sigmoid(s, pre(ar, 0, u, n));
+                let z = vmath::sigmoid(s, pre(az, 1, u, n));
+                store(s, s.mul(r, load(s, h, u, n)), rh, u, n);
+                store(s, z, z_all, u, n);
+            });
+            s.gates::<1>(weights, 2, rh, |u, n, [an]| {
+                let cand = vmath::tanh(s, pre(an, 2, u, n));
+                let (z, h_old) = (load(s, z_all, u, n), load(s, h, u, n));
+                store(s, s.mul_add(z, s.sub(h_old, cand), cand), h_new, u, n);
+            });
+        }
+        Kind::Lstm { .. } => {
+            // Without a projection the cell's output is the new state itself.
+            let m = if cell.cell.projected() {
+                &mut extra[..hidden]
+            } else {
+                &mut *h_new
+            };
+            s.gates::<4>(weights, 0, h, |u, n, [ai, af, ag, ao]| {
+                let i = vmath::sigmoid(s, pre(ai, 0, u, n));
+                let f = vmath::sigmoid(s, pre(af, 1, u, n));
+                let g = vmath::tanh(s, pre(ag, 2, u, n));
+                let o = vmath::sigmoid(s, pre(ao, 3, u, n));
+                let c_new = clip(s, s.mul_add(f, load(s, c, u, n), s.mul(i, g)), cell_clip);
+                store(s, c_new, c, u, n);
+                store(s, s.mul(o, vmath::tanh(s, c_new)), m, u, n);
+            });
+            if cell.cell.projected() {
+                let layer = Layer {
+                    packed: cell.w_hr,
+                    out: state,
+                    inp: hidden,
+                    bias: None,
+                    act: Activation::Identity,
+                };
+                s.gemv(layer, Unchanged, &extra[..hidden], h_new);
+            }
+        }
+    }
+}

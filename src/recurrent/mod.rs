@@ -1,0 +1,403 @@
+//! Recurrent cells: Elman RNN, GRU and LSTM, with PyTorch's weight layout, gate order and
+//! semantics ([`RnnShape`], [`GruShape`], [`LstmShape`] describe them, [`CellWeights`]
+//! holds PyTorch's tensors, [`PackedRnn`], [`PackedGru`], [`PackedLstm`] the packed form).
+//!
+//! A sequence runs in two kernels: one GEMM projects the inputs of all steps
+//! (`W_ih x_t + b_ih + b_hh`, into the caller's scratch), then each step is one pass over
+//! the packed `W_hh` whose epilogue is the gate math, so the gates of a block of units are
+//! in registers when their new state is computed. A single step is a sequence of one; a
+//! sequence gives bit for bit the states of its steps run one by one.
+//!
+//! The state is always the caller's: `h` (and an LSTM's `c`) are read as the initial
+//! state and hold the final one afterwards; nothing is reset between calls.
+//!
+//! Compositions, for what PyTorch's `nn.GRU` etc. do in one call:
+//! - reverse direction: [`Direction::Reverse`] (outputs stay at their step's index, as
+//!   PyTorch and ONNX lay them out);
+//! - bidirectional: a forward and a reverse call with cells of their own, each from its
+//!   initial state; PyTorch's output row `t` is the forward `h_t` followed by the reverse
+//!   one;
+//! - stacked layers: the output sequence of one layer (`out`) is the input of the next.
+
+mod kernel;
+mod pack;
+mod shape;
+
+pub use pack::CellWeights;
+pub use shape::{GruReset, GruShape, LstmShape, RnnActivation, RnnShape};
+
+use crate::error::{check_len, checked_mul};
+use crate::gemm::Layer;
+use crate::gemm::driver::gemm_packed_kernel;
+use crate::ops::Activation;
+use crate::{Engine, Error};
+use kernel::{CellRef, Steps, recurrent_steps};
+use pack::pack_cell;
+use shape::{Cell, Kind};
+
+/// The order in which a sequence's steps run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Direction {
+    /// First step to last.
+    #[default]
+    Forward,
+    /// Last step to first (the backward half of a bidirectional layer); step `t`'s state
+    /// is still written to row `t` of the output.
+    Reverse,
+}
+
+macro_rules! packed_cell {
+    ($name:ident, $shape:ident, $what:literal, $example:literal) => {
+        #[doc = concat!("The weights of ", $what, " packed for the kernels, borrowed from caller-owned storage.")]
+        ///
+        /// The layout is the same for every backend, so weights packed once run anywhere.
+        ///
+        /// ```
+        #[doc = $example]
+        /// ```
+        #[derive(Clone, Copy, Debug)]
+        pub struct $name<'a> {
+            shape: $shape,
+            data: &'a [f32],
+        }
+
+        impl<'a> $name<'a> {
+            /// Packs PyTorch-layout weights into `storage`, which must be exactly
+            #[doc = concat!("[`", stringify!($shape), "::packed_len`] long.")]
+            pub fn pack(
+                shape: &$shape,
+                weights: &CellWeights<'_>,
+                storage: &'a mut [f32],
+            ) -> Result<Self, Error> {
+                let cell = shape.cell();
+                cell.validate()?;
+                weights.check(&cell)?;
+                check_len("storage", storage.len(), cell.packed_len())?;
+                pack_cell(&cell, weights, storage);
+                Ok($name {
+                    shape: *shape,
+                    data: storage,
+                })
+            }
+
+            /// Wraps weights packed earlier (e.g. stored from [`Self::pack`]'s storage and
+            /// read back with `bytemuck`).
+            pub fn from_packed(shape: &$shape, data: &'a [f32]) -> Result<Self, Error> {
+                let cell = shape.cell();
+                cell.validate()?;
+                check_len("data", data.len(), cell.packed_len())?;
+                Ok($name {
+                    shape: *shape,
+                    data,
+                })
+            }
+
+            /// The shape.
+            pub fn shape(&self) -> &$shape {
+                &self.shape
+            }
+
+            /// The packed data.
+            pub fn as_slice(&self) -> &'a [f32] {
+                self.data
+            }
+
+            fn packed(&self) -> Packed<'a> {
+                Packed::new(self.shape.cell(), self.data)
+            }
+        }
+    };
+}
+
+packed_cell!(
+    PackedRnn,
+    RnnShape,
+    "an Elman RNN",
+    "use simdnn::{CellWeights, Engine, PackedRnn, RnnShape};
+// h' = tanh(x + 0.5 h), one input, one unit.
+let shape = RnnShape::new(1, 1);
+let mut storage = vec![0.0; shape.packed_len()];
+let rnn = PackedRnn::pack(&shape, &CellWeights::new(&[1.0], &[0.5]), &mut storage)?;
+let (mut h, mut scratch) = ([0.0], vec![0.0; shape.scratch_len(1)]);
+Engine::new().rnn_step(&rnn, &[1.0], &mut h, &mut scratch)?;
+assert!((h[0] - 1f32.tanh()).abs() < 1e-6);
+# Ok::<(), simdnn::Error>(())"
+);
+packed_cell!(
+    PackedGru,
+    GruShape,
+    "a GRU",
+    "use simdnn::{CellWeights, Engine, GruShape, PackedGru};
+let shape = GruShape::new(2, 3);
+let w_ih = vec![0.1; shape.weights_ih_len()];
+let w_hh = vec![0.2; shape.weights_hh_len()];
+let mut storage = vec![0.0; shape.packed_len()];
+let gru = PackedGru::pack(&shape, &CellWeights::new(&w_ih, &w_hh), &mut storage)?;
+assert_eq!(gru.shape().hidden, 3);
+# Ok::<(), simdnn::Error>(())"
+);
+packed_cell!(
+    PackedLstm,
+    LstmShape,
+    "an LSTM",
+    "use simdnn::{CellWeights, Engine, LstmShape, PackedLstm};
+let shape = LstmShape::new(2, 3);
+let w_ih = vec![0.1; shape.weights_ih_len()];
+let w_hh = vec![0.2; shape.weights_hh_len()];
+let mut storage = vec![0.0; shape.packed_len()];
+let lstm = PackedLstm::pack(&shape, &CellWeights::new(&w_ih, &w_hh), &mut storage)?;
+assert_eq!(lstm.as_slice().len(), shape.packed_len());
+# Ok::<(), simdnn::Error>(())"
+);
+
+/// A sequence call's inputs and state.
+struct Io<'s> {
+    direction: Direction,
+    xs: &'s [f32],
+    h: &'s mut [f32],
+    /// An LSTM's cell state (empty for the other cells).
+    c: &'s mut [f32],
+    out: Option<&'s mut [f32]>,
+}
+
+/// A packed cell split into its parts.
+struct Packed<'a> {
+    cell: Cell,
+    w_ih: &'a [f32],
+    bias: &'a [f32],
+    kernel: CellRef<'a>,
+}
+
+impl<'a> Packed<'a> {
+    fn new(cell: Cell, data: &'a [f32]) -> Self {
+        let parts = cell.parts();
+        let (w_ih, rest) = data.split_at(parts.w_ih);
+        let (w_hh, rest) = rest.split_at(parts.w_hh);
+        let (bias, rest) = rest.split_at(parts.bias);
+        let (b_hn, w_hr) = rest.split_at(parts.b_hn);
+        Packed {
+            cell,
+            w_ih,
+            bias,
+            kernel: CellRef {
+                cell,
+                w_hh,
+                b_hn,
+                w_hr,
+            },
+        }
+    }
+
+    /// Checks every length, then projects the inputs and runs the steps.
+    fn run(&self, engine: &Engine, io: Io<'_>, scratch: &mut [f32]) -> Result<(), Error> {
+        let Io {
+            direction,
+            xs,
+            h,
+            c,
+            out,
+        } = io;
+        let cell = &self.cell;
+        if !xs.len().is_multiple_of(cell.input) {
+            return Err(Error::NotAMultiple {
+                arg: "xs",
+                len: xs.len(),
+                of: cell.input,
+            });
+        }
+        let steps = xs.len() / cell.input;
+        check_len("h", h.len(), cell.state)?;
+        if matches!(cell.kind, Kind::Lstm { .. }) {
+            check_len("c", c.len(), cell.hidden)?;
+        }
+        let out_len = checked_mul(steps, cell.state, "out length")?;
+        if let Some(out) = out.as_deref() {
+            check_len("out", out.len(), out_len)?;
+        }
+        let projections = checked_mul(steps, cell.rows(), "scratch length")?;
+        let scratch_len = projections
+            .checked_add(cell.work_len())
+            .ok_or(Error::SizeOverflow {
+                what: "scratch length",
+            })?;
+        check_len("scratch", scratch.len(), scratch_len)?;
+        if steps == 0 {
+            return Ok(());
+        }
+        let (xproj, work) = scratch.split_at_mut(projections);
+        let inputs = Layer {
+            packed: self.w_ih,
+            out: cell.rows(),
+            inp: cell.input,
+            bias: Some(self.bias),
+            act: Activation::Identity,
+        };
+        gemm_packed_kernel::run(engine, inputs, xs, xproj);
+        let steps = Steps {
+            xproj,
+            h,
+            c,
+            out,
+            work,
+            reverse: direction == Direction::Reverse,
+        };
+        recurrent_steps::run(engine, self.kernel, steps);
+        Ok(())
+    }
+}
+
+impl Engine {
+    /// Runs an Elman RNN over the sequence `xs` (`[steps][input]`): `h` is the initial
+    /// state and holds the final one afterwards; `out`, if given, receives every step's
+    /// state (`[steps][hidden]`). `scratch` is [`RnnShape::scratch_len`]`(steps)` long.
+    /// An empty `xs` leaves `h` as it is.
+    ///
+    /// ```
+    /// use simdnn::{CellWeights, Direction, Engine, PackedRnn, RnnActivation, RnnShape};
+    /// // A running sum: h' = relu(x + h).
+    /// let shape = RnnShape::new(1, 1).with_activation(RnnActivation::Relu);
+    /// let mut storage = vec![0.0; shape.packed_len()];
+    /// let rnn = PackedRnn::pack(&shape, &CellWeights::new(&[1.0], &[1.0]), &mut storage)?;
+    /// let (mut h, mut out) = ([0.0], [0.0; 3]);
+    /// let mut scratch = vec![0.0; shape.scratch_len(3)];
+    /// let nn = Engine::new();
+    /// nn.rnn_sequence(&rnn, Direction::Forward, &[1.0, 2.0, 3.0], &mut h, Some(&mut out), &mut scratch)?;
+    /// assert_eq!((h, out), ([6.0], [1.0, 3.0, 6.0]));
+    /// # Ok::<(), simdnn::Error>(())
+    /// ```
+    pub fn rnn_sequence(
+        &self,
+        cell: &PackedRnn<'_>,
+        direction: Direction,
+        xs: &[f32],
+        h: &mut [f32],
+        out: Option<&mut [f32]>,
+        scratch: &mut [f32],
+    ) -> Result<(), Error> {
+        let io = Io {
+            direction,
+            xs,
+            h,
+            c: &mut [],
+            out,
+        };
+        cell.packed().run(self, io, scratch)
+    }
+
+    /// One step of an Elman RNN: `h` is updated in place from the input `x`
+    /// (`[input]`); `scratch` is [`RnnShape::scratch_len`]`(1)` long.
+    pub fn rnn_step(
+        &self,
+        cell: &PackedRnn<'_>,
+        x: &[f32],
+        h: &mut [f32],
+        scratch: &mut [f32],
+    ) -> Result<(), Error> {
+        check_len("x", x.len(), cell.shape.input)?;
+        self.rnn_sequence(cell, Direction::Forward, x, h, None, scratch)
+    }
+
+    /// Runs a GRU over the sequence `xs` (`[steps][input]`): `h` is the initial state and
+    /// holds the final one afterwards; `out`, if given, receives every step's state
+    /// (`[steps][hidden]`). `scratch` is [`GruShape::scratch_len`]`(steps)` long.
+    ///
+    /// ```
+    /// use simdnn::{CellWeights, Direction, Engine, GruShape, PackedGru};
+    /// // With all weights zero, r = z = 1/2 and n = 0: each step halves the state.
+    /// let shape = GruShape::new(1, 2);
+    /// let (w_ih, w_hh) = (vec![0.0; shape.weights_ih_len()], vec![0.0; shape.weights_hh_len()]);
+    /// let mut storage = vec![0.0; shape.packed_len()];
+    /// let gru = PackedGru::pack(&shape, &CellWeights::new(&w_ih, &w_hh), &mut storage)?;
+    /// let mut h = [1.0, -4.0];
+    /// let mut scratch = vec![0.0; shape.scratch_len(2)];
+    /// Engine::new().gru_sequence(&gru, Direction::Forward, &[5.0, 7.0], &mut h, None, &mut scratch)?;
+    /// assert!((h[0] - 0.25).abs() < 1e-6 && (h[1] + 1.0).abs() < 1e-6);
+    /// # Ok::<(), simdnn::Error>(())
+    /// ```
+    pub fn gru_sequence(
+        &self,
+        cell: &PackedGru<'_>,
+        direction: Direction,
+        xs: &[f32],
+        h: &mut [f32],
+        out: Option<&mut [f32]>,
+        scratch: &mut [f32],
+    ) -> Result<(), Error> {
+        let io = Io {
+            direction,
+            xs,
+            h,
+            c: &mut [],
+            out,
+        };
+        cell.packed().run(self, io, scratch)
+    }
+
+    /// One step of a GRU: `h` is updated in place from the input `x` (`[input]`);
+    /// `scratch` is [`GruShape::scratch_len`]`(1)` long.
+    pub fn gru_step(
+        &self,
+        cell: &PackedGru<'_>,
+        x: &[f32],
+        h: &mut [f32],
+        scratch: &mut [f32],
+    ) -> Result<(), Error> {
+        check_len("x", x.len(), cell.shape.input)?;
+        self.gru_sequence(cell, Direction::Forward, x, h, None, scratch)
+    }
+
+    /// Runs an LSTM over the sequence `xs` (`[steps][input]`): `h` (`[state_len]`) and `c`
+    /// (`[hidden]`) are the initial state and hold the final one afterwards; `out`, if
+    /// given, receives every step's `h` (`[steps][state_len]`). `scratch` is
+    /// [`LstmShape::scratch_len`]`(steps)` long.
+    ///
+    /// ```
+    /// use simdnn::{CellWeights, Direction, Engine, LstmShape, PackedLstm};
+    /// // Zero weights, forget-gate bias +50: c is kept, i = 1/2, g = 0, o = 1/2.
+    /// let shape = LstmShape::new(1, 1);
+    /// let b = [0.0, 50.0, 0.0, 0.0]; // i, f, g, o
+    /// let w = CellWeights::new(&[0.0; 4], &[0.0; 4]).with_biases(Some(&b), None);
+    /// let mut storage = vec![0.0; shape.packed_len()];
+    /// let lstm = PackedLstm::pack(&shape, &w, &mut storage)?;
+    /// let (mut h, mut c) = ([0.0], [2.0]);
+    /// let mut scratch = vec![0.0; shape.scratch_len(1)];
+    /// Engine::new().lstm_sequence(&lstm, Direction::Forward, &[3.0], &mut h, &mut c, None, &mut scratch)?;
+    /// assert_eq!(c, [2.0]);
+    /// assert!((h[0] - 0.5 * 2f32.tanh()).abs() < 1e-6);
+    /// # Ok::<(), simdnn::Error>(())
+    /// ```
+    #[allow(clippy::too_many_arguments)] // the state is two buffers
+    pub fn lstm_sequence(
+        &self,
+        cell: &PackedLstm<'_>,
+        direction: Direction,
+        xs: &[f32],
+        h: &mut [f32],
+        c: &mut [f32],
+        out: Option<&mut [f32]>,
+        scratch: &mut [f32],
+    ) -> Result<(), Error> {
+        let io = Io {
+            direction,
+            xs,
+            h,
+            c,
+            out,
+        };
+        cell.packed().run(self, io, scratch)
+    }
+
+    /// One step of an LSTM: `h` and `c` are updated in place from the input `x`
+    /// (`[input]`); `scratch` is [`LstmShape::scratch_len`]`(1)` long.
+    pub fn lstm_step(
+        &self,
+        cell: &PackedLstm<'_>,
+        x: &[f32],
+        h: &mut [f32],
+        c: &mut [f32],
+        scratch: &mut [f32],
+    ) -> Result<(), Error> {
+        check_len("x", x.len(), cell.shape.input)?;
+        self.lstm_sequence(cell, Direction::Forward, x, h, c, None, scratch)
+    }
+}
