@@ -8,7 +8,8 @@
 //!
 //! Adding a workload is one line in `WORKLOADS`.
 use simdnn::{
-    Activation, Backend, Conv2dShape, Engine, PackedConv2d, PackedDense, Padding, WeightLayout,
+    Activation, Backend, CellWeights, Conv2dShape, Direction, Engine, GruShape, LstmShape,
+    PackedConv2d, PackedDense, PackedGru, PackedLstm, PackedRnn, Padding, RnnShape, WeightLayout,
     dense_packed_len,
 };
 #[path = "../benches/common/aligned.rs"]
@@ -125,6 +126,32 @@ const WORKLOADS: &[Workload] = &[
         work: Flops(2.0 * 256.0 * 256.0),
         make: |nn| dense_row_major(nn, 256, 256),
     },
+    // Recurrent cells over 100 steps, and one step (a sequence of one) with packed weights.
+    Workload {
+        name: "rnn_64x128",
+        work: Flops(100.0 * 2.0 * 128.0 * (64.0 + 128.0)),
+        make: |nn| recurrent(nn, Cell::Rnn, 64, 128, 100),
+    },
+    Workload {
+        name: "gru_64x128",
+        work: Flops(100.0 * 2.0 * 3.0 * 128.0 * (64.0 + 128.0)),
+        make: |nn| recurrent(nn, Cell::Gru, 64, 128, 100),
+    },
+    Workload {
+        name: "lstm_128x256",
+        work: Flops(100.0 * 2.0 * 4.0 * 256.0 * (128.0 + 256.0)),
+        make: |nn| recurrent(nn, Cell::Lstm, 128, 256, 100),
+    },
+    Workload {
+        name: "gru_64x128_step",
+        work: Flops(2.0 * 3.0 * 128.0 * (64.0 + 128.0)),
+        make: |nn| recurrent(nn, Cell::Gru, 64, 128, 1),
+    },
+    Workload {
+        name: "lstm_128x256_step",
+        work: Flops(2.0 * 4.0 * 256.0 * (128.0 + 256.0)),
+        make: |nn| recurrent(nn, Cell::Lstm, 128, 256, 1),
+    },
     Workload {
         name: "softmax_8x1024",
         work: Elements(8.0 * 1024.0),
@@ -187,6 +214,11 @@ const ANCHORS_US: &[(&str, f64)] = &[
     ("conv_dw", 57.6),
     ("conv_s2", 190.2),
     ("conv1d_kws", 87.0),
+    ("rnn_64x128", 285.5),
+    ("gru_64x128", 318.3),
+    ("lstm_128x256", 1402.0),
+    ("gru_64x128_step", 9.7),
+    ("lstm_128x256_step", 30.4),
 ];
 
 /// Deterministic pseudo-random data in [-1, 1).
@@ -261,6 +293,81 @@ fn dense_row_major(nn: Engine, out: usize, inp: usize) -> Box<dyn FnMut()> {
         )
         .unwrap();
         black_box(&y);
+    })
+}
+
+#[derive(Clone, Copy)]
+enum Cell {
+    Rnn,
+    Gru,
+    Lstm,
+}
+
+/// A tanh RNN, GRU or LSTM (PyTorch semantics, biases) over `steps` steps from a zero
+/// state, every step's state written out.
+fn recurrent(
+    nn: Engine,
+    cell: Cell,
+    input: usize,
+    hidden: usize,
+    steps: usize,
+) -> Box<dyn FnMut()> {
+    let gates = match cell {
+        Cell::Rnn => 1,
+        Cell::Gru => 3,
+        Cell::Lstm => 4,
+    };
+    let scale =
+        |v: Vec<f32>, k: usize| -> Vec<f32> { v.iter().map(|x| x / (k as f32).sqrt()).collect() };
+    let (w_ih, w_hh) = (
+        scale(data(gates * hidden * input, 11), input),
+        scale(data(gates * hidden * hidden, 12), hidden),
+    );
+    let (b_ih, b_hh) = (data(gates * hidden, 13), data(gates * hidden, 14));
+    let weights = CellWeights::new(&w_ih, &w_hh).with_biases(Some(&b_ih), Some(&b_hh));
+    let xs = data(steps * input, 15);
+    let (mut h, mut c, mut out) = (
+        vec![0.0; hidden],
+        vec![0.0; hidden],
+        vec![0.0; steps * hidden],
+    );
+    let (rnn, gru, lstm) = (
+        RnnShape::new(input, hidden),
+        GruShape::new(input, hidden),
+        LstmShape::new(input, hidden),
+    );
+    let (packed_len, scratch_len) = match cell {
+        Cell::Rnn => (rnn.packed_len(), rnn.scratch_len(steps)),
+        Cell::Gru => (gru.packed_len(), gru.scratch_len(steps)),
+        Cell::Lstm => (lstm.packed_len(), lstm.scratch_len(steps)),
+    };
+    let mut storage = Aligned::from(&vec![0.0; packed_len]);
+    let mut scratch = Aligned::from(&vec![0.0; scratch_len]);
+    match cell {
+        Cell::Rnn => drop(PackedRnn::pack(&rnn, &weights, storage.get_mut()).unwrap()),
+        Cell::Gru => drop(PackedGru::pack(&gru, &weights, storage.get_mut()).unwrap()),
+        Cell::Lstm => drop(PackedLstm::pack(&lstm, &weights, storage.get_mut()).unwrap()),
+    }
+    let fwd = Direction::Forward;
+    Box::new(move || {
+        let (xs, data) = (black_box(&xs[..]), storage.get());
+        let (scratch, out) = (scratch.get_mut(), Some(&mut out[..]));
+        match cell {
+            Cell::Rnn => {
+                let p = PackedRnn::from_packed(&rnn, data).unwrap();
+                nn.rnn_sequence(&p, fwd, xs, &mut h, out, scratch).unwrap()
+            }
+            Cell::Gru => {
+                let p = PackedGru::from_packed(&gru, data).unwrap();
+                nn.gru_sequence(&p, fwd, xs, &mut h, out, scratch).unwrap()
+            }
+            Cell::Lstm => {
+                let p = PackedLstm::from_packed(&lstm, data).unwrap();
+                nn.lstm_sequence(&p, fwd, xs, &mut h, &mut c, out, scratch)
+                    .unwrap()
+            }
+        }
+        black_box(&h);
     })
 }
 

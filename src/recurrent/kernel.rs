@@ -46,17 +46,26 @@ fn gate_tile<S: Simd, const PG: usize, const GT: usize, const NV: usize>(
     acc
 }
 
+/// What a step does with the gate values of one vector of units: the cell's gate math.
+/// A trait with an `#[inline(always)]` method rather than a closure: a closure the optimiser
+/// leaves out of line loses the backend's `#[target_feature]`s, and every intrinsic in it
+/// becomes a call (GRU 3x slower on AVX-512).
+pub(crate) trait GateMath<S: Simd, const GT: usize> {
+    /// Units `first..first + n` (`n <= LANES`), gate `g`'s `W_hh h` in `gates[g]`.
+    fn units(&mut self, s: S, first: usize, n: usize, gates: [S::V; GT]);
+}
+
 /// Gates `g0..g0 + GT` of every hidden unit, `W_hh h` (without bias), handed to `epi`
-/// one vector of units at a time: `epi(first_unit, units, [gate values])` with
-/// `units <= LANES` (fewer in the last vector when `hidden` is not a multiple).
-/// `PG` panels per pass give `PG * GT * NV` independent chains.
+/// one vector of units at a time (fewer than `LANES` units in the last vector when
+/// `hidden` is not a multiple). `PG` panels per pass give `PG * GT * NV` independent
+/// chains.
 #[inline(always)]
 pub(crate) fn gate_gemv<S: Simd, const PG: usize, const GT: usize, const NV: usize>(
     s: S,
     w: GateWeights<'_>,
     g0: usize,
     h: &[f32],
-    mut epi: impl FnMut(usize, usize, [S::V; GT]),
+    epi: &mut impl GateMath<S, GT>,
 ) {
     let row = w.gates * UNITS;
     let panel_len = w.k * row;
@@ -80,7 +89,7 @@ pub(crate) fn gate_gemv<S: Simd, const PG: usize, const GT: usize, const NV: usi
                     for (gate, acc_g) in gates.iter_mut().zip(acc_p) {
                         *gate = acc_g[v];
                     }
-                    epi(unit, S::LANES.min(w.hidden - unit), gates);
+                    epi.units(s, unit, S::LANES.min(w.hidden - unit), gates);
                 }
             }
         }
@@ -95,7 +104,7 @@ pub(crate) trait RecurrentBlocking: Blocking + VecMath {
         w: GateWeights<'_>,
         g0: usize,
         h: &[f32],
-        epi: impl FnMut(usize, usize, [Self::V; GT]),
+        epi: &mut impl GateMath<Self, GT>,
     );
 }
 
@@ -108,7 +117,7 @@ macro_rules! recurrent_blocking {
                 w: GateWeights<'_>,
                 g0: usize,
                 h: &[f32],
-                epi: impl FnMut(usize, usize, [Self::V; GT]),
+                epi: &mut impl GateMath<Self, GT>,
             ) {
                 match GT {
                     1 => gate_gemv::<Self, $p1, GT, $nv>(self, w, g0, h, epi),
@@ -207,6 +216,130 @@ pub(crate) fn recurrent_steps<S: RecurrentBlocking>(s: S, cell: CellRef<'_>, run
 }
 kernel_entry!(recurrent_steps(cell: CellRef<'_>, run: Steps<'_>));
 
+/// `xp[at..at + n] + v`, clipped: a gate's pre-activation.
+#[inline(always)]
+fn pre<S: Simd>(s: S, v: S::V, xp: &[f32], at: usize, n: usize, gate_clip: Option<f32>) -> S::V {
+    clip(s, s.add(v, load(s, xp, at, n)), gate_clip)
+}
+
+/// `(1 - z) n + z h` as `n + z (h - n)`.
+#[inline(always)]
+fn blend<S: Simd>(s: S, z: S::V, cand: S::V, h: S::V) -> S::V {
+    s.mul_add(z, s.sub(h, cand), cand)
+}
+
+/// The Elman cell: `h' = act(a + x)`.
+struct RnnMath<'a> {
+    xp: &'a [f32],
+    h_new: &'a mut [f32],
+    relu: bool,
+    clip: Option<f32>,
+}
+
+impl<S: VecMath> GateMath<S, 1> for RnnMath<'_> {
+    #[inline(always)]
+    fn units(&mut self, s: S, u: usize, n: usize, [a]: [S::V; 1]) {
+        let a = pre(s, a, self.xp, u, n, self.clip);
+        let y = if self.relu {
+            s.max(a, s.zero())
+        } else {
+            vmath::tanh(s, a)
+        };
+        store(s, y, self.h_new, u, n);
+    }
+}
+
+/// The GRU with the reset after the product, all three gates in one pass.
+struct GruMath<'a> {
+    xp: &'a [f32],
+    b_hn: &'a [f32],
+    h: &'a [f32],
+    h_new: &'a mut [f32],
+    hidden: usize,
+    clip: Option<f32>,
+}
+
+impl<S: VecMath> GateMath<S, 3> for GruMath<'_> {
+    #[inline(always)]
+    fn units(&mut self, s: S, u: usize, n: usize, [ar, az, an]: [S::V; 3]) {
+        let (xp, hidden, c) = (self.xp, self.hidden, self.clip);
+        let r = vmath::sigmoid(s, pre(s, ar, xp, u, n, c));
+        let z = vmath::sigmoid(s, pre(s, az, xp, hidden + u, n, c));
+        let hn = s.add(an, load(s, self.b_hn, u, n));
+        let xn = load(s, xp, 2 * hidden + u, n);
+        let cand = vmath::tanh(s, clip(s, s.mul_add(r, hn, xn), c));
+        let y = blend(s, z, cand, load(s, self.h, u, n));
+        store(s, y, self.h_new, u, n);
+    }
+}
+
+/// The GRU with the reset before the product, first pass: `r * h` and `z`.
+struct GruResetMath<'a> {
+    xp: &'a [f32],
+    h: &'a [f32],
+    rh: &'a mut [f32],
+    z: &'a mut [f32],
+    hidden: usize,
+    clip: Option<f32>,
+}
+
+impl<S: VecMath> GateMath<S, 2> for GruResetMath<'_> {
+    #[inline(always)]
+    fn units(&mut self, s: S, u: usize, n: usize, [ar, az]: [S::V; 2]) {
+        let (xp, c) = (self.xp, self.clip);
+        let r = vmath::sigmoid(s, pre(s, ar, xp, u, n, c));
+        let z = vmath::sigmoid(s, pre(s, az, xp, self.hidden + u, n, c));
+        store(s, s.mul(r, load(s, self.h, u, n)), self.rh, u, n);
+        store(s, z, self.z, u, n);
+    }
+}
+
+/// The GRU with the reset before the product, second pass: the candidate from
+/// `W_hn (r * h)` and the new state.
+struct GruCandidateMath<'a> {
+    xp: &'a [f32],
+    h: &'a [f32],
+    z: &'a [f32],
+    h_new: &'a mut [f32],
+    hidden: usize,
+    clip: Option<f32>,
+}
+
+impl<S: VecMath> GateMath<S, 1> for GruCandidateMath<'_> {
+    #[inline(always)]
+    fn units(&mut self, s: S, u: usize, n: usize, [an]: [S::V; 1]) {
+        let cand = vmath::tanh(s, pre(s, an, self.xp, 2 * self.hidden + u, n, self.clip));
+        let (z, h) = (load(s, self.z, u, n), load(s, self.h, u, n));
+        store(s, blend(s, z, cand, h), self.h_new, u, n);
+    }
+}
+
+/// The LSTM: `c` in place, the output `o * tanh(c')` to `m` (the new state, or the input
+/// of the projection).
+struct LstmMath<'a> {
+    xp: &'a [f32],
+    c: &'a mut [f32],
+    m: &'a mut [f32],
+    hidden: usize,
+    clip: Option<f32>,
+    cell_clip: Option<f32>,
+}
+
+impl<S: VecMath> GateMath<S, 4> for LstmMath<'_> {
+    #[inline(always)]
+    fn units(&mut self, s: S, u: usize, n: usize, [ai, af, ag, ao]: [S::V; 4]) {
+        let (xp, hidden, c) = (self.xp, self.hidden, self.clip);
+        let i = vmath::sigmoid(s, pre(s, ai, xp, u, n, c));
+        let f = vmath::sigmoid(s, pre(s, af, xp, hidden + u, n, c));
+        let g = vmath::tanh(s, pre(s, ag, xp, 2 * hidden + u, n, c));
+        let o = vmath::sigmoid(s, pre(s, ao, xp, 3 * hidden + u, n, c));
+        let c_old = load(s, self.c, u, n);
+        let c_new = clip(s, s.mul_add(f, c_old, s.mul(i, g)), self.cell_clip);
+        store(s, c_new, self.c, u, n);
+        store(s, s.mul(o, vmath::tanh(s, c_new)), self.m, u, n);
+    }
+}
+
 /// One step: `h_new` from `h` (and `c` updated in place) given `xp = W_ih x + bias`.
 #[inline(always)]
 fn step<S: RecurrentBlocking>(
@@ -222,7 +355,7 @@ fn step<S: RecurrentBlocking>(
         kind,
         hidden,
         state,
-        clip: gate_clip,
+        clip,
         cell_clip,
         ..
     } = cell.cell;
@@ -232,61 +365,66 @@ fn step<S: RecurrentBlocking>(
         gates: cell.cell.gates(),
         hidden,
     };
-    let pre = |v: S::V, g: usize, u: usize, n: usize| {
-        clip(s, s.add(v, load(s, xp, g * hidden + u, n)), gate_clip)
-    };
     match kind {
-        Kind::Rnn { relu } => s.gates::<1>(weights, 0, h, |u, n, [a]| {
-            let a = pre(a, 0, u, n);
-            let y = if relu {
-                s.max(a, s.zero())
-            } else {
-                vmath::tanh(s, a)
+        Kind::Rnn { relu } => {
+            let mut math = RnnMath {
+                xp,
+                h_new,
+                relu,
+                clip,
             };
-            store(s, y, h_new, u, n);
-        }),
-        Kind::Gru { reset_after: true } => s.gates::<3>(weights, 0, h, |u, n, [ar, az, an]| {
-            let r = vmath::sigmoid(s, pre(ar, 0, u, n));
-            let z = vmath::sigmoid(s, pre(az, 1, u, n));
-            let hn = s.add(an, load(s, cell.b_hn, u, n));
-            let xn = load(s, xp, 2 * hidden + u, n);
-            let cand = vmath::tanh(s, clip(s, s.mul_add(r, hn, xn), gate_clip));
-            // (1 - z) n + z h = n + z (h - n)
-            let h_old = load(s, h, u, n);
-            store(s, s.mul_add(z, s.sub(h_old, cand), cand), h_new, u, n);
-        }),
+            s.gates::<1>(weights, 0, h, &mut math);
+        }
+        Kind::Gru { reset_after: true } => {
+            let mut math = GruMath {
+                xp,
+                b_hn: cell.b_hn,
+                h,
+                h_new,
+                hidden,
+                clip,
+            };
+            s.gates::<3>(weights, 0, h, &mut math);
+        }
         Kind::Gru { reset_after: false } => {
             // r is needed for every unit before the candidate's product: two passes.
-            let (rh, z_all) = extra.split_at_mut(hidden);
-            s.gates::<2>(weights, 0, h, |u, n, [ar, az]| {
-                let r = vmath::sigmoid(s, pre(ar, 0, u, n));
-                let z = vmath::sigmoid(s, pre(az, 1, u, n));
-                store(s, s.mul(r, load(s, h, u, n)), rh, u, n);
-                store(s, z, z_all, u, n);
-            });
-            s.gates::<1>(weights, 2, rh, |u, n, [an]| {
-                let cand = vmath::tanh(s, pre(an, 2, u, n));
-                let (z, h_old) = (load(s, z_all, u, n), load(s, h, u, n));
-                store(s, s.mul_add(z, s.sub(h_old, cand), cand), h_new, u, n);
-            });
+            let (rh, z) = extra.split_at_mut(hidden);
+            let mut reset = GruResetMath {
+                xp,
+                h,
+                rh,
+                z,
+                hidden,
+                clip,
+            };
+            s.gates::<2>(weights, 0, h, &mut reset);
+            let mut candidate = GruCandidateMath {
+                xp,
+                h,
+                z: reset.z,
+                h_new,
+                hidden,
+                clip,
+            };
+            s.gates::<1>(weights, 2, reset.rh, &mut candidate);
         }
-        Kind::Lstm { .. } => {
+        Kind::Lstm { projected } => {
             // Without a projection the cell's output is the new state itself.
-            let m = if cell.cell.projected() {
+            let m = if projected {
                 &mut extra[..hidden]
             } else {
                 &mut *h_new
             };
-            s.gates::<4>(weights, 0, h, |u, n, [ai, af, ag, ao]| {
-                let i = vmath::sigmoid(s, pre(ai, 0, u, n));
-                let f = vmath::sigmoid(s, pre(af, 1, u, n));
-                let g = vmath::tanh(s, pre(ag, 2, u, n));
-                let o = vmath::sigmoid(s, pre(ao, 3, u, n));
-                let c_new = clip(s, s.mul_add(f, load(s, c, u, n), s.mul(i, g)), cell_clip);
-                store(s, c_new, c, u, n);
-                store(s, s.mul(o, vmath::tanh(s, c_new)), m, u, n);
-            });
-            if cell.cell.projected() {
+            let mut math = LstmMath {
+                xp,
+                c,
+                m,
+                hidden,
+                clip,
+                cell_clip,
+            };
+            s.gates::<4>(weights, 0, h, &mut math);
+            if projected {
                 let layer = Layer {
                     packed: cell.w_hr,
                     out: state,
