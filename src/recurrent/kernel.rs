@@ -130,7 +130,7 @@ macro_rules! recurrent_blocking {
     };
 }
 #[cfg(simdnn_avx512)]
-recurrent_blocking!(crate::simd::Avx512, nv: 1, panels: [8, 4, 3, 2]);
+recurrent_blocking!(crate::simd::Avx512, nv: 1, panels: [8, 4, 2, 1]);
 #[cfg(simdnn_avx2)]
 recurrent_blocking!(crate::simd::Avx2, nv: 2, panels: [4, 2, 1, 1]);
 #[cfg(simdnn_neon)]
