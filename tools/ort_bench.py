@@ -72,6 +72,19 @@ def softmax(rows, cols):
     return graph(node, {"x": tensor(rows, cols) * 20.0}, [rows, cols])
 
 
+def recurrent(op, gates, inp, hidden, steps):
+    """ONNX RNN, GRU or LSTM, one direction, batch 1, biases, weights scaled by
+    1/sqrt(fan-in) as the report's; the GRU with linear_before_reset = 1 (PyTorch's)."""
+    extra = {"linear_before_reset": 1} if op == "GRU" else {}
+    node = helper.make_node(op, ["x", "w", "r", "b"], ["y"], hidden_size=hidden, **extra)
+    weights = [
+        ("w", tensor(1, gates * hidden, inp) / np.float32(np.sqrt(inp))),
+        ("r", tensor(1, gates * hidden, hidden) / np.float32(np.sqrt(hidden))),
+        ("b", tensor(1, 2 * gates * hidden)),
+    ]
+    return graph(node, {"x": tensor(steps, 1, inp)}, [steps, 1, 1, hidden], weights)
+
+
 def identity():
     node = helper.make_node("Identity", ["x"], ["y"])
     return graph(node, {"x": tensor(1, 16)}, [1, 16])
@@ -89,6 +102,12 @@ WORKLOADS = {
     "dense_gemv_256x256": lambda: dense(1, 256, 256),
     "dense_gemm_64x256x256": lambda: dense(64, 256, 256),
     "softmax_8x1024": lambda: softmax(8, 1024),
+    "rnn_64x128": lambda: recurrent("RNN", 1, 64, 128, 100),
+    "gru_64x128": lambda: recurrent("GRU", 3, 64, 128, 100),
+    "lstm_128x256": lambda: recurrent("LSTM", 4, 128, 256, 100),
+    # One step: a sequence of one.
+    "gru_64x128_step": lambda: recurrent("GRU", 3, 64, 128, 1),
+    "lstm_128x256_step": lambda: recurrent("LSTM", 4, 128, 256, 1),
 }
 
 
