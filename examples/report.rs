@@ -8,8 +8,8 @@
 //!
 //! Adding a workload is one line in `WORKLOADS`.
 use simdnn::{
-    Activation, Backend, CellWeights, Conv2dShape, Direction, Engine, GruShape, LstmShape,
-    PackedConv2d, PackedDense, PackedGru, PackedLstm, PackedRnn, Padding, RnnShape, WeightLayout,
+    Activation, Backend, Conv2dShape, Direction, Engine, GruShape, LstmShape, PackedConv2d,
+    PackedDense, PackedGru, PackedLstm, PackedRnn, Padding, RnnShape, TorchWeights, WeightLayout,
     dense_packed_len,
 };
 #[path = "../benches/common/aligned.rs"]
@@ -324,7 +324,7 @@ fn recurrent(
         scale(data(gates * hidden * hidden, 12), hidden),
     );
     let (b_ih, b_hh) = (data(gates * hidden, 13), data(gates * hidden, 14));
-    let weights = CellWeights::new(&w_ih, &w_hh).with_biases(Some(&b_ih), Some(&b_hh));
+    let weights = TorchWeights::new(&w_ih, &w_hh).with_biases(Some(&b_ih), Some(&b_hh));
     let xs = data(steps * input, 15);
     let (mut h, mut c, mut out) = (
         vec![0.0; hidden],
@@ -344,9 +344,9 @@ fn recurrent(
     let mut storage = Aligned::from(&vec![0.0; packed_len]);
     let mut scratch = Aligned::from(&vec![0.0; scratch_len]);
     match cell {
-        Cell::Rnn => drop(PackedRnn::pack(&rnn, &weights, storage.get_mut()).unwrap()),
-        Cell::Gru => drop(PackedGru::pack(&gru, &weights, storage.get_mut()).unwrap()),
-        Cell::Lstm => drop(PackedLstm::pack(&lstm, &weights, storage.get_mut()).unwrap()),
+        Cell::Rnn => drop(PackedRnn::pack(&rnn, weights, storage.get_mut()).unwrap()),
+        Cell::Gru => drop(PackedGru::pack(&gru, weights, storage.get_mut()).unwrap()),
+        Cell::Lstm => drop(PackedLstm::pack(&lstm, weights, storage.get_mut()).unwrap()),
     }
     let fwd = Direction::Forward;
     Box::new(move || {

@@ -144,6 +144,6 @@ pub use engine::{Backend, Engine};
 pub use error::Error;
 pub use ops::Activation;
 pub use recurrent::{
-    CellWeights, Direction, GruReset, GruShape, LstmShape, PackedGru, PackedLstm, PackedRnn,
-    RnnActivation, RnnShape,
+    Direction, GruReset, GruShape, KerasWeights, LstmShape, OnnxWeights, PackedGru, PackedLstm,
+    PackedRnn, RnnActivation, RnnShape, TfliteLstmWeights, TorchWeights, Weights,
 };

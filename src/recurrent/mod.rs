@@ -1,5 +1,5 @@
 //! Recurrent cells: Elman RNN, GRU and LSTM, with PyTorch's weight layout, gate order and
-//! semantics ([`RnnShape`], [`GruShape`], [`LstmShape`] describe them, [`CellWeights`]
+//! semantics ([`RnnShape`], [`GruShape`], [`LstmShape`] describe them, [`TorchWeights`]
 //! holds PyTorch's tensors, [`PackedRnn`], [`PackedGru`], [`PackedLstm`] the packed form).
 //!
 //! A sequence runs in two kernels: one GEMM projects the inputs of all steps
@@ -23,7 +23,7 @@ mod kernel;
 mod pack;
 mod shape;
 
-pub use pack::CellWeights;
+pub use pack::{KerasWeights, OnnxWeights, TfliteLstmWeights, TorchWeights, Weights};
 pub use shape::{GruReset, GruShape, LstmShape, RnnActivation, RnnShape};
 
 use crate::error::{check_len, checked_mul};
@@ -62,18 +62,19 @@ macro_rules! packed_cell {
         }
 
         impl<'a> $name<'a> {
-            /// Packs PyTorch-layout weights into `storage`, which must be exactly
+            /// Packs weights in any supported format ([`TorchWeights`], [`OnnxWeights`],
+            /// [`KerasWeights`], [`TfliteLstmWeights`]) into `storage`, which must be exactly
             #[doc = concat!("[`", stringify!($shape), "::packed_len`] long.")]
-            pub fn pack(
+            pub fn pack<'w>(
                 shape: &$shape,
-                weights: &CellWeights<'_>,
+                weights: impl Into<Weights<'w>>,
                 storage: &'a mut [f32],
             ) -> Result<Self, Error> {
-                let cell = shape.cell();
+                let (cell, weights) = (shape.cell(), weights.into());
                 cell.validate()?;
                 weights.check(&cell)?;
                 check_len("storage", storage.len(), cell.packed_len())?;
-                pack_cell(&cell, weights, storage);
+                pack_cell(&cell, &weights, storage);
                 Ok($name {
                     shape: *shape,
                     data: storage,
@@ -113,11 +114,11 @@ packed_cell!(
     PackedRnn,
     RnnShape,
     "an Elman RNN",
-    "use simdnn::{CellWeights, Engine, PackedRnn, RnnShape};
+    "use simdnn::{TorchWeights, Engine, PackedRnn, RnnShape};
 // h' = tanh(x + 0.5 h), one input, one unit.
 let shape = RnnShape::new(1, 1);
 let mut storage = vec![0.0; shape.packed_len()];
-let rnn = PackedRnn::pack(&shape, &CellWeights::new(&[1.0], &[0.5]), &mut storage)?;
+let rnn = PackedRnn::pack(&shape, TorchWeights::new(&[1.0], &[0.5]), &mut storage)?;
 let (mut h, mut scratch) = ([0.0], vec![0.0; shape.scratch_len(1)]);
 Engine::new().rnn_step(&rnn, &[1.0], &mut h, &mut scratch)?;
 assert!((h[0] - 1f32.tanh()).abs() < 1e-6);
@@ -127,12 +128,12 @@ packed_cell!(
     PackedGru,
     GruShape,
     "a GRU",
-    "use simdnn::{CellWeights, Engine, GruShape, PackedGru};
+    "use simdnn::{TorchWeights, Engine, GruShape, PackedGru};
 let shape = GruShape::new(2, 3);
 let w_ih = vec![0.1; shape.weights_ih_len()];
 let w_hh = vec![0.2; shape.weights_hh_len()];
 let mut storage = vec![0.0; shape.packed_len()];
-let gru = PackedGru::pack(&shape, &CellWeights::new(&w_ih, &w_hh), &mut storage)?;
+let gru = PackedGru::pack(&shape, TorchWeights::new(&w_ih, &w_hh), &mut storage)?;
 assert_eq!(gru.shape().hidden, 3);
 # Ok::<(), simdnn::Error>(())"
 );
@@ -140,12 +141,12 @@ packed_cell!(
     PackedLstm,
     LstmShape,
     "an LSTM",
-    "use simdnn::{CellWeights, Engine, LstmShape, PackedLstm};
+    "use simdnn::{TorchWeights, Engine, LstmShape, PackedLstm};
 let shape = LstmShape::new(2, 3);
 let w_ih = vec![0.1; shape.weights_ih_len()];
 let w_hh = vec![0.2; shape.weights_hh_len()];
 let mut storage = vec![0.0; shape.packed_len()];
-let lstm = PackedLstm::pack(&shape, &CellWeights::new(&w_ih, &w_hh), &mut storage)?;
+let lstm = PackedLstm::pack(&shape, TorchWeights::new(&w_ih, &w_hh), &mut storage)?;
 assert_eq!(lstm.as_slice().len(), shape.packed_len());
 # Ok::<(), simdnn::Error>(())"
 );
@@ -253,11 +254,11 @@ impl Engine {
     /// An empty `xs` leaves `h` as it is.
     ///
     /// ```
-    /// use simdnn::{CellWeights, Direction, Engine, PackedRnn, RnnActivation, RnnShape};
+    /// use simdnn::{TorchWeights, Direction, Engine, PackedRnn, RnnActivation, RnnShape};
     /// // A running sum: h' = relu(x + h).
     /// let shape = RnnShape::new(1, 1).with_activation(RnnActivation::Relu);
     /// let mut storage = vec![0.0; shape.packed_len()];
-    /// let rnn = PackedRnn::pack(&shape, &CellWeights::new(&[1.0], &[1.0]), &mut storage)?;
+    /// let rnn = PackedRnn::pack(&shape, TorchWeights::new(&[1.0], &[1.0]), &mut storage)?;
     /// let (mut h, mut out) = ([0.0], [0.0; 3]);
     /// let mut scratch = vec![0.0; shape.scratch_len(3)];
     /// let nn = Engine::new();
@@ -302,12 +303,12 @@ impl Engine {
     /// (`[steps][hidden]`). `scratch` is [`GruShape::scratch_len`]`(steps)` long.
     ///
     /// ```
-    /// use simdnn::{CellWeights, Direction, Engine, GruShape, PackedGru};
+    /// use simdnn::{TorchWeights, Direction, Engine, GruShape, PackedGru};
     /// // With all weights zero, r = z = 1/2 and n = 0: each step halves the state.
     /// let shape = GruShape::new(1, 2);
     /// let (w_ih, w_hh) = (vec![0.0; shape.weights_ih_len()], vec![0.0; shape.weights_hh_len()]);
     /// let mut storage = vec![0.0; shape.packed_len()];
-    /// let gru = PackedGru::pack(&shape, &CellWeights::new(&w_ih, &w_hh), &mut storage)?;
+    /// let gru = PackedGru::pack(&shape, TorchWeights::new(&w_ih, &w_hh), &mut storage)?;
     /// let mut h = [1.0, -4.0];
     /// let mut scratch = vec![0.0; shape.scratch_len(2)];
     /// Engine::new().gru_sequence(&gru, Direction::Forward, &[5.0, 7.0], &mut h, None, &mut scratch)?;
@@ -352,13 +353,13 @@ impl Engine {
     /// [`LstmShape::scratch_len`]`(steps)` long.
     ///
     /// ```
-    /// use simdnn::{CellWeights, Direction, Engine, LstmShape, PackedLstm};
+    /// use simdnn::{TorchWeights, Direction, Engine, LstmShape, PackedLstm};
     /// // Zero weights, forget-gate bias +50: c is kept, i = 1/2, g = 0, o = 1/2.
     /// let shape = LstmShape::new(1, 1);
     /// let b = [0.0, 50.0, 0.0, 0.0]; // i, f, g, o
-    /// let w = CellWeights::new(&[0.0; 4], &[0.0; 4]).with_biases(Some(&b), None);
+    /// let w = TorchWeights::new(&[0.0; 4], &[0.0; 4]).with_biases(Some(&b), None);
     /// let mut storage = vec![0.0; shape.packed_len()];
-    /// let lstm = PackedLstm::pack(&shape, &w, &mut storage)?;
+    /// let lstm = PackedLstm::pack(&shape, w, &mut storage)?;
     /// let (mut h, mut c) = ([0.0], [2.0]);
     /// let mut scratch = vec![0.0; shape.scratch_len(1)];
     /// Engine::new().lstm_sequence(&lstm, Direction::Forward, &[3.0], &mut h, &mut c, None, &mut scratch)?;

@@ -12,4 +12,5 @@ mod dispatch;
 mod hostile;
 mod misuse;
 mod recurrent;
+mod recurrent_golden;
 mod softmax;

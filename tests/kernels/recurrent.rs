@@ -5,8 +5,8 @@ use crate::common;
 
 use proptest::prelude::*;
 use simdnn::{
-    CellWeights, Direction, Engine, Error, GruReset, GruShape, LstmShape, PackedGru, PackedLstm,
-    PackedRnn, RnnActivation, RnnShape,
+    Direction, Engine, Error, GruReset, GruShape, LstmShape, PackedGru, PackedLstm, PackedRnn,
+    RnnActivation, RnnShape, TorchWeights,
 };
 
 const EPS: f64 = 1.0 / 16_777_216.0; // 2^-24
@@ -63,8 +63,8 @@ impl Cell {
         matches!(self.kind, Kind::Lstm { .. })
     }
 
-    fn weights(&self) -> CellWeights<'_> {
-        let w = CellWeights::new(&self.w_ih, &self.w_hh)
+    fn weights(&self) -> TorchWeights<'_> {
+        let w = TorchWeights::new(&self.w_ih, &self.w_hh)
             .with_biases(self.b_ih.as_deref(), self.b_hh.as_deref());
         if self.w_hr.is_empty() {
             w
@@ -418,9 +418,9 @@ fn scratch_len(cell: &Cell, steps: usize) -> usize {
 fn pack(cell: &Cell, storage: &mut [f32]) -> Result<(), Error> {
     let w = cell.weights();
     match cell.kind {
-        Kind::Rnn(a) => PackedRnn::pack(&rnn_shape(cell, a), &w, storage).map(|_| ()),
-        Kind::Gru(r) => PackedGru::pack(&gru_shape(cell, r), &w, storage).map(|_| ()),
-        Kind::Lstm { proj } => PackedLstm::pack(&lstm_shape(cell, proj), &w, storage).map(|_| ()),
+        Kind::Rnn(a) => PackedRnn::pack(&rnn_shape(cell, a), w, storage).map(|_| ()),
+        Kind::Gru(r) => PackedGru::pack(&gru_shape(cell, r), w, storage).map(|_| ()),
+        Kind::Lstm { proj } => PackedLstm::pack(&lstm_shape(cell, proj), w, storage).map(|_| ()),
     }
 }
 
@@ -573,46 +573,46 @@ fn misuse_is_an_error() {
         vec![0.1; shape.weights_hh_len()],
     );
     let mut storage = vec![0.0; shape.packed_len()];
-    let weights = CellWeights::new(&w_ih, &w_hh);
+    let weights = TorchWeights::new(&w_ih, &w_hh);
     // Packing.
-    let short = CellWeights::new(&w_ih[1..], &w_hh);
+    let short = TorchWeights::new(&w_ih[1..], &w_hh);
     assert!(matches!(
-        PackedGru::pack(&shape, &short, &mut storage),
+        PackedGru::pack(&shape, short, &mut storage),
         Err(Error::LengthMismatch { arg: "w_ih", .. })
     ));
     let b = [0.0; 4];
     let bad_bias = weights.with_biases(Some(&b), None);
     assert!(matches!(
-        PackedGru::pack(&shape, &bad_bias, &mut storage),
+        PackedGru::pack(&shape, bad_bias, &mut storage),
         Err(Error::LengthMismatch { arg: "b_ih", .. })
     ));
     assert!(matches!(
-        PackedGru::pack(&shape, &weights.with_projection(&b), &mut storage),
+        PackedGru::pack(&shape, weights.with_projection(&b), &mut storage),
         Err(Error::InvalidShape { .. })
     ));
     assert!(matches!(
-        PackedGru::pack(&shape, &weights, &mut storage[1..]),
+        PackedGru::pack(&shape, weights, &mut storage[1..]),
         Err(Error::LengthMismatch { arg: "storage", .. })
     ));
     assert!(matches!(
-        PackedGru::pack(&GruShape::new(0, 5), &weights, &mut storage),
+        PackedGru::pack(&GruShape::new(0, 5), weights, &mut storage),
         Err(Error::ZeroDimension { arg: "input" })
     ));
     assert!(matches!(
-        PackedGru::pack(&GruShape::new(3, 0), &weights, &mut storage),
+        PackedGru::pack(&GruShape::new(3, 0), weights, &mut storage),
         Err(Error::ZeroDimension { arg: "hidden" })
     ));
     for clip in [0.0, -1.0, f32::NAN] {
         assert!(matches!(
-            PackedGru::pack(&shape.with_clip(clip), &weights, &mut storage),
+            PackedGru::pack(&shape.with_clip(clip), weights, &mut storage),
             Err(Error::InvalidShape { .. })
         ));
     }
     assert!(matches!(
-        PackedGru::pack(&GruShape::new(usize::MAX / 2, 5), &weights, &mut storage),
+        PackedGru::pack(&GruShape::new(usize::MAX / 2, 5), weights, &mut storage),
         Err(Error::SizeOverflow { .. })
     ));
-    let gru = PackedGru::pack(&shape, &weights, &mut storage).unwrap();
+    let gru = PackedGru::pack(&shape, weights, &mut storage).unwrap();
     // Running.
     let mut h = [0.0; 5];
     let mut scratch = vec![0.0; shape.scratch_len(2)];
@@ -685,15 +685,18 @@ fn misuse_is_an_error() {
         vec![0.1; lstm.weights_hr_len()],
     );
     let mut storage = vec![0.0; lstm.packed_len()];
-    let no_hr = CellWeights::new(&w_ih, &w_hh);
+    let no_hr = TorchWeights::new(&w_ih, &w_hh);
     assert!(matches!(
-        PackedLstm::pack(&lstm, &no_hr, &mut storage),
-        Err(Error::LengthMismatch { arg: "w_hr", .. })
+        PackedLstm::pack(&lstm, no_hr, &mut storage),
+        Err(Error::LengthMismatch {
+            arg: "projection weights",
+            ..
+        })
     ));
     assert!(matches!(
         PackedLstm::pack(
             &LstmShape::new(3, 4).with_projection(4),
-            &no_hr,
+            no_hr,
             &mut storage
         ),
         Err(Error::InvalidShape { .. })
@@ -701,12 +704,12 @@ fn misuse_is_an_error() {
     assert!(matches!(
         PackedLstm::pack(
             &lstm.with_cell_clip(0.0),
-            &no_hr.with_projection(&w_hr),
+            no_hr.with_projection(&w_hr),
             &mut storage
         ),
         Err(Error::InvalidShape { .. })
     ));
-    let packed = PackedLstm::pack(&lstm, &no_hr.with_projection(&w_hr), &mut storage).unwrap();
+    let packed = PackedLstm::pack(&lstm, no_hr.with_projection(&w_hr), &mut storage).unwrap();
     let (mut h, mut c) = ([0.0; 2], [0.0; 4]);
     let mut scratch = vec![0.0; lstm.scratch_len(1)];
     assert!(matches!(
@@ -724,7 +727,7 @@ fn misuse_is_an_error() {
     let rnn = RnnShape::new(2, 2);
     let mut storage = vec![0.0; rnn.packed_len()];
     let packed =
-        PackedRnn::pack(&rnn, &CellWeights::new(&[1.0; 4], &[0.0; 4]), &mut storage).unwrap();
+        PackedRnn::pack(&rnn, TorchWeights::new(&[1.0; 4], &[0.0; 4]), &mut storage).unwrap();
     let mut h = [0.0; 2];
     let mut scratch = vec![0.0; rnn.scratch_len(1)];
     nn.rnn_step(&packed, &[0.5, 0.25], &mut h, &mut scratch)
