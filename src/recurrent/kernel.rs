@@ -189,9 +189,14 @@ pub(crate) struct Steps<'a> {
     pub(crate) reverse: bool,
 }
 
-/// Runs the recurrence over the projected inputs (lengths checked by the caller).
+/// One step of a cell: `h_new` from `h` (and an LSTM's `c` in place) given
+/// `xp = W_ih x + bias`; `extra` is the rest of the work buffer.
+type StepFn<S> = fn(S, CellRef<'_>, &[f32], &[f32], &mut [f32], &mut [f32], &mut [f32]);
+
+/// Runs the recurrence over the projected inputs (lengths checked by the caller), one
+/// `step` per input row.
 #[inline(always)]
-pub(crate) fn recurrent_steps<S: RecurrentBlocking>(s: S, cell: CellRef<'_>, run: Steps<'_>) {
+fn recurrent_steps<S: RecurrentBlocking>(s: S, cell: CellRef<'_>, run: Steps<'_>, step: StepFn<S>) {
     let Steps {
         xproj,
         h,
@@ -214,7 +219,25 @@ pub(crate) fn recurrent_steps<S: RecurrentBlocking>(s: S, cell: CellRef<'_>, run
         }
     }
 }
-kernel_entry!(recurrent_steps(cell: CellRef<'_>, run: Steps<'_>));
+
+// One entry per cell, so that a firmware running one kind of cell links only its kernel.
+#[inline(always)]
+pub(crate) fn rnn_steps<S: RecurrentBlocking>(s: S, cell: CellRef<'_>, run: Steps<'_>) {
+    recurrent_steps(s, cell, run, rnn_step::<S>)
+}
+kernel_entry!(rnn_steps(cell: CellRef<'_>, run: Steps<'_>));
+
+#[inline(always)]
+pub(crate) fn gru_steps<S: RecurrentBlocking>(s: S, cell: CellRef<'_>, run: Steps<'_>) {
+    recurrent_steps(s, cell, run, gru_step::<S>)
+}
+kernel_entry!(gru_steps(cell: CellRef<'_>, run: Steps<'_>));
+
+#[inline(always)]
+pub(crate) fn lstm_steps<S: RecurrentBlocking>(s: S, cell: CellRef<'_>, run: Steps<'_>) {
+    recurrent_steps(s, cell, run, lstm_step::<S>)
+}
+kernel_entry!(lstm_steps(cell: CellRef<'_>, run: Steps<'_>));
 
 /// `xp[at..at + n] + v`, clipped: a gate's pre-activation.
 #[inline(always)]
@@ -298,6 +321,7 @@ impl<S: VecMath> GateMath<S, 2> for GruResetMath<'_> {
 /// `W_hn (r * h)` and the new state.
 struct GruCandidateMath<'a> {
     xp: &'a [f32],
+    b_hn: &'a [f32],
     h: &'a [f32],
     z: &'a [f32],
     h_new: &'a mut [f32],
@@ -308,7 +332,8 @@ struct GruCandidateMath<'a> {
 impl<S: VecMath> GateMath<S, 1> for GruCandidateMath<'_> {
     #[inline(always)]
     fn units(&mut self, s: S, u: usize, n: usize, [an]: [S::V; 1]) {
-        let cand = vmath::tanh(s, pre(s, an, self.xp, 2 * self.hidden + u, n, self.clip));
+        let hn = s.add(an, load(s, self.b_hn, u, n));
+        let cand = vmath::tanh(s, pre(s, hn, self.xp, 2 * self.hidden + u, n, self.clip));
         let (z, h) = (load(s, self.z, u, n), load(s, self.h, u, n));
         store(s, blend(s, z, cand, h), self.h_new, u, n);
     }
@@ -340,9 +365,90 @@ impl<S: VecMath> GateMath<S, 4> for LstmMath<'_> {
     }
 }
 
-/// One step: `h_new` from `h` (and `c` updated in place) given `xp = W_ih x + bias`.
+/// The packed `W_hh` of `cell` as [`gate_gemv`] reads it.
 #[inline(always)]
-fn step<S: RecurrentBlocking>(
+fn gate_weights<'a>(cell: &CellRef<'a>) -> GateWeights<'a> {
+    GateWeights {
+        panels: cell.w_hh,
+        k: cell.cell.state,
+        gates: cell.cell.gates(),
+        hidden: cell.cell.hidden,
+    }
+}
+
+/// An Elman step.
+#[inline(always)]
+fn rnn_step<S: RecurrentBlocking>(
+    s: S,
+    cell: CellRef<'_>,
+    xp: &[f32],
+    h: &[f32],
+    _: &mut [f32],
+    h_new: &mut [f32],
+    _: &mut [f32],
+) {
+    let relu = matches!(cell.cell.kind, Kind::Rnn { relu: true });
+    let clip = cell.cell.clip;
+    let mut math = RnnMath {
+        xp,
+        h_new,
+        relu,
+        clip,
+    };
+    s.gates::<1>(gate_weights(&cell), 0, h, &mut math);
+}
+
+/// A GRU step, either reset convention.
+#[inline(always)]
+fn gru_step<S: RecurrentBlocking>(
+    s: S,
+    cell: CellRef<'_>,
+    xp: &[f32],
+    h: &[f32],
+    _: &mut [f32],
+    h_new: &mut [f32],
+    extra: &mut [f32],
+) {
+    let Cell { hidden, clip, .. } = cell.cell;
+    let weights = gate_weights(&cell);
+    if cell.cell.reset_after() {
+        let mut math = GruMath {
+            xp,
+            b_hn: cell.b_hn,
+            h,
+            h_new,
+            hidden,
+            clip,
+        };
+        s.gates::<3>(weights, 0, h, &mut math);
+        return;
+    }
+    // r is needed for every unit before the candidate's product: two passes.
+    let (rh, z) = extra.split_at_mut(hidden);
+    let mut reset = GruResetMath {
+        xp,
+        h,
+        rh,
+        z,
+        hidden,
+        clip,
+    };
+    s.gates::<2>(weights, 0, h, &mut reset);
+    let mut candidate = GruCandidateMath {
+        xp,
+        b_hn: cell.b_hn,
+        h,
+        z: reset.z,
+        h_new,
+        hidden,
+        clip,
+    };
+    s.gates::<1>(weights, 2, reset.rh, &mut candidate);
+}
+
+/// An LSTM step, with the projection if the cell has one.
+#[inline(always)]
+fn lstm_step<S: RecurrentBlocking>(
     s: S,
     cell: CellRef<'_>,
     xp: &[f32],
@@ -352,88 +458,36 @@ fn step<S: RecurrentBlocking>(
     extra: &mut [f32],
 ) {
     let Cell {
-        kind,
         hidden,
         state,
         clip,
         cell_clip,
         ..
     } = cell.cell;
-    let weights = GateWeights {
-        panels: cell.w_hh,
-        k: state,
-        gates: cell.cell.gates(),
-        hidden,
+    let projected = cell.cell.projected();
+    // Without a projection the cell's output is the new state itself.
+    let m = if projected {
+        &mut extra[..hidden]
+    } else {
+        &mut *h_new
     };
-    match kind {
-        Kind::Rnn { relu } => {
-            let mut math = RnnMath {
-                xp,
-                h_new,
-                relu,
-                clip,
-            };
-            s.gates::<1>(weights, 0, h, &mut math);
-        }
-        Kind::Gru { reset_after: true } => {
-            let mut math = GruMath {
-                xp,
-                b_hn: cell.b_hn,
-                h,
-                h_new,
-                hidden,
-                clip,
-            };
-            s.gates::<3>(weights, 0, h, &mut math);
-        }
-        Kind::Gru { reset_after: false } => {
-            // r is needed for every unit before the candidate's product: two passes.
-            let (rh, z) = extra.split_at_mut(hidden);
-            let mut reset = GruResetMath {
-                xp,
-                h,
-                rh,
-                z,
-                hidden,
-                clip,
-            };
-            s.gates::<2>(weights, 0, h, &mut reset);
-            let mut candidate = GruCandidateMath {
-                xp,
-                h,
-                z: reset.z,
-                h_new,
-                hidden,
-                clip,
-            };
-            s.gates::<1>(weights, 2, reset.rh, &mut candidate);
-        }
-        Kind::Lstm { projected } => {
-            // Without a projection the cell's output is the new state itself.
-            let m = if projected {
-                &mut extra[..hidden]
-            } else {
-                &mut *h_new
-            };
-            let mut math = LstmMath {
-                xp,
-                c,
-                m,
-                hidden,
-                clip,
-                cell_clip,
-            };
-            s.gates::<4>(weights, 0, h, &mut math);
-            if projected {
-                let layer = Layer {
-                    packed: cell.w_hr,
-                    out: state,
-                    inp: hidden,
-                    bias: None,
-                    act: Activation::Identity,
-                };
-                s.gemv(layer, Unchanged, &extra[..hidden], h_new);
-            }
-        }
+    let mut math = LstmMath {
+        xp,
+        c,
+        m,
+        hidden,
+        clip,
+        cell_clip,
+    };
+    s.gates::<4>(gate_weights(&cell), 0, h, &mut math);
+    if projected {
+        let layer = Layer {
+            packed: cell.w_hr,
+            out: state,
+            inp: hidden,
+            bias: None,
+            act: Activation::Identity,
+        };
+        s.gemv(layer, Unchanged, &extra[..hidden], h_new);
     }
 }

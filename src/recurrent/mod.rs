@@ -31,7 +31,7 @@ use crate::gemm::Layer;
 use crate::gemm::driver::gemm_packed_kernel;
 use crate::ops::Activation;
 use crate::{Engine, Error};
-use kernel::{CellRef, Steps, recurrent_steps};
+use kernel::{CellRef, Steps, gru_steps, lstm_steps, rnn_steps};
 use pack::pack_cell;
 use shape::{Cell, Kind};
 
@@ -190,7 +190,15 @@ impl<'a> Packed<'a> {
     }
 
     /// Checks every length, then projects the inputs and runs the steps.
-    fn run(&self, engine: &Engine, io: Io<'_>, scratch: &mut [f32]) -> Result<(), Error> {
+    /// `kernel` is the cell's kernel entry (`rnn_steps::run`, ..): naming it here rather
+    /// than matching on the cell keeps the other cells' kernels out of a firmware.
+    fn run(
+        &self,
+        engine: &Engine,
+        io: Io<'_>,
+        scratch: &mut [f32],
+        kernel: impl FnOnce(&Engine, CellRef<'_>, Steps<'_>),
+    ) -> Result<(), Error> {
         let Io {
             direction,
             xs,
@@ -234,7 +242,7 @@ impl<'a> Packed<'a> {
             act: Activation::Identity,
         };
         gemm_packed_kernel::run(engine, inputs, xs, xproj);
-        let steps = Steps {
+        let run = Steps {
             xproj,
             h,
             c,
@@ -242,7 +250,7 @@ impl<'a> Packed<'a> {
             work,
             reverse: direction == Direction::Reverse,
         };
-        recurrent_steps::run(engine, self.kernel, steps);
+        kernel(engine, self.kernel, run);
         Ok(())
     }
 }
@@ -282,7 +290,7 @@ impl Engine {
             c: &mut [],
             out,
         };
-        cell.packed().run(self, io, scratch)
+        cell.packed().run(self, io, scratch, rnn_steps::run)
     }
 
     /// One step of an Elman RNN: `h` is updated in place from the input `x`
@@ -331,7 +339,7 @@ impl Engine {
             c: &mut [],
             out,
         };
-        cell.packed().run(self, io, scratch)
+        cell.packed().run(self, io, scratch, gru_steps::run)
     }
 
     /// One step of a GRU: `h` is updated in place from the input `x` (`[input]`);
@@ -385,7 +393,7 @@ impl Engine {
             c,
             out,
         };
-        cell.packed().run(self, io, scratch)
+        cell.packed().run(self, io, scratch, lstm_steps::run)
     }
 
     /// One step of an LSTM: `h` and `c` are updated in place from the input `x`

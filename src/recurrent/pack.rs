@@ -368,17 +368,13 @@ pub(crate) const fn pack_cell(cell: &Cell, w: &Weights<'_>, dst: &mut [f32]) {
         };
         i += 1;
     }
-    // A GRU with the reset after the product keeps b_hn inside `r * (..)`.
-    let reset_after = cell.reset_after();
+    // A GRU keeps b_hn apart (inside `r * (..)` with the reset after the product).
+    let gru = matches!(cell.kind, Kind::Gru { .. });
     let mut r = 0;
     while r < rows {
         let (g, u) = (r / hidden, r % hidden);
         let (b_i, b_h) = w.biases(cell, g, u);
-        bias[r] = if reset_after && g == 2 {
-            b_i
-        } else {
-            b_i + b_h
-        };
+        bias[r] = if gru && g == 2 { b_i } else { b_i + b_h };
         r += 1;
     }
     let mut u = 0;

@@ -303,9 +303,11 @@ pub(crate) struct PackedParts {
     pub(crate) w_ih: usize,
     /// `W_hh` in blocks of [`UNITS`] hidden units, each `state x (gates * UNITS)`.
     pub(crate) w_hh: usize,
-    /// `b_ih + b_hh` (a GRU with the reset after the product keeps `b_hn` apart).
+    /// `b_ih + b_hh`, but a GRU's candidate gets `b_in` only: its `b_hn` is kept apart
+    /// (inside `r * (..)` with the reset after the product; the packing does not depend on
+    /// the convention, so the fixed-size cell can choose it at run time).
     pub(crate) bias: usize,
-    /// `b_hn`, for that GRU only.
+    /// `b_hn`, for a GRU only.
     pub(crate) b_hn: usize,
     /// `W_hr` as a dense layer of `proj_size` outputs, for a projected LSTM only.
     pub(crate) w_hr: usize,
@@ -351,7 +353,11 @@ impl Cell {
                 .saturating_mul(self.gates())
                 .saturating_mul(self.state),
             bias: rows,
-            b_hn: if self.reset_after() { self.hidden } else { 0 },
+            b_hn: if matches!(self.kind, Kind::Gru { .. }) {
+                self.hidden
+            } else {
+                0
+            },
             w_hr: if self.projected() {
                 self.state
                     .div_ceil(PANEL)
