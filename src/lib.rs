@@ -144,6 +144,7 @@ pub use engine::{Backend, Engine};
 pub use error::Error;
 pub use ops::Activation;
 pub use recurrent::{
-    Direction, GruReset, GruShape, KerasWeights, LstmShape, OnnxWeights, PackedGru, PackedLstm,
-    PackedRnn, RnnActivation, RnnShape, TfliteLstmWeights, TorchWeights, Weights,
+    Direction, GruCell, GruReset, GruShape, KerasWeights, LstmCell, LstmShape, OnnxWeights,
+    PackedGru, PackedLstm, PackedRnn, RnnActivation, RnnCell, RnnShape, TfliteLstmWeights,
+    TorchWeights, Weights, pack_gru, pack_lstm, pack_rnn,
 };

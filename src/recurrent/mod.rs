@@ -19,10 +19,12 @@
 //!   one;
 //! - stacked layers: the output sequence of one layer (`out`) is the input of the next.
 
+mod fixed;
 mod kernel;
 mod pack;
 mod shape;
 
+pub use fixed::{GruCell, LstmCell, RnnCell, pack_gru, pack_lstm, pack_rnn};
 pub use pack::{KerasWeights, OnnxWeights, TfliteLstmWeights, TorchWeights, Weights};
 pub use shape::{GruReset, GruShape, LstmShape, RnnActivation, RnnShape};
 

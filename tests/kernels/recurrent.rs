@@ -738,3 +738,149 @@ fn misuse_is_an_error() {
         Err(Error::LengthMismatch { arg: "data", .. })
     ));
 }
+
+/// The fixed-size cells give the runtime-shaped API's bits, for every option.
+#[test]
+fn fixed_size_cells_equal_runtime() {
+    use simdnn::{GruCell, LstmCell, RnnCell, pack_gru, pack_lstm, pack_rnn};
+    const I: usize = 3;
+    const H: usize = 18; // past one block of units
+    const T: usize = 4;
+    let wave = |i: usize, k: f32| (i as f32 * 0.61 + k).sin() * 0.4;
+    let arr3 = |k: f32| -> [[[f32; I]; H]; 4] {
+        core::array::from_fn(|g| {
+            core::array::from_fn(|u| core::array::from_fn(|c| wave(g * 100 + u * 7 + c, k)))
+        })
+    };
+    let arrh = |k: f32| -> [[[f32; H]; H]; 4] {
+        core::array::from_fn(|g| {
+            core::array::from_fn(|u| core::array::from_fn(|c| wave(g * 1000 + u * 31 + c, k)))
+        })
+    };
+    let bias = |k: f32| -> [[f32; H]; 4] {
+        core::array::from_fn(|g| core::array::from_fn(|u| wave(g * 50 + u, k)))
+    };
+    let (w_ih, w_hh, b_ih, b_hh) = (arr3(0.1), arrh(0.2), bias(0.3), bias(0.4));
+    let xs: [[f32; I]; T] =
+        core::array::from_fn(|t| core::array::from_fn(|c| wave(t * 5 + c, 2.0) * 3.0));
+    let h0: [f32; H] = core::array::from_fn(|u| wave(u, 1.0));
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    for e in common::engines() {
+        for dir in [Direction::Forward, Direction::Reverse] {
+            // RNN.
+            let (w_ih1, w_hh1) = (w_ih[0], w_hh[0]);
+            let packed: [f32; RnnCell::<I, H, 0>::PACKED_LEN] =
+                pack_rnn(&w_ih1, &w_hh1, Some(&b_ih[0]), Some(&b_hh[0]));
+            for act in [RnnActivation::Tanh, RnnActivation::Relu] {
+                let cell = RnnCell::<I, H, _>::new(&packed)
+                    .with_activation(act)
+                    .with_clip(2.0);
+                let (mut h, mut out) = (h0, [[0.0; H]; T]);
+                let mut scratch = [0.0; RnnCell::<I, H, 0>::scratch_len(T)];
+                cell.sequence(&e, dir, &xs, &mut h, Some(&mut out), &mut scratch);
+                let shape = RnnShape::new(I, H).with_activation(act).with_clip(2.0);
+                let mut storage = vec![0.0; shape.packed_len()];
+                let w = TorchWeights::new(w_ih1.as_flattened(), w_hh1.as_flattened())
+                    .with_biases(Some(&b_ih[0]), Some(&b_hh[0]));
+                let p = PackedRnn::pack(&shape, w, &mut storage).unwrap();
+                let (mut h2, mut out2) = (h0, vec![0.0; T * H]);
+                let mut scratch = vec![0.0; shape.scratch_len(T)];
+                e.rnn_sequence(
+                    &p,
+                    dir,
+                    xs.as_flattened(),
+                    &mut h2,
+                    Some(&mut out2),
+                    &mut scratch,
+                )
+                .unwrap();
+                assert_eq!(
+                    bits(out.as_flattened()),
+                    bits(&out2),
+                    "{:?} RNN {act:?}",
+                    e.backend()
+                );
+                assert_eq!(bits(&h), bits(&h2));
+            }
+            // GRU, both conventions over one packing.
+            let (g_ih, g_hh) = ([w_ih[0], w_ih[1], w_ih[2]], [w_hh[0], w_hh[1], w_hh[2]]);
+            let (g_bi, g_bh) = ([b_ih[0], b_ih[1], b_ih[2]], [b_hh[0], b_hh[1], b_hh[2]]);
+            let packed: [f32; GruCell::<I, H, 0>::PACKED_LEN] =
+                pack_gru(&g_ih, &g_hh, Some(&g_bi), Some(&g_bh));
+            for reset in [GruReset::AfterProduct, GruReset::BeforeProduct] {
+                let cell = GruCell::<I, H, _>::new(&packed).with_reset(reset);
+                let (mut h, mut out) = (h0, [[0.0; H]; T]);
+                let mut scratch = [0.0; GruCell::<I, H, 0>::scratch_len(T)];
+                cell.sequence(&e, dir, &xs, &mut h, Some(&mut out), &mut scratch);
+                let shape = GruShape::new(I, H).with_reset(reset);
+                let mut storage = vec![0.0; shape.packed_len()];
+                let w = TorchWeights::new(
+                    g_ih.as_flattened().as_flattened(),
+                    g_hh.as_flattened().as_flattened(),
+                )
+                .with_biases(Some(g_bi.as_flattened()), Some(g_bh.as_flattened()));
+                let p = PackedGru::pack(&shape, w, &mut storage).unwrap();
+                let (mut h2, mut out2) = (h0, vec![0.0; T * H]);
+                let mut scratch = vec![0.0; shape.scratch_len(T)];
+                e.gru_sequence(
+                    &p,
+                    dir,
+                    xs.as_flattened(),
+                    &mut h2,
+                    Some(&mut out2),
+                    &mut scratch,
+                )
+                .unwrap();
+                assert_eq!(
+                    bits(out.as_flattened()),
+                    bits(&out2),
+                    "{:?} GRU {reset:?}",
+                    e.backend()
+                );
+                // One fixed step equals the runtime step.
+                let mut scratch = [0.0; GruCell::<I, H, 0>::STEP_SCRATCH_LEN];
+                cell.step(&e, &xs[0], &mut h, &mut scratch);
+                let mut scratch = vec![0.0; shape.scratch_len(1)];
+                e.gru_step(&p, &xs[0], &mut h2, &mut scratch).unwrap();
+                assert_eq!(bits(&h), bits(&h2));
+            }
+            // LSTM.
+            let packed: [f32; LstmCell::<I, H, 0>::PACKED_LEN] =
+                pack_lstm(&w_ih, &w_hh, Some(&b_ih), Some(&b_hh));
+            let cell = LstmCell::<I, H, _>::new(&packed)
+                .with_clip(3.0)
+                .with_cell_clip(0.8);
+            let (mut h, mut c, mut out) = (h0, h0, [[0.0; H]; T]);
+            let mut scratch = [0.0; LstmCell::<I, H, 0>::scratch_len(T)];
+            cell.sequence(&e, dir, &xs, &mut h, &mut c, Some(&mut out), &mut scratch);
+            let shape = LstmShape::new(I, H).with_clip(3.0).with_cell_clip(0.8);
+            let mut storage = vec![0.0; shape.packed_len()];
+            let w = TorchWeights::new(
+                w_ih.as_flattened().as_flattened(),
+                w_hh.as_flattened().as_flattened(),
+            )
+            .with_biases(Some(b_ih.as_flattened()), Some(b_hh.as_flattened()));
+            let p = PackedLstm::pack(&shape, w, &mut storage).unwrap();
+            let (mut h2, mut c2, mut out2) = (h0, h0, vec![0.0; T * H]);
+            let mut scratch = vec![0.0; shape.scratch_len(T)];
+            e.lstm_sequence(
+                &p,
+                dir,
+                xs.as_flattened(),
+                &mut h2,
+                &mut c2,
+                Some(&mut out2),
+                &mut scratch,
+            )
+            .unwrap();
+            assert_eq!(
+                bits(out.as_flattened()),
+                bits(&out2),
+                "{:?} LSTM",
+                e.backend()
+            );
+            assert_eq!(bits(&c), bits(&c2));
+            assert!(c.iter().all(|v| v.abs() <= 0.8));
+        }
+    }
+}
