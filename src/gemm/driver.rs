@@ -119,8 +119,16 @@ pub(crate) fn gemm_packed_kernel<S: Blocking>(s: S, layer: Layer<'_>, x: &[f32],
 }
 kernel_entry!(gemm_packed_kernel(layer: Layer<'_>, x: &[f32], y: &mut [f32]));
 
+/// The rows of [`gemm_packed_kernel`] with a given store op: whole row blocks through the
+/// GEMM tile, a single row through the GEMV.
 #[inline(always)]
-fn packed_rows<S: Blocking>(s: S, layer: Layer<'_>, op: impl VecOp<S>, x: &[f32], y: &mut [f32]) {
+pub(crate) fn packed_rows<S: Blocking>(
+    s: S,
+    layer: Layer<'_>,
+    op: impl VecOp<S>,
+    x: &[f32],
+    y: &mut [f32],
+) {
     let (out, inp) = (layer.out, layer.inp);
     let rows = x.len() / inp;
     // Whole row blocks (and a tail at least half a block) go through the GEMM tile; the

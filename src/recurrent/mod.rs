@@ -20,6 +20,7 @@
 //! - stacked layers: the output sequence of one layer (`out`) is the input of the next.
 
 mod fixed;
+mod gates;
 mod kernel;
 mod pack;
 mod shape;
@@ -153,6 +154,19 @@ assert_eq!(lstm.as_slice().len(), shape.packed_len());
 # Ok::<(), simdnn::Error>(())"
 );
 
+/// The length of one step's input for the states `h` (`batch * input`), or the error
+/// about `h` if it is not whole states.
+fn step_input_len(h_len: usize, cell: &Cell) -> Result<usize, Error> {
+    if cell.state == 0 || !h_len.is_multiple_of(cell.state) {
+        return Err(Error::NotAMultiple {
+            arg: "h",
+            len: h_len,
+            of: cell.state,
+        });
+    }
+    checked_mul(h_len / cell.state, cell.input, "x length")
+}
+
 /// A sequence call's inputs and state.
 struct Io<'s> {
     direction: Direction,
@@ -209,25 +223,44 @@ impl<'a> Packed<'a> {
             out,
         } = io;
         let cell = &self.cell;
-        if !xs.len().is_multiple_of(cell.input) {
+        // The batch is the number of states; every other buffer holds as many rows.
+        if !h.len().is_multiple_of(cell.state) {
             return Err(Error::NotAMultiple {
-                arg: "xs",
-                len: xs.len(),
-                of: cell.input,
+                arg: "h",
+                len: h.len(),
+                of: cell.state,
             });
         }
-        let steps = xs.len() / cell.input;
-        check_len("h", h.len(), cell.state)?;
+        let batch = h.len() / cell.state;
+        let row = checked_mul(batch, cell.input, "xs row length")?;
+        if batch == 0 || !xs.len().is_multiple_of(row) {
+            // An empty batch takes no input either.
+            if batch == 0 && !xs.is_empty() {
+                return Err(Error::LengthMismatch {
+                    arg: "xs",
+                    expected: 0,
+                    got: xs.len(),
+                });
+            }
+            if batch > 0 {
+                return Err(Error::NotAMultiple {
+                    arg: "xs",
+                    len: xs.len(),
+                    of: row,
+                });
+            }
+        }
+        let steps = if batch == 0 { 0 } else { xs.len() / row };
         if matches!(cell.kind, Kind::Lstm { .. }) {
-            check_len("c", c.len(), cell.hidden)?;
+            check_len("c", c.len(), checked_mul(batch, cell.hidden, "c length")?)?;
         }
-        let out_len = checked_mul(steps, cell.state, "out length")?;
+        let states = checked_mul(batch, cell.state, "out length")?;
         if let Some(out) = out.as_deref() {
-            check_len("out", out.len(), out_len)?;
+            check_len("out", out.len(), checked_mul(steps, states, "out length")?)?;
         }
-        let projections = checked_mul(steps, cell.rows(), "scratch length")?;
-        let scratch_len = projections
-            .checked_add(cell.work_len())
+        let projections = checked_mul(steps * batch, cell.rows(), "scratch length")?;
+        let scratch_len = checked_mul(batch, cell.work_len(), "scratch length")?
+            .checked_add(projections)
             .ok_or(Error::SizeOverflow {
                 what: "scratch length",
             })?;
@@ -250,6 +283,7 @@ impl<'a> Packed<'a> {
             c,
             out,
             work,
+            batch,
             reverse: direction == Direction::Reverse,
         };
         kernel(engine, self.kernel, run);
@@ -304,7 +338,7 @@ impl Engine {
         h: &mut [f32],
         scratch: &mut [f32],
     ) -> Result<(), Error> {
-        check_len("x", x.len(), cell.shape.input)?;
+        check_len("x", x.len(), step_input_len(h.len(), &cell.shape.cell())?)?;
         self.rnn_sequence(cell, Direction::Forward, x, h, None, scratch)
     }
 
@@ -353,7 +387,7 @@ impl Engine {
         h: &mut [f32],
         scratch: &mut [f32],
     ) -> Result<(), Error> {
-        check_len("x", x.len(), cell.shape.input)?;
+        check_len("x", x.len(), step_input_len(h.len(), &cell.shape.cell())?)?;
         self.gru_sequence(cell, Direction::Forward, x, h, None, scratch)
     }
 
@@ -408,7 +442,7 @@ impl Engine {
         c: &mut [f32],
         scratch: &mut [f32],
     ) -> Result<(), Error> {
-        check_len("x", x.len(), cell.shape.input)?;
+        check_len("x", x.len(), step_input_len(h.len(), &cell.shape.cell())?)?;
         self.lstm_sequence(cell, Direction::Forward, x, h, c, None, scratch)
     }
 }

@@ -271,6 +271,11 @@ macro_rules! shape_lengths {
             pub const fn scratch_len(&self, steps: usize) -> usize {
                 self.cell().scratch_len(steps)
             }
+
+            /// Floats of scratch a batch of `batch` sequences of `steps` steps needs.
+            pub const fn batch_scratch_len(&self, steps: usize, batch: usize) -> usize {
+                self.cell().batch_scratch_len(steps, batch)
+            }
         }
     )*};
 }
@@ -390,9 +395,15 @@ impl Cell {
     }
 
     pub(crate) const fn scratch_len(&self, steps: usize) -> usize {
+        self.batch_scratch_len(steps, 1)
+    }
+
+    /// The input projections of every step and row, and each row's work buffers.
+    pub(crate) const fn batch_scratch_len(&self, steps: usize, batch: usize) -> usize {
         steps
+            .saturating_mul(batch)
             .saturating_mul(self.rows())
-            .saturating_add(self.work_len())
+            .saturating_add(self.work_len().saturating_mul(batch))
     }
 
     /// Checks the sizes and options; every length of the cell then fits in `usize`.

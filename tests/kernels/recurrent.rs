@@ -355,8 +355,10 @@ impl<'a> Runner<'a> {
         out: Option<&mut [f32]>,
     ) -> Result<(), Error> {
         let cell = self.cell;
-        let steps = xs.len() / cell.input;
-        let mut scratch = vec![f32::NAN; scratch_len(cell, steps)];
+        // A batch of h.len() / state sequences, time-major.
+        let batch = h.len() / cell.state();
+        let steps = xs.len() / (cell.input * batch.max(1));
+        let mut scratch = vec![f32::NAN; scratch_len(cell, steps, batch)];
         match cell.kind {
             Kind::Rnn(act) => {
                 let shape = rnn_shape(cell, act);
@@ -407,11 +409,11 @@ fn packed_len(cell: &Cell) -> usize {
     }
 }
 
-fn scratch_len(cell: &Cell, steps: usize) -> usize {
+fn scratch_len(cell: &Cell, steps: usize, batch: usize) -> usize {
     match cell.kind {
-        Kind::Rnn(a) => rnn_shape(cell, a).scratch_len(steps),
-        Kind::Gru(r) => gru_shape(cell, r).scratch_len(steps),
-        Kind::Lstm { proj } => lstm_shape(cell, proj).scratch_len(steps),
+        Kind::Rnn(a) => rnn_shape(cell, a).batch_scratch_len(steps, batch),
+        Kind::Gru(r) => gru_shape(cell, r).batch_scratch_len(steps, batch),
+        Kind::Lstm { proj } => lstm_shape(cell, proj).batch_scratch_len(steps, batch),
     }
 }
 
@@ -485,6 +487,54 @@ proptest! {
             let (mut h2, mut c2) = (h0.clone(), c0.clone());
             runner.sequence(&e, dir, &xs, &mut h2, &mut c2, None).unwrap();
             prop_assert_eq!(bits(&h2), bits(&h));
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Each row of a batch gives bit for bit its sequence run alone (the recurrent product
+    /// of a batch is a GEMM with other tiles, but the same sums).
+    #[test]
+    fn batch_rows_equal_single_sequences(
+        (cell, h0, c0, xs) in problem(20, 40, 5),
+        batch in 0usize..7,
+        reverse in any::<bool>(),
+    ) {
+        let runner = Runner::new(&cell);
+        let dir = if reverse { Direction::Reverse } else { Direction::Forward };
+        let (input, state) = (cell.input, cell.state());
+        let steps = xs.len() / input;
+        // Row b: the inputs and states scaled by a factor of its own.
+        let scale = |v: &[f32], b: usize| v.iter().map(|x| x * (1.0 - 0.15 * b as f32)).collect::<Vec<_>>();
+        let rows: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = (0..batch).map(|b| (scale(&xs, b), scale(&h0, b), scale(&c0, b))).collect();
+        let mut xs_tm = Vec::new();
+        for t in 0..steps {
+            for (x, _, _) in &rows {
+                xs_tm.extend_from_slice(&x[t * input..(t + 1) * input]);
+            }
+        }
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for e in common::engines() {
+            let mut h: Vec<f32> = rows.iter().flat_map(|r| r.1.clone()).collect();
+            let mut c: Vec<f32> = rows.iter().flat_map(|r| r.2.clone()).collect();
+            let mut out = vec![f32::NAN; steps * batch * state];
+            runner.sequence(&e, dir, &xs_tm, &mut h, &mut c, Some(&mut out)).unwrap();
+            for (b, (x, h0, c0)) in rows.iter().enumerate() {
+                let (mut hb, mut cb) = (h0.clone(), c0.clone());
+                let mut out_b = vec![f32::NAN; steps * state];
+                runner.sequence(&e, dir, x, &mut hb, &mut cb, Some(&mut out_b)).unwrap();
+                prop_assert_eq!(bits(&h[b * state..(b + 1) * state]), bits(&hb), "{:?} {:?} row {}", e.backend(), cell.kind, b);
+                for t in 0..steps {
+                    let got = &out[(t * batch + b) * state..][..state];
+                    prop_assert_eq!(bits(got), bits(&out_b[t * state..(t + 1) * state]));
+                }
+                if cell.is_lstm() {
+                    let hidden = cell.hidden;
+                    prop_assert_eq!(bits(&c[b * hidden..(b + 1) * hidden]), bits(&cb));
+                }
+            }
         }
     }
 }
@@ -636,7 +686,7 @@ fn misuse_is_an_error() {
             None,
             &mut scratch
         ),
-        Err(Error::LengthMismatch { arg: "h", .. })
+        Err(Error::NotAMultiple { arg: "h", .. })
     ));
     assert!(matches!(
         nn.gru_sequence(
@@ -717,8 +767,13 @@ fn misuse_is_an_error() {
         Err(Error::LengthMismatch { arg: "c", .. })
     ));
     assert!(matches!(
+        nn.lstm_step(&packed, &[0.0; 3], &mut [0.0; 3], &mut c, &mut scratch),
+        Err(Error::NotAMultiple { arg: "h", .. })
+    ));
+    // Two states are a batch of two: the input must be two rows.
+    assert!(matches!(
         nn.lstm_step(&packed, &[0.0; 3], &mut [0.0; 4], &mut c, &mut scratch),
-        Err(Error::LengthMismatch { arg: "h", .. })
+        Err(Error::LengthMismatch { arg: "x", .. })
     ));
     nn.lstm_step(&packed, &[1.0; 3], &mut h, &mut c, &mut scratch)
         .unwrap();

@@ -1,0 +1,186 @@
+//! The recurrent product: `rows` state vectors (a batch of independent sequences, or one)
+//! times the packed `W_hh`, every gate of a block of units in registers at once, handed to
+//! the cell's gate math ([`GateMath`]) without a store in between; and its per-backend
+//! register blocking ([`RecurrentBlocking`]).
+
+use super::shape::UNITS;
+use crate::gemm::Blocking;
+use crate::gemm::tile::slices;
+use crate::simd::Simd;
+use crate::vmath::VecMath;
+
+/// Packed recurrent weights: `blocks` panels, each `k` rows of `gates * UNITS` floats.
+#[derive(Clone, Copy)]
+pub(crate) struct GateWeights<'a> {
+    pub(crate) panels: &'a [f32],
+    /// Rows per panel: the length of the state vector multiplied.
+    pub(crate) k: usize,
+    pub(crate) gates: usize,
+    pub(crate) hidden: usize,
+}
+
+/// What a step does with the gate values of one vector of units: the cell's gate math.
+/// A trait with an `#[inline(always)]` method rather than a closure: a closure the optimiser
+/// leaves out of line loses the backend's `#[target_feature]`s, and every intrinsic in it
+/// becomes a call (GRU 3x slower on AVX-512).
+pub(crate) trait GateMath<S: Simd, const GT: usize> {
+    /// Batch row `m`, units `first..first + n` (`n <= LANES`): gate `g`'s `W_hh h` in
+    /// `gates[g]`.
+    fn units(&mut self, s: S, m: usize, first: usize, n: usize, gates: [S::V; GT]);
+}
+
+/// `acc[m][p][g][v] = sum_k hs[m][k] W_p[k][first + g * UNITS + v * LANES ..]`: `MB` state
+/// rows, `PG` panels, `GT` gates of `NV` vectors; one accumulator chain per output, `k`
+/// ascending, so a row's result does not depend on the rows beside it. Each weight vector
+/// is loaded once for the `MB` rows.
+#[inline(always)]
+fn gate_tile<S: Simd, const MB: usize, const PG: usize, const GT: usize, const NV: usize>(
+    s: S,
+    panels: [&[f32]; PG],
+    row: usize,
+    first: usize,
+    hs: [&[f32]; MB],
+) -> [[[[S::V; NV]; GT]; PG]; MB] {
+    let k_len = hs[0].len();
+    // Every row exactly `k_len` long, so `hs[m][k]` needs no bounds check.
+    let hs: [&[f32]; MB] = slices(|m| &hs[m][..k_len]);
+    let mut acc = [[[[s.zero(); NV]; GT]; PG]; MB];
+    for k in 0..k_len {
+        let mut a = [s.zero(); MB];
+        for (a, h) in a.iter_mut().zip(hs) {
+            *a = s.splat(h[k]);
+        }
+        for (p, panel) in panels.iter().enumerate() {
+            let wk = &panel[k * row..(k + 1) * row];
+            for g in 0..GT {
+                let w = &wk[first + g * UNITS..][..NV * S::LANES];
+                for v in 0..NV {
+                    let wv = s.load(&w[v * S::LANES..]);
+                    for (acc_m, a) in acc.iter_mut().zip(a) {
+                        acc_m[p][g][v] = s.mul_add(wv, a, acc_m[p][g][v]);
+                    }
+                }
+            }
+        }
+    }
+    acc
+}
+
+/// Gates `g0..g0 + GT` of every hidden unit of `rows` state rows (`h` is `rows x k`),
+/// `W_hh h` without bias, handed to `epi` one vector of units at a time (fewer than `LANES`
+/// units in the last vector when `hidden` is not a multiple). Each block of `MB` rows
+/// streams the weights once.
+#[inline(always)]
+pub(crate) fn gate_gemm<
+    S: Simd,
+    const MB: usize,
+    const PG: usize,
+    const GT: usize,
+    const NV: usize,
+>(
+    s: S,
+    w: GateWeights<'_>,
+    g0: usize,
+    h: &[f32],
+    rows: usize,
+    epi: &mut impl GateMath<S, GT>,
+) {
+    let (row, k) = (w.gates * UNITS, w.k);
+    let panel_len = k * row;
+    let blocks = w.hidden.div_ceil(UNITS);
+    for r0 in (0..rows).step_by(MB) {
+        // The last row block repeats the final row, the last panel group the final
+        // block; their duplicates are not handed on.
+        let hs: [&[f32]; MB] = slices(|m| {
+            let r = (r0 + m).min(rows - 1);
+            &h[r * k..(r + 1) * k]
+        });
+        for b0 in (0..blocks).step_by(PG) {
+            let panels: [&[f32]; PG] = slices(|i| {
+                let b = (b0 + i).min(blocks - 1);
+                &w.panels[b * panel_len..(b + 1) * panel_len]
+            });
+            for u0 in (0..UNITS).step_by(NV * S::LANES) {
+                let acc = gate_tile::<S, MB, PG, GT, NV>(s, panels, row, g0 * UNITS + u0, hs);
+                for (m, acc_m) in acc.iter().enumerate().take(rows - r0) {
+                    for (i, acc_p) in acc_m.iter().enumerate().take(blocks - b0) {
+                        for v in 0..NV {
+                            let unit = (b0 + i) * UNITS + u0 + v * S::LANES;
+                            if unit >= w.hidden {
+                                break;
+                            }
+                            let mut gates = [s.zero(); GT];
+                            for (gate, acc_g) in gates.iter_mut().zip(acc_p) {
+                                *gate = acc_g[v];
+                            }
+                            epi.units(s, r0 + m, unit, S::LANES.min(w.hidden - unit), gates);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Per-backend blocking of [`gate_gemm`], for one state row and for a batch: rows per
+/// tile `MB`, `NV` vectors per gate (`NV * LANES` divides [`UNITS`]) and the panels per
+/// pass for 1 to 4 gates, for about 8 accumulators in a single row (latency) and 12 to 16
+/// in a batch (each weight load shared by the rows).
+pub(crate) trait RecurrentBlocking: Blocking + VecMath {
+    fn gates<const GT: usize>(
+        self,
+        w: GateWeights<'_>,
+        g0: usize,
+        h: &[f32],
+        rows: usize,
+        epi: &mut impl GateMath<Self, GT>,
+    );
+}
+
+macro_rules! recurrent_blocking {
+    ($token:ty, one: (nv: $nv:literal, panels: [$p1:literal, $p2:literal, $p3:literal, $p4:literal]),
+     batch: (mb: $mb:literal, nv: $bnv:literal, panels: [$b1:literal, $b2:literal, $b3:literal, $b4:literal])) => {
+        impl RecurrentBlocking for $token {
+            #[inline(always)]
+            fn gates<const GT: usize>(
+                self,
+                w: GateWeights<'_>,
+                g0: usize,
+                h: &[f32],
+                rows: usize,
+                epi: &mut impl GateMath<Self, GT>,
+            ) {
+                if rows == 1 {
+                    match GT {
+                        1 => gate_gemm::<Self, 1, $p1, GT, $nv>(self, w, g0, h, rows, epi),
+                        2 => gate_gemm::<Self, 1, $p2, GT, $nv>(self, w, g0, h, rows, epi),
+                        3 => gate_gemm::<Self, 1, $p3, GT, $nv>(self, w, g0, h, rows, epi),
+                        _ => gate_gemm::<Self, 1, $p4, GT, $nv>(self, w, g0, h, rows, epi),
+                    }
+                } else {
+                    match GT {
+                        1 => gate_gemm::<Self, $mb, $b1, GT, $bnv>(self, w, g0, h, rows, epi),
+                        2 => gate_gemm::<Self, $mb, $b2, GT, $bnv>(self, w, g0, h, rows, epi),
+                        3 => gate_gemm::<Self, $mb, $b3, GT, $bnv>(self, w, g0, h, rows, epi),
+                        _ => gate_gemm::<Self, $mb, $b4, GT, $bnv>(self, w, g0, h, rows, epi),
+                    }
+                }
+            }
+        }
+    };
+}
+// 32 zmm registers: one row 8 chains (GRU 6); a batch 4 rows x 4 gates.
+#[cfg(simdnn_avx512)]
+recurrent_blocking!(crate::simd::Avx512,
+    one: (nv: 1, panels: [8, 4, 2, 1]), batch: (mb: 4, nv: 1, panels: [4, 2, 1, 1]));
+// 16 ymm registers: one row 8 chains; a batch 2 rows x 4 gates x 1 vector.
+#[cfg(simdnn_avx2)]
+recurrent_blocking!(crate::simd::Avx2,
+    one: (nv: 2, panels: [4, 2, 1, 1]), batch: (mb: 2, nv: 1, panels: [4, 2, 1, 1]));
+// 32 q registers: one row 16 accumulators for the LSTM; a batch 2 rows x 2 vectors.
+#[cfg(simdnn_neon)]
+recurrent_blocking!(crate::simd::Neon,
+    one: (nv: 4, panels: [2, 1, 1, 1]), batch: (mb: 2, nv: 2, panels: [2, 1, 1, 1]));
+// Cortex-M4F's 32 single registers: 8 accumulators for the LSTM.
+recurrent_blocking!(crate::simd::Scalar,
+    one: (nv: 2, panels: [2, 1, 1, 1]), batch: (mb: 2, nv: 1, panels: [2, 1, 1, 1]));
