@@ -44,6 +44,7 @@ fn gate_tile<S: Simd, const MB: usize, const PG: usize, const GT: usize, const N
     let k_len = hs[0].len();
     // Every row exactly `k_len` long, so `hs[m][k]` needs no bounds check.
     let hs: [&[f32]; MB] = slices(|m| &hs[m][..k_len]);
+    let span = (GT - 1) * UNITS + NV * S::LANES;
     let mut acc = [[[[s.zero(); NV]; GT]; PG]; MB];
     for k in 0..k_len {
         let mut a = [s.zero(); MB];
@@ -51,11 +52,12 @@ fn gate_tile<S: Simd, const MB: usize, const PG: usize, const GT: usize, const N
             *a = s.splat(h[k]);
         }
         for (p, panel) in panels.iter().enumerate() {
-            let wk = &panel[k * row..(k + 1) * row];
+            // One bounds check per row: the span's length is a constant, so the offsets
+            // below (constants too) need none.
+            let wk = &panel[k * row + first..][..span];
             for g in 0..GT {
-                let w = &wk[first + g * UNITS..][..NV * S::LANES];
                 for v in 0..NV {
-                    let wv = s.load(&w[v * S::LANES..]);
+                    let wv = s.load(&wk[g * UNITS + v * S::LANES..][..S::LANES]);
                     for (acc_m, a) in acc.iter_mut().zip(a) {
                         acc_m[p][g][v] = s.mul_add(wv, a, acc_m[p][g][v]);
                     }
