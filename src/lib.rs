@@ -1,7 +1,8 @@
 //! # simdnn
 //!
 //! `#![no_std]`, allocation-free neural-network kernels (activations, softmax, dense layers
-//! and matrix products, 1-D and 2-D convolutions, streaming conv1d) with hand-written SIMD
+//! and matrix products, 1-D and 2-D convolutions, streaming conv1d, recurrent cells) with
+//! hand-written SIMD
 //! paths for AVX2+FMA, AVX-512F and NEON and a portable scalar path that runs on Cortex-M,
 //! chosen at run time. Every buffer is the caller's; a wrong length is an [`Error`].
 //!
@@ -60,13 +61,33 @@
 //! # Ok::<(), simdnn::Error>(())
 //! ```
 //!
+//! A GRU over a sequence, with PyTorch's weights and semantics ([`GruShape`],
+//! [`PackedGru`]; also [`RnnShape`] and [`LstmShape`], and weights from ONNX, Keras or
+//! TensorFlow Lite: [`Weights`]):
+//!
+//! ```
+//! use simdnn::{Direction, Engine, GruShape, PackedGru, TorchWeights};
+//!
+//! let shape = GruShape::new(2, 4); // input 2, hidden 4
+//! let (w_ih, w_hh) = (vec![0.1; shape.weights_ih_len()], vec![0.2; shape.weights_hh_len()]);
+//! let mut storage = vec![0.0; shape.packed_len()];
+//! let gru = PackedGru::pack(&shape, TorchWeights::new(&w_ih, &w_hh), &mut storage)?;
+//! let mut h = [0.0; 4]; // the state is the caller's
+//! let mut scratch = vec![0.0; shape.scratch_len(3)];
+//! let xs = [1.0, 0.0, 0.0, 1.0, 1.0, 1.0]; // 3 steps
+//! Engine::new().gru_sequence(&gru, Direction::Forward, &xs, &mut h, None, &mut scratch)?;
+//! assert!(h.iter().all(|v| v.abs() < 1.0));
+//! # Ok::<(), simdnn::Error>(())
+//! ```
+//!
 //! ## Two API layers
 //!
 //! - Runtime-shaped: slices plus sizes; every length is checked up front and a mismatch is
 //!   an [`Error`] naming the argument, the expected and the actual length. Nothing panics.
-//! - Fixed-size: arrays and const generics ([`Dense`], [`Conv2d`], [`Engine::softmax_array`],
-//!   [`Engine::activate_array`], [`pack_dense`], [`pack_conv2d`]); shape errors are compile
-//!   errors.
+//! - Fixed-size: arrays and const generics ([`Dense`], [`Conv2d`], [`Conv1dStream`],
+//!   [`GruCell`], [`LstmCell`], [`RnnCell`], [`Engine::softmax_array`],
+//!   [`Engine::activate_array`], [`pack_dense`], [`pack_conv2d`], [`pack_gru`]); shape
+//!   errors are compile errors.
 //!
 //! ## Backends and dispatch
 //!
