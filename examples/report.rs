@@ -478,6 +478,19 @@ fn peak_gflops(nn: Engine, samples: usize) -> f64 {
     flops / ns
 }
 
+/// Streaming-load bandwidth (GB/s) of the backend from a buffer of `bytes` (median).
+fn load_gbps(nn: Engine, bytes: usize, samples: usize) -> f64 {
+    let buf = Aligned::from(&vec![1.0; bytes / 4]);
+    let ns = median_ns(
+        &mut || {
+            black_box(nn.load_probe(black_box(buf.get())));
+        },
+        samples,
+        20.0,
+    );
+    bytes as f64 / ns
+}
+
 /// What the columns mean, printed above the table.
 const LEGEND: &str = "
   median us  median wall time of one call (inputs in cache, one thread)
@@ -544,6 +557,23 @@ fn main() {
         }
         if let Some(ghz) = ghz {
             println!("  core clock (dependent adds) {ghz:.2} GHz");
+        }
+        // The widest backend's loads from buffers the size of L1, L2 and L3 (the bound of
+        // the kernels that stream their weights, such as a recurrent step).
+        if let Some(&widest) = engines.last() {
+            let gbps: Vec<String> = [
+                ("32 KiB", 32 << 10),
+                ("1 MiB", 1 << 20),
+                ("16 MiB", 16 << 20),
+            ]
+            .iter()
+            .map(|&(name, bytes)| format!("{name} {:.0}", load_gbps(widest, bytes, samples)))
+            .collect();
+            println!(
+                "  streaming loads ({}), GB/s: {}",
+                widest.backend().name(),
+                gbps.join(", ")
+            );
         }
         println!("{LEGEND}");
         println!(
