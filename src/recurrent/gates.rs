@@ -46,6 +46,39 @@ fn gate_tile<S: Simd, const MB: usize, const PG: usize, const GT: usize, const N
     let hs: [&[f32]; MB] = slices(|m| &hs[m][..k_len]);
     let span = (GT - 1) * UNITS + NV * S::LANES;
     let mut acc = [[[[s.zero(); NV]; GT]; PG]; MB];
+    if S::SMALL_CODE && MB == 1 && PG <= 2 && GT <= 4 && NV <= 2 {
+        // Written out for opt-level "s", which unrolls no loop: with the indices constants
+        // the accumulators stay in registers (as `gemm::tile`'s small-code step).
+        for k in 0..k_len {
+            let a = s.splat(hs[0][k]);
+            macro_rules! tap {
+                ($p:literal, $g:literal, $v:literal) => {
+                    if $p < PG && $g < GT && $v < NV {
+                        let w = &panels[$p][k * row + first..][..span];
+                        let wv = s.load(&w[$g * UNITS + $v * S::LANES..][..S::LANES]);
+                        acc[0][$p][$g][$v] = s.mul_add(wv, a, acc[0][$p][$g][$v]);
+                    }
+                };
+            }
+            tap!(0, 0, 0);
+            tap!(0, 0, 1);
+            tap!(0, 1, 0);
+            tap!(0, 1, 1);
+            tap!(0, 2, 0);
+            tap!(0, 2, 1);
+            tap!(0, 3, 0);
+            tap!(0, 3, 1);
+            tap!(1, 0, 0);
+            tap!(1, 0, 1);
+            tap!(1, 1, 0);
+            tap!(1, 1, 1);
+            tap!(1, 2, 0);
+            tap!(1, 2, 1);
+            tap!(1, 3, 0);
+            tap!(1, 3, 1);
+        }
+        return acc;
+    }
     for k in 0..k_len {
         let mut a = [s.zero(); MB];
         for (a, h) in a.iter_mut().zip(hs) {
@@ -152,7 +185,8 @@ macro_rules! recurrent_blocking {
                 rows: usize,
                 epi: &mut impl GateMath<Self, GT>,
             ) {
-                if rows == 1 {
+                // On a microcontroller one tile serves a batch too, row by row (code size).
+                if rows == 1 || Self::SMALL_CODE {
                     match GT {
                         1 => gate_gemm::<Self, 1, $p1, GT, $nv>(self, w, g0, h, rows, epi),
                         2 => gate_gemm::<Self, 1, $p2, GT, $nv>(self, w, g0, h, rows, epi),

@@ -71,6 +71,52 @@ pub fn run(nn: &Engine) -> bool {
         576,
         72.0
     );
+    // Fixed-size recurrent cells, 8 inputs and 16 units, one step from a zero state with
+    // zero weights and biases that make the new state a known value.
+    #[cfg(feature = "probe-rnn")]
+    {
+        use simdnn::{RnnCell, pack_rnn};
+        static W: [f32; RnnCell::<8, 16, 0>::PACKED_LEN] =
+            pack_rnn(&[[0.0; 8]; 16], &[[0.0; 16]; 16], Some(&[1.0; 16]), None);
+        let cell = RnnCell::<8, 16, _>::new(&W);
+        let (mut h, x) = ([0.0f32; 16], core::hint::black_box([0.5f32; 8]));
+        let mut scratch = [0.0; RnnCell::<8, 16, 0>::STEP_SCRATCH_LEN];
+        let ((), stack) = crate::stack::peak(|| cell.step(nn, &x, &mut h, &mut scratch));
+        ok &= (h[15] - 0.761_594_2).abs() < 1e-5; // tanh(1)
+        hprintln!("stack probe-rnn: {} bytes", stack);
+    }
+    #[cfg(feature = "probe-gru")]
+    {
+        use simdnn::{GruCell, pack_gru};
+        // r = z = 1/2, n = tanh(1) (the candidate's bias): h' = (1 - z) n = tanh(1) / 2.
+        const B: [[f32; 16]; 3] = [[0.0; 16], [0.0; 16], [1.0; 16]];
+        static W: [f32; GruCell::<8, 16, 0>::PACKED_LEN] =
+            pack_gru(&[[[0.0; 8]; 16]; 3], &[[[0.0; 16]; 16]; 3], Some(&B), None);
+        let cell = GruCell::<8, 16, _>::new(&W);
+        let (mut h, x) = ([0.0f32; 16], core::hint::black_box([0.5f32; 8]));
+        let mut scratch = [0.0; GruCell::<8, 16, 0>::STEP_SCRATCH_LEN];
+        let ((), stack) = crate::stack::peak(|| cell.step(nn, &x, &mut h, &mut scratch));
+        ok &= (h[15] - 0.5 * 0.761_594_2).abs() < 1e-5; // (1 - 1/2) tanh(1)
+        hprintln!("stack probe-gru: {} bytes", stack);
+    }
+    #[cfg(feature = "probe-lstm")]
+    {
+        use simdnn::{LstmCell, pack_lstm};
+        // i = f = o = 1/2, g = tanh(1): c' = tanh(1) / 2, h' = tanh(c') / 2.
+        const B: [[f32; 16]; 4] = [[0.0; 16], [0.0; 16], [1.0; 16], [0.0; 16]];
+        static W: [f32; LstmCell::<8, 16, 0>::PACKED_LEN] =
+            pack_lstm(&[[[0.0; 8]; 16]; 4], &[[[0.0; 16]; 16]; 4], Some(&B), None);
+        let cell = LstmCell::<8, 16, _>::new(&W);
+        let (mut h, mut c, x) = (
+            [0.0f32; 16],
+            [0.0f32; 16],
+            core::hint::black_box([0.5f32; 8]),
+        );
+        let mut scratch = [0.0; LstmCell::<8, 16, 0>::STEP_SCRATCH_LEN];
+        let ((), stack) = crate::stack::peak(|| cell.step(nn, &x, &mut h, &mut c, &mut scratch));
+        ok &= (c[15] - 0.380_797_1).abs() < 1e-5 && (h[15] - 0.181_699_7).abs() < 1e-5;
+        hprintln!("stack probe-lstm: {} bytes", stack);
+    }
     #[cfg(feature = "probe-log-softmax")]
     {
         let mut x = core::hint::black_box([0.0f32; 4]);
