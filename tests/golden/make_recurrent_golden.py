@@ -3,8 +3,9 @@
 
 Run: python3 make_recurrent_golden.py > recurrent_golden.rs   (needs onnxruntime, onnx, numpy)
 
-Each case is one ONNX RNN, GRU or LSTM operator, batch 1, one direction, with biases and an
-initial state. The generated file keeps the weights in ONNX's layout and gate order (W, R,
+Each case is one ONNX RNN, GRU or LSTM operator, batch 1, one direction (one case
+bidirectional: its tensors hold the forward direction, then the reverse one), with biases
+and an initial state. The generated file keeps the weights in ONNX's layout and gate order (W, R,
 B of the one direction; GRU z, r, h; LSTM i, o, f, c), the input sequence [steps][input],
 the initial states, every step's hidden state Y [steps][hidden] and the final states, so
 the test also checks simdnn's ONNX import. PyTorch's GRU is ONNX's with
@@ -20,12 +21,13 @@ rng = np.random.default_rng(11)
 
 def run(op, inp, hidden, steps, direction="forward", **attrs):
     gates = {"RNN": 1, "GRU": 3, "LSTM": 4}[op]
-    w = (rng.standard_normal((1, gates * hidden, inp)) / np.sqrt(inp)).astype(np.float32)
-    r = (rng.standard_normal((1, gates * hidden, hidden)) / np.sqrt(hidden)).astype(np.float32)
-    b = (0.5 * rng.standard_normal((1, 2 * gates * hidden))).astype(np.float32)
+    dirs = 2 if direction == "bidirectional" else 1
+    w = (rng.standard_normal((dirs, gates * hidden, inp)) / np.sqrt(inp)).astype(np.float32)
+    r = (rng.standard_normal((dirs, gates * hidden, hidden)) / np.sqrt(hidden)).astype(np.float32)
+    b = (0.5 * rng.standard_normal((dirs, 2 * gates * hidden))).astype(np.float32)
     x = rng.standard_normal((steps, 1, inp)).astype(np.float32)
-    h0 = rng.standard_normal((1, 1, hidden)).astype(np.float32)
-    c0 = (2.0 * rng.standard_normal((1, 1, hidden))).astype(np.float32)
+    h0 = rng.standard_normal((dirs, 1, hidden)).astype(np.float32)
+    c0 = (2.0 * rng.standard_normal((dirs, 1, hidden))).astype(np.float32)
     ins = ["x", "W", "R", "B", "", "h0"] + (["c0"] if op == "LSTM" else [])
     outs = ["y", "y_h"] + (["y_c"] if op == "LSTM" else [])
     node = helper.make_node(op, ins, outs, hidden_size=hidden, direction=direction, **attrs)
@@ -69,6 +71,8 @@ CASES = [
     ("GRU_CLIP", "ONNX GRU, linear_before_reset 0, clip 0.7; input 5, hidden 8, 4 steps",
      ("GRU", 5, 8, 4), {"linear_before_reset": 0, "clip": 0.7}),
     ("LSTM", "ONNX LSTM; input 4, hidden 17, 6 steps", ("LSTM", 4, 17, 6), {}),
+    ("LSTM_BIDI", "ONNX LSTM, bidirectional (Y is [steps][2][hidden]); input 3, hidden 5, 4 steps",
+     ("LSTM", 3, 5, 4, "bidirectional"), {}),
     ("LSTM_CLIP", "ONNX LSTM, clip 0.9; input 3, hidden 20, 3 steps", ("LSTM", 3, 20, 3),
      {"clip": 0.9}),
 ]

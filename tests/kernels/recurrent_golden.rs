@@ -427,3 +427,49 @@ fn lstm_formats_pack_alike() {
         "TFLite projection"
     );
 }
+
+/// A bidirectional layer as two calls: ONNX Runtime's bidirectional LSTM, its tensors split
+/// into the forward and the reverse direction, its output rows interleaved
+/// (`Y[t] = [forward h_t, reverse h_t]`).
+#[test]
+fn bidirectional_is_two_directions() {
+    let hidden = LSTM_BIDI_H0.len() / 2;
+    let (rows, steps) = (4 * hidden, LSTM_BIDI_Y.len() / (2 * hidden));
+    let input = LSTM_BIDI_W.len() / (2 * rows);
+    let shape = LstmShape::new(input, hidden);
+    for e in common::engines() {
+        for (d, direction) in [Direction::Forward, Direction::Reverse]
+            .into_iter()
+            .enumerate()
+        {
+            let half = |m: &'static [f32]| &m[d * m.len() / 2..(d + 1) * m.len() / 2];
+            let w = OnnxWeights {
+                w: half(LSTM_BIDI_W),
+                r: half(LSTM_BIDI_R),
+                b: Some(half(LSTM_BIDI_B)),
+            };
+            let mut storage = vec![0.0; shape.packed_len()];
+            let lstm = PackedLstm::pack(&shape, w, &mut storage).unwrap();
+            let (mut h, mut c) = (half(LSTM_BIDI_H0).to_vec(), half(LSTM_BIDI_C0).to_vec());
+            let mut out = vec![f32::NAN; steps * hidden];
+            let mut scratch = vec![0.0; shape.scratch_len(steps)];
+            e.lstm_sequence(
+                &lstm,
+                direction,
+                LSTM_BIDI_X,
+                &mut h,
+                &mut c,
+                Some(&mut out),
+                &mut scratch,
+            )
+            .unwrap();
+            let want: Vec<f32> = (0..steps)
+                .flat_map(|t| LSTM_BIDI_Y[(2 * t + d) * hidden..][..hidden].to_vec())
+                .collect();
+            let what = format!("bidirectional {direction:?} {:?}", e.backend());
+            close(&format!("{what} Y"), &out, &want);
+            close(&format!("{what} Y_h"), &h, half(LSTM_BIDI_YH));
+            close(&format!("{what} Y_c"), &c, half(LSTM_BIDI_YC));
+        }
+    }
+}
