@@ -148,6 +148,7 @@ mod gemm;
 
 // L3: the operator families.
 mod activation;
+mod attention;
 mod conv;
 mod dense;
 mod recurrent;
@@ -156,6 +157,7 @@ mod softmax;
 // Benchmark support.
 mod probe;
 
+pub use attention::AttentionShape;
 pub use conv::{
     Conv1dStream, Conv2d, Conv2dShape, ConvAlgorithm, ConvPath, PackedConv2d, Padding,
     WeightLayout, convert_weights, pack_conv2d,

@@ -11,4 +11,4 @@ pub(crate) use epilogue::{
     AnyEpilogue, Epilogue, activate_in_place_kernel, bias_only, finish, with_epilogue,
 };
 pub(crate) use map::{Relu, Scale, SubSub, Unchanged, VecOp, map, map_in_place};
-pub(crate) use reduce::{add_mask_and_max, exp_sum};
+pub(crate) use reduce::{add_mask_and_max, exp_sum, online_softmax_block};

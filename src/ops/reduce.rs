@@ -60,3 +60,29 @@ pub(crate) fn exp_sum<S: VecMath>(s: S, row: &mut [f32], max: f32, store: bool) 
     }
     s.reduce_add(acc)
 }
+
+/// One block of an online (streaming) softmax row, as in FlashAttention: `row` holds the
+/// block's scores and becomes `exp(row - max')` in place, where `max'` is the running
+/// maximum `max` updated with the block's; `sum` becomes `sum * alpha + sum(exp(..))`.
+/// Returns `alpha = exp(max - max')`, the factor that rescales what was accumulated with the
+/// old maximum. A block that leaves the maximum at `-inf` (everything masked so far) becomes
+/// zeros with `alpha = 1`: `exp` never sees `-inf - -inf`.
+#[inline(always)]
+pub(crate) fn online_softmax_block<S: VecMath>(
+    s: S,
+    row: &mut [f32],
+    max: &mut f32,
+    sum: &mut f32,
+) -> f32 {
+    let block_max = add_mask_and_max(s, row, None);
+    let new_max = max.max(block_max);
+    if new_max == f32::NEG_INFINITY {
+        row.fill(0.0);
+        return 1.0;
+    }
+    // exp(-inf - finite) is 0: a first block rescales nothing.
+    let alpha = crate::vmath::exp_scalar(s, *max - new_max);
+    *sum = *sum * alpha + exp_sum(s, row, new_max, true);
+    *max = new_max;
+    alpha
+}

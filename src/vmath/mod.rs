@@ -241,6 +241,12 @@ fn exp_poly<S: Simd>(s: S, x: S::V, xc: S::V) -> S::V {
     s.zero_below(x, lo, y)
 }
 
+/// [`exp`] of one value, for per-row factors (the same bits as a lane of the vector form).
+#[inline(always)]
+pub(crate) fn exp_scalar<S: VecMath>(s: S, x: f32) -> f32 {
+    s.reduce_max(exp(s, s.splat(x)))
+}
+
 /// `tanh(x)`; ±1 past ±9.1, `x` itself below [`TINY`], NaN for NaN.
 ///
 /// `-tanh|x| = e / (2 + e)` with `e = e^(-2|x|) - 1 = 2^n p + (2^n - 1)`, `p = e^r - 1`; the

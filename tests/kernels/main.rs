@@ -5,6 +5,7 @@
 mod common;
 
 mod activation;
+mod attention;
 mod conv;
 mod conv_golden;
 mod dense;

@@ -1,0 +1,326 @@
+//! Scaled dot-product attention: every backend against the naive f64 `softmax(Q K^T) V`
+//! over random heads, groupings, lengths, head sizes, masks, causal offsets and windows.
+use crate::common;
+
+use proptest::prelude::*;
+use simdnn::{AttentionShape, Engine, Error};
+
+const EPS: f64 = 1.0 / 16_777_216.0;
+
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: if cfg!(miri) { 2 } else { 48 },
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Problem {
+    shape: AttentionShape,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    mask: Option<Vec<f32>>,
+}
+
+/// The f64 reference of one output row with its error bound (see `Engine::attention`).
+fn reference(p: &Problem, h: usize, i: usize) -> Vec<(f64, f64)> {
+    let s = &p.shape;
+    let (d, dv, kv) = (s.head_dim, s.value_dim, s.kv_len);
+    let g = h / (s.heads / s.kv_heads);
+    let scale = s.scale.unwrap_or(1.0 / (d as f32).sqrt()) as f64;
+    let (lo, hi) = match s.causal {
+        None => (0, kv),
+        Some(off) => {
+            let hi = (off + i + 1).min(kv);
+            let lo = s
+                .window
+                .map_or(0, |w| (off + i + 1).saturating_sub(w))
+                .min(hi);
+            (lo, hi)
+        }
+    };
+    let q = &p.q[(h * s.q_len + i) * d..][..d];
+    let mut scores = vec![f64::NEG_INFINITY; kv];
+    let mut tol_s = 0.0f64;
+    for (j, sc) in scores.iter_mut().enumerate().take(hi).skip(lo) {
+        let key = &p.k[(g * kv + j) * d..][..d];
+        let (mut dot, mut mag) = (0.0, 0.0);
+        for (a, b) in q.iter().zip(key) {
+            dot += *a as f64 * *b as f64;
+            mag += (*a as f64 * *b as f64).abs();
+        }
+        let m = p.mask.as_ref().map_or(0.0, |m| {
+            let per_head = m.len() != s.q_len * kv;
+            m[if per_head { h * s.q_len * kv } else { 0 } + i * kv + j] as f64
+        });
+        *sc = dot * scale + m;
+        if m.is_finite() {
+            tol_s = tol_s.max(
+                (d as f64 + 4.0) * EPS * mag * scale.abs()
+                    + 2.0 * EPS * (dot * scale).abs()
+                    + EPS * m.abs(),
+            );
+        }
+    }
+    let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    if max == f64::NEG_INFINITY {
+        return vec![(0.0, 0.0); dv];
+    }
+    let w: Vec<f64> = scores.iter().map(|&x| (x - max).exp()).collect();
+    let sum: f64 = w.iter().sum();
+    (0..dv)
+        .map(|c| {
+            let (mut o, mut mag) = (0.0, 0.0);
+            for (j, wj) in w.iter().enumerate() {
+                let val = p.v[(g * kv + j) * dv + c] as f64;
+                o += wj / sum * val;
+                mag += wj / sum * val.abs();
+            }
+            let tol = (4.0 * tol_s + (kv as f64 + 24.0) * EPS) * mag + 1e-30;
+            (o, tol)
+        })
+        .collect()
+}
+
+fn check(p: &Problem, out: &[f32], what: &str) -> Result<(), TestCaseError> {
+    let s = &p.shape;
+    for h in 0..s.heads {
+        for i in 0..s.q_len {
+            for (c, (want, tol)) in reference(p, h, i).into_iter().enumerate() {
+                let got = out[(h * s.q_len + i) * s.value_dim + c] as f64;
+                prop_assert!(
+                    (got - want).abs() <= tol,
+                    "{what}: head {h} row {i} col {c}: got {got:e} want {want:e} tol {tol:e} ({s:?})"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn problem() -> impl Strategy<Value = Problem> {
+    let (max_q, max_kv, max_d): (usize, usize, usize) = if cfg!(miri) {
+        (10, 20, 9)
+    } else {
+        (70, 150, 40)
+    };
+    (
+        (1usize..4, 1usize..4),
+        (0..=max_q, 0..=max_kv),
+        (1..=max_d, 1..=max_d),
+        (0usize..4, 0usize..200, 1usize..40),
+        (
+            0usize..4,
+            prop::option::of(0.05f32..0.5),
+            prop_oneof![3 => Just(1.0f32), 1 => Just(12.0f32)],
+        ),
+    )
+        .prop_flat_map(
+            |(
+                (groups, kv_heads),
+                (q_len, kv_len),
+                (d, dv),
+                (mode, offset, window),
+                (mask_kind, scale, big),
+            )| {
+                let heads = groups * kv_heads;
+                let mut shape = AttentionShape::new(heads, q_len, kv_len, d)
+                    .with_kv_heads(kv_heads)
+                    .with_value_dim(dv);
+                shape.scale = scale;
+                match mode {
+                    1 => shape = shape.with_causal(offset % (kv_len + 1)),
+                    2 => shape = shape.with_causal(kv_len.saturating_sub(q_len)),
+                    3 => shape = shape.with_causal(offset % (kv_len + 1)).with_window(window),
+                    _ => {}
+                }
+                let mask_len = match mask_kind {
+                    1 => q_len * kv_len,
+                    2 if heads > 1 => heads * q_len * kv_len,
+                    _ => 0,
+                };
+                let mask_val = prop_oneof![6 => -2.0f32..2.0, 1 => Just(f32::NEG_INFINITY)];
+                (
+                    prop::collection::vec(-1.0f32..1.0, shape.q_size()),
+                    prop::collection::vec(-1.0f32..1.0, shape.k_size()),
+                    prop::collection::vec(-1.0f32..1.0, shape.v_size()),
+                    prop::collection::vec(mask_val, mask_len),
+                    any::<bool>(),
+                )
+                    .prop_map(move |(q, k, v, mask, masked_block)| {
+                        let q = q.iter().map(|x| x * big).collect();
+                        let mut mask = (mask_len > 0).then_some(mask);
+                        // Sometimes a whole block of the mask is -inf (rows 0..8, keys 0..70).
+                        if let (Some(m), true) = (mask.as_mut(), masked_block) {
+                            for i in 0..q_len.min(8) {
+                                for j in 0..kv_len.min(70) {
+                                    m[i * kv_len + j] = f32::NEG_INFINITY;
+                                }
+                            }
+                        }
+                        Problem {
+                            shape,
+                            q,
+                            k,
+                            v,
+                            mask,
+                        }
+                    })
+            },
+        )
+}
+
+fn run(e: &Engine, p: &Problem) -> Vec<f32> {
+    let mut out = vec![f32::NAN; p.shape.out_size()];
+    let mut scratch = vec![f32::NAN; p.shape.scratch_len()];
+    e.attention(
+        &p.shape,
+        &p.q,
+        &p.k,
+        &p.v,
+        p.mask.as_deref(),
+        &mut out,
+        &mut scratch,
+    )
+    .unwrap();
+    out
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn matches_reference(p in problem()) {
+        for e in common::engines() {
+            let out = run(&e, &p);
+            check(&p, &out, &format!("{:?}", e.backend()))?;
+        }
+    }
+}
+
+/// Scores far apart (a softmax that is one-hot) and masks that leave rows empty never give
+/// NaN: fully masked rows are zeros.
+#[test]
+fn large_scores_and_empty_rows() {
+    let shape = AttentionShape::new(2, 5, 130, 8);
+    let q: Vec<f32> = (0..shape.q_size())
+        .map(|i| ((i * 7) % 11) as f32 * 40.0)
+        .collect();
+    let k: Vec<f32> = (0..shape.k_size())
+        .map(|i| ((i * 5) % 13) as f32 - 6.0)
+        .collect();
+    let v: Vec<f32> = (0..shape.v_size()).map(|i| (i % 17) as f32).collect();
+    let mut mask = vec![0.0; shape.mask_size()];
+    mask[130..260].fill(f32::NEG_INFINITY); // row 1 sees nothing
+    for e in common::engines() {
+        let mut out = vec![f32::NAN; shape.out_size()];
+        let mut scratch = vec![0.0; shape.scratch_len()];
+        e.attention(&shape, &q, &k, &v, Some(&mask), &mut out, &mut scratch)
+            .unwrap();
+        assert!(out.iter().all(|x| x.is_finite()), "{:?}", e.backend());
+        assert!(out[8..16].iter().all(|&x| x == 0.0) && out[48..56].iter().all(|&x| x == 0.0));
+    }
+    // No key at all: zeros.
+    let empty = AttentionShape::new(1, 3, 0, 4);
+    let mut out = [f32::NAN; 12];
+    let mut scratch = vec![0.0; empty.scratch_len()];
+    Engine::new()
+        .attention(&empty, &[1.0; 12], &[], &[], None, &mut out, &mut scratch)
+        .unwrap();
+    assert_eq!(out, [0.0; 12]);
+}
+
+#[test]
+fn misuse_is_an_error() {
+    let nn = Engine::new();
+    let shape = AttentionShape::new(4, 3, 5, 2).with_kv_heads(2);
+    let (q, k, v) = (
+        vec![0.0; shape.q_size()],
+        vec![0.0; shape.k_size()],
+        vec![0.0; shape.v_size()],
+    );
+    let mut out = vec![0.0; shape.out_size()];
+    let mut scratch = vec![0.0; shape.scratch_len()];
+    let err = |s: &AttentionShape,
+               q: &[f32],
+               mask: Option<&[f32]>,
+               out: &mut [f32],
+               scratch: &mut [f32]| {
+        let (k, v) = (vec![0.0; s.k_size()], vec![0.0; s.v_size()]);
+        nn.attention(s, q, &k, &v, mask, out, scratch).unwrap_err()
+    };
+    assert!(matches!(
+        nn.attention(&shape, &q[1..], &k, &v, None, &mut out, &mut scratch),
+        Err(Error::LengthMismatch { arg: "q", .. })
+    ));
+    assert!(matches!(
+        nn.attention(&shape, &q, &k[1..], &v, None, &mut out, &mut scratch),
+        Err(Error::LengthMismatch { arg: "k", .. })
+    ));
+    assert!(matches!(
+        nn.attention(&shape, &q, &k, &v[1..], None, &mut out, &mut scratch),
+        Err(Error::LengthMismatch { arg: "v", .. })
+    ));
+    assert!(matches!(
+        nn.attention(&shape, &q, &k, &v, None, &mut out[1..], &mut scratch),
+        Err(Error::LengthMismatch { arg: "out", .. })
+    ));
+    assert!(matches!(
+        nn.attention(&shape, &q, &k, &v, Some(&[0.0; 7]), &mut out, &mut scratch),
+        Err(Error::LengthMismatch { arg: "mask", .. })
+    ));
+    assert!(matches!(
+        nn.attention(&shape, &q, &k, &v, None, &mut out, &mut scratch[1..]),
+        Err(Error::LengthMismatch { arg: "scratch", .. })
+    ));
+    assert!(matches!(
+        err(&shape.with_kv_heads(3), &q, None, &mut out, &mut scratch),
+        Error::InvalidShape { .. }
+    ));
+    assert!(matches!(
+        err(&shape.with_kv_heads(0), &q, None, &mut out, &mut scratch),
+        Error::ZeroDimension { arg: "kv_heads" }
+    ));
+    assert!(matches!(
+        err(
+            &AttentionShape::new(0, 3, 5, 2),
+            &[],
+            None,
+            &mut [],
+            &mut scratch
+        ),
+        Error::ZeroDimension { arg: "heads" }
+    ));
+    assert!(matches!(
+        err(
+            &shape.with_causal(0).with_window(0),
+            &q,
+            None,
+            &mut out,
+            &mut scratch
+        ),
+        Error::InvalidShape { .. }
+    ));
+    assert!(matches!(
+        err(&shape.with_window(2), &q, None, &mut out, &mut scratch),
+        Error::InvalidShape { .. }
+    ));
+    assert!(matches!(
+        err(
+            &shape.with_scale(f32::NAN),
+            &q,
+            None,
+            &mut out,
+            &mut scratch
+        ),
+        Error::InvalidShape { .. }
+    ));
+    let huge = AttentionShape::new(1, usize::MAX / 2, 4, 4);
+    assert!(matches!(
+        err(&huge, &q, None, &mut out, &mut scratch),
+        Error::SizeOverflow { .. }
+    ));
+    assert!(out.iter().all(|&x| x == 0.0));
+}
