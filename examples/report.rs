@@ -8,9 +8,9 @@
 //!
 //! Adding a workload is one line in `WORKLOADS`.
 use simdnn::{
-    Activation, Backend, Conv2dShape, Direction, Engine, GruShape, LstmShape, PackedConv2d,
-    PackedDense, PackedGru, PackedLstm, PackedRnn, Padding, RnnShape, TorchWeights, WeightLayout,
-    dense_packed_len,
+    Activation, AttentionShape, Backend, Conv2dShape, Direction, Engine, GruShape, LstmShape,
+    PackedConv2d, PackedDense, PackedGru, PackedLstm, PackedRnn, Padding, RnnShape, TorchWeights,
+    WeightLayout, dense_packed_len,
 };
 #[path = "../benches/common/aligned.rs"]
 mod aligned;
@@ -152,6 +152,28 @@ const WORKLOADS: &[Workload] = &[
         work: Flops(2.0 * 4.0 * 256.0 * (128.0 + 256.0)),
         make: |nn| recurrent(nn, Cell::Lstm, 128, 256, 1),
     },
+    // Scaled dot-product attention, head dim 64 (the causal row counts the useful work: the
+    // scores on or below the diagonal).
+    Workload {
+        name: "sdpa_256",
+        work: Flops(8.0 * 4.0 * 256.0 * 256.0 * 64.0),
+        make: |nn| attention(nn, AttentionShape::new(8, 256, 256, 64)),
+    },
+    Workload {
+        name: "sdpa_256_causal",
+        work: Flops(8.0 * 4.0 * (256.0 * 257.0 / 2.0) * 64.0),
+        make: |nn| attention(nn, AttentionShape::new(8, 256, 256, 64).with_causal(0)),
+    },
+    Workload {
+        name: "sdpa_1024",
+        work: Flops(4.0 * 4.0 * 1024.0 * 1024.0 * 64.0),
+        make: |nn| attention(nn, AttentionShape::new(4, 1024, 1024, 64)),
+    },
+    Workload {
+        name: "decode_1024",
+        work: Flops(8.0 * 4.0 * 1024.0 * 64.0),
+        make: |nn| attention(nn, AttentionShape::new(8, 1, 1024, 64).with_causal(1023)),
+    },
     Workload {
         name: "softmax_8x1024",
         work: Elements(8.0 * 1024.0),
@@ -219,6 +241,10 @@ const ANCHORS_US: &[(&str, f64)] = &[
     ("lstm_128x256", 1402.0),
     ("gru_64x128_step", 9.7),
     ("lstm_128x256_step", 30.4),
+    ("sdpa_256", 1070.0),
+    ("sdpa_256_causal", 2675.0),
+    ("sdpa_1024", 8572.0),
+    ("decode_1024", 222.0),
 ];
 
 /// Deterministic pseudo-random data in [-1, 1).
@@ -293,6 +319,28 @@ fn dense_row_major(nn: Engine, out: usize, inp: usize) -> Box<dyn FnMut()> {
         )
         .unwrap();
         black_box(&y);
+    })
+}
+
+/// Scaled dot-product attention over `data` (in [-1, 1)), no mask beyond the shape's.
+fn attention(nn: Engine, shape: AttentionShape) -> Box<dyn FnMut()> {
+    let q = Aligned::from(&data(shape.q_size(), 21));
+    let k = Aligned::from(&data(shape.k_size(), 22));
+    let v = Aligned::from(&data(shape.v_size(), 23));
+    let mut out = Aligned::from(&vec![0.0; shape.out_size()]);
+    let mut scratch = Aligned::from(&vec![0.0; shape.scratch_len()]);
+    Box::new(move || {
+        nn.attention(
+            &shape,
+            black_box(q.get()),
+            k.get(),
+            v.get(),
+            None,
+            out.get_mut(),
+            scratch.get_mut(),
+        )
+        .unwrap();
+        black_box(out.get());
     })
 }
 

@@ -70,16 +70,22 @@ impl<'a> Tiles<'a> {
 }
 
 /// Packs `cols` key rows (`d` long) as the GEMM layer's panels of [`PANEL`] columns,
-/// k-major, the columns past `cols` zero.
+/// k-major, the columns past `cols` zero. Each key row is read once, contiguously, and
+/// written with a stride of one panel row.
 #[inline(always)]
 fn pack_keys(keys: &[f32], cols: usize, d: usize, kt: &mut [f32]) {
     let panels = cols.div_ceil(PANEL);
     let kt = &mut kt[..panels * PANEL * d];
-    for (p, panel) in kt.chunks_exact_mut(PANEL * d).enumerate() {
-        for (k, row) in panel.chunks_exact_mut(PANEL).enumerate() {
-            for (j, w) in row.iter_mut().enumerate() {
-                let key = p * PANEL + j;
-                *w = if key < cols { keys[key * d + k] } else { 0.0 };
+    for (panel, keys) in kt.chunks_exact_mut(PANEL * d).zip(keys.chunks(PANEL * d)) {
+        let n = keys.len() / d;
+        for (j, key) in keys.chunks_exact(d).enumerate() {
+            for (w, &x) in panel[j..].iter_mut().step_by(PANEL).zip(key) {
+                *w = x;
+            }
+        }
+        if n < PANEL {
+            for row in panel.chunks_exact_mut(PANEL) {
+                row[n..].fill(0.0);
             }
         }
     }

@@ -205,14 +205,16 @@ pub(crate) fn gemm_nn<S: Simd, const MR: usize, const NV: usize>(
         let a_rows: [&[f32]; MR] = slices(|i| a.row((r0 + i).min(m - 1)));
         for col in (0..n).step_by(block_cols) {
             let width = block_cols.min(n - col);
-            let mut acc = [[s.zero(); NV]; MR];
-            // (`B` is empty when `k` is 0.)
+            let zero = [[s.zero(); NV]; MR];
+            // (`B` is empty when `k` is 0.) The tile returns its accumulators by value: with
+            // one `&mut` array shared by the two calls LLVM kept them in memory, a store
+            // after every FMA.
             let b_from = b.data.get(col..).unwrap_or(&[]);
-            if width == block_cols {
-                tile_row_major::<S, MR, NV, false>(s, &mut acc, a_rows, b_from, b.stride, width);
+            let acc = if width == block_cols {
+                tile_row_major::<S, MR, NV, false>(s, zero, a_rows, b_from, b.stride, width)
             } else {
-                tile_row_major::<S, MR, NV, true>(s, &mut acc, a_rows, b_from, b.stride, width);
-            }
+                tile_row_major::<S, MR, NV, true>(s, zero, a_rows, b_from, b.stride, width)
+            };
             for (i, acc_row) in acc.iter().enumerate().take(m - r0) {
                 let dst = &mut c.row(r0 + i)[col..col + width];
                 for (v, &av) in acc_row.iter().enumerate() {

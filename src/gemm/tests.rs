@@ -173,9 +173,9 @@ fn check_tile_row_major<S: Simd, const MR: usize, const NV: usize>(s: S) {
                 let rows: [&[f32]; MR] = slices(|m| &buf[m * (kc + 1)..][..kc]);
                 let (mut acc, start) = random_acc::<S, MR, NV>(s, &mut rng);
                 if width == block {
-                    tile_row_major::<S, MR, NV, false>(s, &mut acc, rows, &b, ldb, width);
+                    acc = tile_row_major::<S, MR, NV, false>(s, acc, rows, &b, ldb, width);
                 } else {
-                    tile_row_major::<S, MR, NV, true>(s, &mut acc, rows, &b, ldb, width);
+                    acc = tile_row_major::<S, MR, NV, true>(s, acc, rows, &b, ldb, width);
                 }
                 for (m, got) in lanes_of(s, &acc).iter().enumerate() {
                     for (j, &g) in got.iter().enumerate() {

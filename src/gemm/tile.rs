@@ -150,18 +150,18 @@ pub(crate) fn tile_packed_windows<S: Simd, const MR: usize, const NV: usize>(
     }
 }
 
-/// `acc += ` `MR` rows of `a` (each `kc` long) times `B`, row-major with row stride `ldb`
+/// `acc + ` `MR` rows of `a` (each `kc` long) times `B`, row-major with row stride `ldb`
 /// from `b[0]` (the tile's first column): `NV` whole vectors per `B` row, or with `EDGE`
 /// the first `width < NV * LANES` columns (partial loads, the other lanes 0).
 #[inline(always)]
 pub(crate) fn tile_row_major<S: Simd, const MR: usize, const NV: usize, const EDGE: bool>(
     s: S,
-    acc: &mut [[S::V; NV]; MR],
+    mut acc: [[S::V; NV]; MR],
     a_rows: [&[f32]; MR],
     b: &[f32],
     ldb: usize,
     width: usize,
-) {
+) -> [[S::V; NV]; MR] {
     let kc = a_rows[0].len();
     let a_rows: [&[f32]; MR] = slices(|m| &a_rows[m][..kc]);
     for k in 0..kc {
@@ -182,6 +182,7 @@ pub(crate) fn tile_row_major<S: Simd, const MR: usize, const NV: usize, const ED
             }
         }
     }
+    acc
 }
 
 /// `x . r[j]` for four rows `r[j]` of any stride, each exactly `x.len()` long: one row of
