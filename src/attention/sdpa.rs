@@ -2,18 +2,20 @@
 //! per tile of query rows, the key tiles the masks leave visible stream by with an online
 //! softmax, so memory is a few tiles whatever the lengths.
 //!
-//! Per key tile: `S = (Q scale) K^T` on the GEMM layer (the tile's keys packed as a weight
-//! panel; a few query rows take dot products on the keys in place instead, which streams
-//! them once: decoding), the causal/window bounds and the mask applied, the online softmax
-//! update of each row (`ops::online_softmax_block`), the accumulator rescaled where the
-//! row maximum grew, and `acc += P V` on the GEMM layer. At the end `out = acc / sum`.
+//! A tile of many queries works transposed, queries in the vector lanes: the queries are
+//! packed once per tile as a weight panel of the GEMM layer (`Q^T`, scaled), each key tile
+//! gives `S^T = K Q^T` with the keys read in place, the online softmax runs down the columns
+//! (element-wise maxima and sums across the key rows: no horizontal reduction), and
+//! `O^T += V^T P^T` reads the values in place too. A few queries (decoding) take dot
+//! products on the keys instead, a row at a time (`ops::online_softmax_block`), which
+//! streams the keys and values once. At the end `out = acc / sum`.
 
 use super::shape::{AttentionShape, KEY_TILE, QUERY_TILE};
 use crate::engine::kernel_entry;
 use crate::gemm::driver::{gemm_nt, packed_rows};
 use crate::gemm::{Blocking, Layer, Mat, MatMut, PANEL};
 use crate::ops::{Activation, Scale, Unchanged, map, map_in_place, online_softmax_block};
-use crate::vmath::VecMath;
+use crate::vmath::{VecMath, exp, exp_nonpositive};
 
 /// Query tiles of at most this many rows take dot products on the keys in place (no
 /// packing): decoding a few new tokens over a long cache streams the keys once.
@@ -38,54 +40,58 @@ pub(crate) struct Sdpa<'a> {
 
 /// The scratch tiles (`shape.scratch_len()` floats in all).
 struct Tiles<'a> {
-    /// The query rows times the scale, `[QUERY_TILE][head_dim]`.
+    /// The query tile: `Q^T` packed as GEMM panels (transposed path), or the query rows
+    /// (row path), scaled; `QUERY_TILE * head_dim`.
     q: &'a mut [f32],
-    /// The key tile packed as GEMM panels, `KEY_TILE * head_dim`.
-    kt: &'a mut [f32],
-    /// Scores, then probabilities, `[QUERY_TILE][KEY_TILE]`.
+    /// Scores, then probabilities: `[KEY_TILE][QUERY_TILE]` (transposed) or
+    /// `[rows][KEY_TILE]`.
     scores: &'a mut [f32],
-    /// The unnormalised outputs, `[QUERY_TILE][value_dim]`.
+    /// The unnormalised outputs: `O^T`, `[value_dim][QUERY_TILE]`, or `[rows][value_dim]`.
     acc: &'a mut [f32],
-    /// The running maximum and sum of each row.
+    /// The running maximum, sum and last rescaling factor of each query.
     max: &'a mut [f32],
     sum: &'a mut [f32],
+    alpha: &'a mut [f32],
 }
 
 impl<'a> Tiles<'a> {
     fn split(scratch: &'a mut [f32], d: usize, dv: usize) -> Self {
         let (q, rest) = scratch.split_at_mut(QUERY_TILE * d);
-        let (kt, rest) = rest.split_at_mut(KEY_TILE * d);
-        let (scores, rest) = rest.split_at_mut(QUERY_TILE * KEY_TILE);
+        let (scores, rest) = rest.split_at_mut(KEY_TILE * QUERY_TILE);
         let (acc, rest) = rest.split_at_mut(QUERY_TILE * dv);
         let (max, rest) = rest.split_at_mut(QUERY_TILE);
+        let (sum, rest) = rest.split_at_mut(QUERY_TILE);
         Tiles {
             q,
-            kt,
             scores,
             acc,
             max,
-            sum: &mut rest[..QUERY_TILE],
+            sum,
+            alpha: &mut rest[..QUERY_TILE],
         }
     }
 }
 
-/// Packs `cols` key rows (`d` long) as the GEMM layer's panels of [`PANEL`] columns,
-/// k-major, the columns past `cols` zero. Each key row is read once, contiguously, and
-/// written with a stride of one panel row.
+/// Packs `n` rows (`d` long) times `scale` as the GEMM layer's panels of [`PANEL`]
+/// columns (k-major, the columns past `n` up to `QUERY_TILE` zero). Each row is read once,
+/// contiguously, and written with a stride of one panel row.
 #[inline(always)]
-fn pack_keys(keys: &[f32], cols: usize, d: usize, kt: &mut [f32]) {
-    let panels = cols.div_ceil(PANEL);
-    let kt = &mut kt[..panels * PANEL * d];
-    for (panel, keys) in kt.chunks_exact_mut(PANEL * d).zip(keys.chunks(PANEL * d)) {
-        let n = keys.len() / d;
-        for (j, key) in keys.chunks_exact(d).enumerate() {
-            for (w, &x) in panel[j..].iter_mut().step_by(PANEL).zip(key) {
-                *w = x;
+fn pack_rows(rows: &[f32], n: usize, d: usize, scale: f32, dst: &mut [f32]) {
+    for (p, panel) in dst[..QUERY_TILE * d]
+        .chunks_exact_mut(PANEL * d)
+        .enumerate()
+    {
+        let first = (p * PANEL).min(n);
+        let these = &rows[first * d..(n.min(first + PANEL)) * d];
+        let count = these.len() / d;
+        for (j, row) in these.chunks_exact(d).enumerate() {
+            for (w, &x) in panel[j..].iter_mut().step_by(PANEL).zip(row) {
+                *w = x * scale;
             }
         }
-        if n < PANEL {
+        if count < PANEL {
             for row in panel.chunks_exact_mut(PANEL) {
-                row[n..].fill(0.0);
+                row[count..].fill(0.0);
             }
         }
     }
@@ -131,15 +137,28 @@ pub(crate) fn sdpa_kernel<S: Blocking + VecMath>(
         });
         for q0 in (0..q_len).step_by(QUERY_TILE) {
             let rows = QUERY_TILE.min(q_len - q0);
-            query_tile(s, &job, &mut t, q0, rows, q, k, v, mask);
-            // out = acc / sum; a row that saw nothing gives zeros.
-            for i in 0..rows {
-                let dst = &mut o[(q0 + i) * dv..][..dv];
-                let sum = t.sum[i];
-                if sum > 0.0 {
-                    map(s, &t.acc[i * dv..][..dv], dst, Scale(1.0 / sum));
-                } else {
-                    dst.fill(0.0);
+            if rows <= DOT_ROWS {
+                query_rows(s, &job, &mut t, q0, rows, q, k, v, mask);
+                // out = acc / sum; a row that saw nothing gives zeros.
+                for i in 0..rows {
+                    let dst = &mut o[(q0 + i) * dv..][..dv];
+                    let sum = t.sum[i];
+                    if sum > 0.0 {
+                        map(s, &t.acc[i * dv..][..dv], dst, Scale(1.0 / sum));
+                    } else {
+                        dst.fill(0.0);
+                    }
+                }
+            } else {
+                query_tile(s, &job, &mut t, q0, rows, q, k, v, mask);
+                // out[i][c] = acc[c][i] / sum[i], transposed back.
+                for i in 0..rows {
+                    let sum = t.sum[i];
+                    let inv = if sum > 0.0 { 1.0 / sum } else { 0.0 };
+                    let dst = &mut o[(q0 + i) * dv..][..dv];
+                    for (c, y) in dst.iter_mut().enumerate() {
+                        *y = t.acc[c * QUERY_TILE + i] * inv;
+                    }
                 }
             }
         }
@@ -147,10 +166,11 @@ pub(crate) fn sdpa_kernel<S: Blocking + VecMath>(
 }
 kernel_entry!(sdpa_kernel(job: Sdpa<'_>, out: &mut [f32], scratch: &mut [f32]));
 
-/// Rows `q0..q0 + rows` of one head: leaves `acc`, `max` and `sum` of the rows in `t`.
+/// A few query rows `q0..q0 + rows` of one head, a row at a time: leaves `acc`, `max` and
+/// `sum` of the rows in `t`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn query_tile<S: Blocking + VecMath>(
+fn query_rows<S: Blocking + VecMath>(
     s: S,
     job: &Sdpa<'_>,
     t: &mut Tiles<'_>,
@@ -177,28 +197,14 @@ fn query_tile<S: Blocking + VecMath>(
             continue;
         }
         let scores = &mut t.scores[..rows * cols];
-        let keys = &k[k0 * d..(k0 + cols) * d];
-        if rows <= DOT_ROWS {
-            let a = Mat::dense(qs, rows, d);
-            gemm_nt(
-                s,
-                a,
-                Mat::dense(keys, cols, d),
-                None,
-                MatMut::dense(scores, cols),
-            );
-        } else {
-            pack_keys(keys, cols, d, t.kt);
-            let panels = cols.div_ceil(PANEL) * PANEL * d;
-            let layer = Layer {
-                packed: &t.kt[..panels],
-                out: cols,
-                inp: d,
-                bias: None,
-                act: Activation::Identity,
-            };
-            packed_rows(s, layer, Unchanged, qs, scores);
-        }
+        let keys = Mat::dense(&k[k0 * d..(k0 + cols) * d], cols, d);
+        gemm_nt(
+            s,
+            Mat::dense(qs, rows, d),
+            keys,
+            None,
+            MatMut::dense(scores, cols),
+        );
         for (i, row) in scores.chunks_exact_mut(cols).enumerate() {
             // The causal and window bounds of this row, then the mask.
             let (a, b) = shape.visible(q0 + i);
@@ -219,5 +225,135 @@ fn query_tile<S: Blocking + VecMath>(
         let p = Mat::dense(scores, rows, cols);
         let vt = Mat::dense(&v[k0 * dv..(k0 + cols) * dv], cols, dv);
         s.gemm_nn(p, vt, MatMut::dense(&mut t.acc[..rows * dv], dv), true);
+    }
+}
+
+/// Up to `QUERY_TILE` query rows `q0..q0 + rows` of one head, transposed (queries in the
+/// lanes): leaves `O^T` in `acc`, and `max` and `sum` of the queries in `t`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn query_tile<S: Blocking + VecMath>(
+    s: S,
+    job: &Sdpa<'_>,
+    t: &mut Tiles<'_>,
+    q0: usize,
+    rows: usize,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    mask: Option<&[f32]>,
+) {
+    let shape = &job.shape;
+    let (d, dv, kv_len) = (shape.head_dim, shape.value_dim, shape.kv_len);
+    pack_rows(&q[q0 * d..][..rows * d], rows, d, job.scale, t.q);
+    t.max.fill(f32::NEG_INFINITY);
+    t.sum.fill(0.0);
+    t.acc[..dv * QUERY_TILE].fill(0.0);
+    let queries = Layer {
+        packed: &t.q[..QUERY_TILE * d],
+        out: QUERY_TILE,
+        inp: d,
+        bias: None,
+        act: Activation::Identity,
+    };
+    let (lo, _) = shape.visible(q0);
+    let (_, hi) = shape.visible(q0 + rows - 1);
+    for k0 in (lo..hi).step_by(KEY_TILE) {
+        let cols = KEY_TILE.min(hi - k0);
+        if mask.is_some_and(|m| all_masked(m, q0 * kv_len + k0, kv_len, rows, cols)) {
+            continue;
+        }
+        // S^T = K Q^T: row j holds key k0 + j's score against every query of the tile.
+        let st = &mut t.scores[..cols * QUERY_TILE];
+        packed_rows(s, queries, Unchanged, &k[k0 * d..(k0 + cols) * d], st);
+        for (j, row) in st.chunks_exact_mut(QUERY_TILE).enumerate() {
+            // The queries that see this key (causal bound and window), then the mask.
+            let (a, b) = visible_queries(shape, k0 + j, q0, rows);
+            row[..a].fill(f32::NEG_INFINITY);
+            row[b..].fill(f32::NEG_INFINITY);
+            if let Some(m) = mask {
+                for (i, x) in row.iter_mut().enumerate().take(b).skip(a) {
+                    *x += m[(q0 + i) * kv_len + k0 + j];
+                }
+            }
+        }
+        online_softmax_columns(s, st, t.max, t.sum, t.alpha);
+        // Rescale the accumulators of the queries whose maximum grew.
+        for acc_row in t.acc[..dv * QUERY_TILE].chunks_exact_mut(QUERY_TILE) {
+            for (x, &a) in acc_row.iter_mut().zip(t.alpha.iter()) {
+                *x *= a;
+            }
+        }
+        // O^T += V^T P^T, V as stored.
+        let vt = Mat {
+            data: &v[k0 * dv..(k0 + cols) * dv],
+            rows: cols,
+            cols: dv,
+            stride: dv,
+        };
+        let p = Mat::dense(st, cols, QUERY_TILE);
+        s.gemm_tn(
+            vt,
+            p,
+            MatMut::dense(&mut t.acc[..dv * QUERY_TILE], QUERY_TILE),
+            true,
+        );
+    }
+}
+
+/// The queries of the tile (`q0..q0 + rows`, relative `a..b`) that see key `key`.
+#[inline(always)]
+fn visible_queries(shape: &AttentionShape, key: usize, q0: usize, rows: usize) -> (usize, usize) {
+    match shape.causal {
+        None => (0, rows),
+        Some(offset) => {
+            // Query i sees key j when j <= offset + i and, with a window w, offset + i < j + w.
+            let first = (key.saturating_sub(offset)).saturating_sub(q0).min(rows);
+            let end = shape.window.map_or(rows, |w| {
+                (key + w)
+                    .saturating_sub(offset)
+                    .saturating_sub(q0)
+                    .min(rows)
+            });
+            (first, end.max(first))
+        }
+    }
+}
+
+/// The online softmax update of a key tile for every query of the tile at once: `st` is
+/// `[keys][QUERY_TILE]` scores, becomes `exp(st - max')`; `max`, `sum` and `alpha` (the
+/// factor on what was accumulated before) are updated per query, across the lanes. A query
+/// whose maximum is still `-inf` gets zeros and `alpha = 1`: `exp` never sees `-inf - -inf`.
+#[inline(always)]
+fn online_softmax_columns<S: VecMath>(
+    s: S,
+    st: &mut [f32],
+    max: &mut [f32],
+    sum: &mut [f32],
+    alpha: &mut [f32],
+) {
+    let neg_inf = s.splat(f32::NEG_INFINITY);
+    for c in (0..QUERY_TILE).step_by(S::LANES) {
+        let lanes = c..c + S::LANES;
+        let mut m = s.load(&max[lanes.clone()]);
+        let old = m;
+        for row in st.chunks_exact(QUERY_TILE) {
+            m = s.max(m, s.load(&row[lanes.clone()]));
+        }
+        // Queries that have seen a key subtract their maximum; the others subtract 0 from
+        // scores that are all -inf.
+        let seen = s.lt(neg_inf, m);
+        let m_safe = s.select(seen, m, s.zero());
+        let mut total = s.zero();
+        for row in st.chunks_exact_mut(QUERY_TILE) {
+            let p = exp_nonpositive(s, s.sub(s.load(&row[lanes.clone()]), m_safe));
+            s.store(p, &mut row[lanes.clone()]);
+            total = s.add(total, p);
+        }
+        let a = s.select(seen, exp(s, s.sub(old, m_safe)), s.splat(1.0));
+        let l = s.mul_add(s.load(&sum[lanes.clone()]), a, total);
+        s.store(l, &mut sum[lanes.clone()]);
+        s.store(m, &mut max[lanes.clone()]);
+        s.store(a, &mut alpha[lanes]);
     }
 }

@@ -5,8 +5,9 @@ use crate::Error;
 use crate::error::checked_mul;
 use crate::gemm::PANEL;
 
-/// Query rows per tile of the tiled kernel.
-pub(crate) const QUERY_TILE: usize = 48;
+/// Query rows per tile of the tiled kernel (two weight panels of the GEMM layer: the
+/// queries are packed as one).
+pub(crate) const QUERY_TILE: usize = 2 * PANEL;
 /// Keys per tile (two weight panels of the GEMM layer).
 pub(crate) const KEY_TILE: usize = 2 * PANEL;
 
@@ -138,15 +139,13 @@ impl AttentionShape {
     }
 
     /// Floats of scratch the kernel needs: a few tiles, independent of the lengths
-    /// (about `48 * (head_dim + value_dim + 66) + 64 * head_dim`).
+    /// (`64 * (head_dim + value_dim + 67)`).
     pub const fn scratch_len(&self) -> usize {
-        QUERY_TILE
-            .saturating_mul(
-                self.head_dim
-                    .saturating_add(self.value_dim)
-                    .saturating_add(KEY_TILE + 2),
-            )
-            .saturating_add(KEY_TILE.saturating_mul(self.head_dim))
+        QUERY_TILE.saturating_mul(
+            self.head_dim
+                .saturating_add(self.value_dim)
+                .saturating_add(KEY_TILE + 3),
+        )
     }
 
     /// The scale in use.
@@ -204,15 +203,11 @@ impl AttentionShape {
         let per_row = self
             .head_dim
             .checked_add(self.value_dim)
-            .and_then(|n| n.checked_add(KEY_TILE + 2))
+            .and_then(|n| n.checked_add(KEY_TILE + 3))
             .ok_or(Error::SizeOverflow {
                 what: "scratch length",
             })?;
-        checked_mul(QUERY_TILE, per_row, "scratch length")?
-            .checked_add(checked_mul(KEY_TILE, self.head_dim, "scratch length")?)
-            .ok_or(Error::SizeOverflow {
-                what: "scratch length",
-            })?;
+        checked_mul(QUERY_TILE, per_row, "scratch length")?;
         Ok(())
     }
 

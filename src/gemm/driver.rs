@@ -2,7 +2,7 @@
 //! for a packed `B` (GEMM and GEMV) or a row-major one (`A B` and `A B^T`).
 
 use super::store::{store_block, store_whole_tile, whole_bias};
-use super::tile::{dot_1x4, slices, tile_packed, tile_row_major};
+use super::tile::{dot_1x4, slices, tile_packed, tile_row_major, tile_transposed_a};
 use super::{Blocking, Layer, Mat, MatMut, PANEL};
 use crate::engine::kernel_entry;
 use crate::ops::{VecOp, with_epilogue};
@@ -216,6 +216,64 @@ pub(crate) fn gemm_nn<S: Simd, const MR: usize, const NV: usize>(
                 tile_row_major::<S, MR, NV, true>(s, zero, a_rows, b_from, b.stride, width)
             };
             for (i, acc_row) in acc.iter().enumerate().take(m - r0) {
+                let dst = &mut c.row(r0 + i)[col..col + width];
+                for (v, &av) in acc_row.iter().enumerate() {
+                    let lo = (v * S::LANES).min(width);
+                    let hi = ((v + 1) * S::LANES).min(width);
+                    let d = &mut dst[lo..hi];
+                    if d.len() == S::LANES {
+                        let sum = if accumulate { s.add(s.load(d), av) } else { av };
+                        s.store(sum, d);
+                    } else if !d.is_empty() {
+                        let sum = if accumulate {
+                            s.add(s.load_partial(d, 0.0), av)
+                        } else {
+                            av
+                        };
+                        s.store_partial(sum, d);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `C (+)= A B` for `A` given transposed: `a_t` is `A^T`, `k x m` with its own row stride
+/// (`a_t.rows = k`, `a_t.cols = m`), `B` `k x n` row-major, `C` `m x n`. Attention's
+/// `O^T += V^T P^T` runs on it, with `V` as stored.
+#[inline(always)]
+pub(crate) fn gemm_tn<S: Simd, const MR: usize, const NV: usize>(
+    s: S,
+    a_t: Mat<'_>,
+    b: Mat<'_>,
+    mut c: MatMut<'_>,
+    accumulate: bool,
+) {
+    let (m, k, n) = (a_t.cols, a_t.rows, b.cols);
+    let block_cols = NV * S::LANES;
+    for r0 in (0..m).step_by(MR) {
+        let rows = MR.min(m - r0);
+        let a = a_t.data.get(r0..).unwrap_or(&[]);
+        for col in (0..n).step_by(block_cols) {
+            let width = block_cols.min(n - col);
+            let zero = [[s.zero(); NV]; MR];
+            let bb = b.data.get(col..).unwrap_or(&[]);
+            let (lda, ldb) = (a_t.stride, b.stride);
+            let acc = match (rows == MR, width == block_cols) {
+                (true, true) => tile_transposed_a::<S, MR, NV, false, false>(
+                    s, zero, a, lda, rows, k, bb, ldb, width,
+                ),
+                (true, false) => tile_transposed_a::<S, MR, NV, false, true>(
+                    s, zero, a, lda, rows, k, bb, ldb, width,
+                ),
+                (false, true) => tile_transposed_a::<S, MR, NV, true, false>(
+                    s, zero, a, lda, rows, k, bb, ldb, width,
+                ),
+                (false, false) => tile_transposed_a::<S, MR, NV, true, true>(
+                    s, zero, a, lda, rows, k, bb, ldb, width,
+                ),
+            };
+            for (i, acc_row) in acc.iter().enumerate().take(rows) {
                 let dst = &mut c.row(r0 + i)[col..col + width];
                 for (v, &av) in acc_row.iter().enumerate() {
                     let lo = (v * S::LANES).min(width);

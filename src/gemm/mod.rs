@@ -104,7 +104,8 @@ impl<'a> MatMut<'a> {
 }
 
 /// Per-backend register blocking of the GEMM layer. Accumulators: GEMM `MR x NV` vectors,
-/// GEMV `PG x NV`. `NV * LANES` divides [`PANEL`].
+/// GEMV `PG x NV`, the transposed-`A` GEMM `tn`'s `MR x NV`. `NV * LANES` divides
+/// [`PANEL`].
 pub(crate) trait Blocking: Simd {
     const GEMM_MR: usize;
     /// The packed GEMM in tiles of `GEMM_MR` rows, or with `TAIL` of a shorter tile for the
@@ -121,10 +122,12 @@ pub(crate) trait Blocking: Simd {
     fn gemv(self, layer: Layer<'_>, op: impl VecOp<Self>, x: &[f32], y: &mut [f32]);
     /// `C (+)= A B` with row-major `B` ([`driver::gemm_nn`]).
     fn gemm_nn(self, a: Mat<'_>, b: Mat<'_>, c: MatMut<'_>, accumulate: bool);
+    /// `C (+)= A B` with `A` given transposed ([`driver::gemm_tn`]).
+    fn gemm_tn(self, a_t: Mat<'_>, b: Mat<'_>, c: MatMut<'_>, accumulate: bool);
 }
 
 macro_rules! blocking {
-    ($token:ty, mr: $mr:literal, mr_tail: $mrt:literal, nv: $nv:literal, gemv_nv: $gnv:literal, gemv_panels: $gpg:literal) => {
+    ($token:ty, mr: $mr:literal, mr_tail: $mrt:literal, nv: $nv:literal, gemv_nv: $gnv:literal, gemv_panels: $gpg:literal, tn: ($tmr:literal, $tnv:literal)) => {
         impl Blocking for $token {
             const GEMM_MR: usize = $mr;
             #[inline(always)]
@@ -150,20 +153,24 @@ macro_rules! blocking {
             fn gemm_nn(self, a: Mat<'_>, b: Mat<'_>, c: MatMut<'_>, accumulate: bool) {
                 driver::gemm_nn::<Self, $mr, $nv>(self, a, b, c, accumulate)
             }
+            #[inline(always)]
+            fn gemm_tn(self, a_t: Mat<'_>, b: Mat<'_>, c: MatMut<'_>, accumulate: bool) {
+                driver::gemm_tn::<Self, $tmr, $tnv>(self, a_t, b, c, accumulate)
+            }
         }
     };
 }
 // 32 registers: GEMM 12 x 2 zmm accumulators, 2 weight vectors, broadcasts from memory;
 // 2-5 rows left after the last block of 12 take 4-row tiles (64 rows: 5 x 12 + 4).
 #[cfg(simdnn_avx512)]
-blocking!(crate::simd::Avx512, mr: 12, mr_tail: 4, nv: 2, gemv_nv: 2, gemv_panels: 4);
+blocking!(crate::simd::Avx512, mr: 12, mr_tail: 4, nv: 2, gemv_nv: 2, gemv_panels: 4, tn: (6, 4));
 // 16 registers: 6 x 2 ymm accumulators, 2 weight vectors, 1 broadcast. A 6 x 16 tile with
 // its broadcasts runs at 98% of the FMA peak in isolation (measured with inline asm).
 #[cfg(simdnn_avx2)]
-blocking!(crate::simd::Avx2, mr: 6, mr_tail: 3, nv: 2, gemv_nv: 4, gemv_panels: 2);
+blocking!(crate::simd::Avx2, mr: 6, mr_tail: 3, nv: 2, gemv_nv: 4, gemv_panels: 2, tn: (4, 2));
 // 32 registers: 3 x 8 q accumulators and 8 weight vectors. (With `mr` 2 or 3 a tail is one
 // row or at least half a block, so NEON and scalar never run their `mr_tail` tile.)
 #[cfg(simdnn_neon)]
-blocking!(crate::simd::Neon, mr: 3, mr_tail: 2, nv: 8, gemv_nv: 8, gemv_panels: 1);
+blocking!(crate::simd::Neon, mr: 3, mr_tail: 2, nv: 8, gemv_nv: 8, gemv_panels: 1, tn: (4, 4));
 // Cortex-M4F has 32 single registers: 2 x 8 accumulators.
-blocking!(crate::simd::Scalar, mr: 2, mr_tail: 2, nv: 8, gemv_nv: 8, gemv_panels: 1);
+blocking!(crate::simd::Scalar, mr: 2, mr_tail: 2, nv: 8, gemv_nv: 8, gemv_panels: 1, tn: (2, 8));

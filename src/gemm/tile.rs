@@ -3,6 +3,8 @@
 //! - [`tile_packed`]: `MR` rows of `A`, `B` a packed panel;
 //! - [`tile_packed_windows`]: `MR` windows of one slice `step` apart (convolution rows);
 //! - [`tile_row_major`]: `MR` rows of `A`, `B` row-major with its own row stride;
+//! - [`tile_transposed_a`]: `A` given transposed (`A^T` row-major: `MR` consecutive values
+//!   per `k`), `B` row-major;
 //! - [`dot_1x4`]: one row of `A` against four rows of `B` (`A B^T`).
 
 use super::PANEL;
@@ -148,6 +150,61 @@ pub(crate) fn tile_packed_windows<S: Simd, const MR: usize, const NV: usize>(
             }
         }
     }
+}
+
+/// `acc + A B` for `A` given as `A^T` (`kc` rows of `lda` floats, from the tile's first
+/// row of `A`): row `k` of `a_t` holds `A[0..MR][k]` contiguously. With `A_EDGE` fewer than
+/// `MR` rows of `A` remain (`rows`): the others repeat the last (not stored by the caller).
+/// `B` as in [`tile_row_major`].
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn tile_transposed_a<
+    S: Simd,
+    const MR: usize,
+    const NV: usize,
+    const A_EDGE: bool,
+    const EDGE: bool,
+>(
+    s: S,
+    mut acc: [[S::V; NV]; MR],
+    a_t: &[f32],
+    lda: usize,
+    rows: usize,
+    kc: usize,
+    b: &[f32],
+    ldb: usize,
+    width: usize,
+) -> [[S::V; NV]; MR] {
+    for k in 0..kc {
+        let row = &b[k * ldb..][..width];
+        let mut w = [s.zero(); NV];
+        for (v, wv) in w.iter_mut().enumerate() {
+            *wv = if EDGE {
+                let lo = (v * S::LANES).min(width);
+                s.load_partial(&row[lo..((v + 1) * S::LANES).min(width)], 0.0)
+            } else {
+                s.load(&row[v * S::LANES..])
+            };
+        }
+        if A_EDGE {
+            let a = &a_t[k * lda..][..rows];
+            for (m, acc_row) in acc.iter_mut().enumerate() {
+                let x = s.splat(a[m.min(rows - 1)]);
+                for (c, wv) in acc_row.iter_mut().zip(w) {
+                    *c = s.mul_add(wv, x, *c);
+                }
+            }
+        } else {
+            let a = &a_t[k * lda..][..MR];
+            for (acc_row, &am) in acc.iter_mut().zip(a) {
+                let x = s.splat(am);
+                for (c, wv) in acc_row.iter_mut().zip(w) {
+                    *c = s.mul_add(wv, x, *c);
+                }
+            }
+        }
+    }
+    acc
 }
 
 /// `acc + ` `MR` rows of `a` (each `kc` long) times `B`, row-major with row stride `ldb`
