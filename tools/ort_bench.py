@@ -85,6 +85,46 @@ def recurrent(op, gates, inp, hidden, steps):
     return graph(node, {"x": tensor(steps, 1, inp)}, [steps, 1, 1, hidden], weights)
 
 
+def graph_nodes(nodes, inputs, output_shape, opset=17):
+    """A model of several nodes ending in output `y`."""
+    info = [helper.make_tensor_value_info(k, TensorProto.FLOAT, v.shape) for k, v in inputs.items()]
+    out = helper.make_tensor_value_info("y", TensorProto.FLOAT, output_shape)
+    model = helper.make_model(
+        helper.make_graph(nodes, "workload", info, [out]),
+        opset_imports=[helper.make_opsetid("", opset)],
+    )
+    model.ir_version = 10
+    return model.SerializeToString(), inputs
+
+
+def sdpa_graph(heads, q_len, kv_len, d, causal=False):
+    """softmax(Q K^T / sqrt(d) + mask) V as MatMul, Mul, (Add), Softmax, MatMul; K is
+    given transposed ([1, H, d, L]) so no Transpose node runs."""
+    q, kt, v = tensor(1, heads, q_len, d), tensor(1, heads, d, kv_len), tensor(1, heads, kv_len, d)
+    inputs = {"q": q, "kt": kt, "v": v}
+    scale = numpy_helper.from_array(np.array(1.0 / np.sqrt(d), np.float32), "scale")
+    nodes = [
+        helper.make_node("Constant", [], ["scale"], value=scale),
+        helper.make_node("MatMul", ["q", "kt"], ["s"]),
+        helper.make_node("Mul", ["s", "scale"], ["ss"]),
+    ]
+    last = "ss"
+    if causal:
+        mask = np.triu(np.full((q_len, kv_len), -np.inf, np.float32), 1 + kv_len - q_len)
+        nodes.append(helper.make_node("Constant", [], ["mask"], value=numpy_helper.from_array(mask, "mask")))
+        nodes.append(helper.make_node("Add", ["ss", "mask"], ["sm"]))
+        last = "sm"
+    nodes += [helper.make_node("Softmax", [last], ["p"], axis=-1), helper.make_node("MatMul", ["p", "v"], ["y"])]
+    return graph_nodes(nodes, inputs, [1, heads, q_len, d])
+
+
+def sdpa_op(heads, q_len, kv_len, d, causal=False):
+    """ONNX's Attention operator (opset 23), 4-D inputs [1, H, L, d]."""
+    inputs = {"q": tensor(1, heads, q_len, d), "k": tensor(1, heads, kv_len, d), "v": tensor(1, heads, kv_len, d)}
+    node = helper.make_node("Attention", ["q", "k", "v"], ["y"], is_causal=int(causal))
+    return graph_nodes([node], inputs, [1, heads, q_len, d], opset=23)
+
+
 def identity():
     node = helper.make_node("Identity", ["x"], ["y"])
     return graph(node, {"x": tensor(1, 16)}, [1, 16])
@@ -108,6 +148,16 @@ WORKLOADS = {
     # One step: a sequence of one.
     "gru_64x128_step": lambda: recurrent("GRU", 3, 64, 128, 1),
     "lstm_128x256_step": lambda: recurrent("LSTM", 4, 128, 256, 1),
+    # Attention: the MatMul/Softmax/MatMul graph and ONNX's Attention operator; .ci/compare
+    # counts the faster of the two (the `:graph` and `:op` variants of a name).
+    "sdpa_256:graph": lambda: sdpa_graph(8, 256, 256, 64),
+    "sdpa_256:op": lambda: sdpa_op(8, 256, 256, 64),
+    "sdpa_256_causal:graph": lambda: sdpa_graph(8, 256, 256, 64, causal=True),
+    "sdpa_256_causal:op": lambda: sdpa_op(8, 256, 256, 64, causal=True),
+    "sdpa_1024:graph": lambda: sdpa_graph(4, 1024, 1024, 64),
+    "sdpa_1024:op": lambda: sdpa_op(4, 1024, 1024, 64),
+    "decode_1024:graph": lambda: sdpa_graph(8, 1, 1024, 64),
+    "decode_1024:op": lambda: sdpa_op(8, 1, 1024, 64),
 }
 
 
