@@ -269,19 +269,23 @@ fn query_tile<S: Blocking + VecMath>(
         for (j, row) in st.chunks_exact_mut(QUERY_TILE).enumerate() {
             // The queries that see this key (causal bound and window), then the mask.
             let (a, b) = visible_queries(shape, k0 + j, q0, rows);
-            row[..a].fill(f32::NEG_INFINITY);
-            row[b..].fill(f32::NEG_INFINITY);
+            if a > 0 || b < QUERY_TILE {
+                row[..a].fill(f32::NEG_INFINITY);
+                row[b..].fill(f32::NEG_INFINITY);
+            }
             if let Some(m) = mask {
                 for (i, x) in row.iter_mut().enumerate().take(b).skip(a) {
                     *x += m[(q0 + i) * kv_len + k0 + j];
                 }
             }
         }
-        online_softmax_columns(s, st, t.max, t.sum, t.alpha);
-        // Rescale the accumulators of the queries whose maximum grew.
-        for acc_row in t.acc[..dv * QUERY_TILE].chunks_exact_mut(QUERY_TILE) {
-            for (x, &a) in acc_row.iter_mut().zip(t.alpha.iter()) {
-                *x *= a;
+        // Rescale the accumulators of the queries whose maximum grew (after the first
+        // tiles, rarely any).
+        if online_softmax_columns(s, st, t.max, t.sum, t.alpha) {
+            for acc_row in t.acc[..dv * QUERY_TILE].chunks_exact_mut(QUERY_TILE) {
+                for (x, &a) in acc_row.iter_mut().zip(t.alpha.iter()) {
+                    *x *= a;
+                }
             }
         }
         // O^T += V^T P^T, V as stored.
@@ -324,6 +328,7 @@ fn visible_queries(shape: &AttentionShape, key: usize, q0: usize, rows: usize) -
 /// `[keys][QUERY_TILE]` scores, becomes `exp(st - max')`; `max`, `sum` and `alpha` (the
 /// factor on what was accumulated before) are updated per query, across the lanes. A query
 /// whose maximum is still `-inf` gets zeros and `alpha = 1`: `exp` never sees `-inf - -inf`.
+/// Returns whether some `alpha` is not 1.
 #[inline(always)]
 fn online_softmax_columns<S: VecMath>(
     s: S,
@@ -331,8 +336,9 @@ fn online_softmax_columns<S: VecMath>(
     max: &mut [f32],
     sum: &mut [f32],
     alpha: &mut [f32],
-) {
+) -> bool {
     let neg_inf = s.splat(f32::NEG_INFINITY);
+    let mut grew = false;
     for c in (0..QUERY_TILE).step_by(S::LANES) {
         let lanes = c..c + S::LANES;
         let mut m = s.load(&max[lanes.clone()]);
@@ -351,9 +357,12 @@ fn online_softmax_columns<S: VecMath>(
             total = s.add(total, p);
         }
         let a = s.select(seen, exp(s, s.sub(old, m_safe)), s.splat(1.0));
+        // The maximum grew somewhere in these lanes (the old one was smaller).
+        grew |= s.reduce_max(s.sub(m, old)) != 0.0;
         let l = s.mul_add(s.load(&sum[lanes.clone()]), a, total);
         s.store(l, &mut sum[lanes.clone()]);
         s.store(m, &mut max[lanes.clone()]);
         s.store(a, &mut alpha[lanes]);
     }
+    grew
 }

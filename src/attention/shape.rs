@@ -9,7 +9,7 @@ use crate::gemm::PANEL;
 /// queries are packed as one).
 pub(crate) const QUERY_TILE: usize = 2 * PANEL;
 /// Keys per tile (two weight panels of the GEMM layer).
-pub(crate) const KEY_TILE: usize = 2 * PANEL;
+pub(crate) const KEY_TILE: usize = 48;
 
 /// `softmax(Q K^T * scale + mask) V` over several heads, with PyTorch's semantics
 /// (`torch.nn.functional.scaled_dot_product_attention`, its `(N, H, L, E)` tensors with

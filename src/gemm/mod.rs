@@ -171,6 +171,6 @@ blocking!(crate::simd::Avx2, mr: 6, mr_tail: 3, nv: 2, gemv_nv: 4, gemv_panels: 
 // 32 registers: 3 x 8 q accumulators and 8 weight vectors. (With `mr` 2 or 3 a tail is one
 // row or at least half a block, so NEON and scalar never run their `mr_tail` tile.)
 #[cfg(simdnn_neon)]
-blocking!(crate::simd::Neon, mr: 3, mr_tail: 2, nv: 8, gemv_nv: 8, gemv_panels: 1, tn: (4, 4));
+blocking!(crate::simd::Neon, mr: 3, mr_tail: 2, nv: 8, gemv_nv: 8, gemv_panels: 1, tn: (6, 4));
 // Cortex-M4F has 32 single registers: 2 x 8 accumulators.
 blocking!(crate::simd::Scalar, mr: 2, mr_tail: 2, nv: 8, gemv_nv: 8, gemv_panels: 1, tn: (2, 8));
