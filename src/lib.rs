@@ -1,8 +1,8 @@
 //! # simdnn
 //!
 //! `#![no_std]`, allocation-free neural-network kernels (activations, softmax, dense layers
-//! and matrix products, 1-D and 2-D convolutions, streaming conv1d, recurrent cells) with
-//! hand-written SIMD
+//! and matrix products, 1-D and 2-D convolutions, streaming conv1d, recurrent cells,
+//! scaled dot-product attention) with hand-written SIMD
 //! paths for AVX2+FMA, AVX-512F and NEON and a portable scalar path that runs on Cortex-M,
 //! chosen at run time. Every buffer is the caller's; a wrong length is an [`Error`].
 //!
