@@ -3,6 +3,7 @@
 //! query offset, sliding window, additive mask), computed by a tiled kernel with an online
 //! softmax, so no `q_len x kv_len` buffer exists whatever the lengths.
 
+mod partial;
 mod sdpa;
 mod shape;
 
@@ -10,7 +11,43 @@ pub use shape::AttentionShape;
 
 use crate::error::{check_len, checked_mul};
 use crate::{Engine, Error};
-use sdpa::{Sdpa, sdpa_kernel};
+use core::ops::Range;
+use partial::{finish_kernel, merge_kernel};
+use sdpa::{Output, Sdpa, sdpa_kernel};
+
+/// A partial attention result over a range of the keys, for every head and query row: the
+/// maximum scaled score `max` and the sum of `exp(score - max)` (`[heads][q_len]` each) and
+/// the unnormalised output rows `acc` (`[heads][q_len][value_dim]`). Partials over ranges
+/// that cover the keys merge ([`Engine::attention_merge`], in any order) into what one call
+/// over all the keys gives, within rounding; [`Engine::attention_finish`] turns one into the
+/// output. A row that saw no key has `max = -inf`, `sum = 0` and `acc` zeros.
+#[derive(Debug)]
+pub struct AttentionPartial<'a> {
+    /// Per row, the largest score seen.
+    pub max: &'a mut [f32],
+    /// Per row, the sum of `exp(score - max)`.
+    pub sum: &'a mut [f32],
+    /// Per row, `sum_j exp(score_j - max) v_j`.
+    pub acc: &'a mut [f32],
+}
+
+impl AttentionPartial<'_> {
+    /// Checks that the three parts hold whole rows: returns the row length.
+    fn check(&self, name: &'static str) -> Result<usize, Error> {
+        check_len(name, self.sum.len(), self.max.len())?;
+        if self.max.is_empty() {
+            return check_len(name, self.acc.len(), 0).map(|()| 0);
+        }
+        if !self.acc.len().is_multiple_of(self.max.len()) {
+            return Err(Error::NotAMultiple {
+                arg: name,
+                len: self.acc.len(),
+                of: self.max.len(),
+            });
+        }
+        Ok(self.acc.len() / self.max.len())
+    }
+}
 
 impl Engine {
     /// `out = softmax(q k^T * scale + mask) v` for every head (see [`AttentionShape`] for
@@ -74,8 +111,125 @@ impl Engine {
             v_head_stride: shape.kv_len * shape.value_dim,
             mask,
             mask_per_head,
+            keys: (0, shape.kv_len),
+        };
+        let out = Output {
+            rows: out,
+            partial: None,
         };
         sdpa_kernel::run(self, job, out, scratch);
+        Ok(())
+    }
+
+    /// [`Engine::attention`] over the keys `keys` only (a range of `0..kv_len`; the causal
+    /// bound, window and mask apply by absolute key index), as a mergeable
+    /// [`AttentionPartial`]: split a long KV cache into ranges, run them on several threads,
+    /// merge. The partial's parts are `heads * q_len` and `heads * q_len * value_dim` long.
+    ///
+    /// ```
+    /// use simdnn::{AttentionPartial, AttentionShape, Engine};
+    /// let shape = AttentionShape::new(1, 1, 4, 2);
+    /// let (q, k, v) = ([1.0, 0.0], [1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0], [1.0, 2.0, 3.0, 4.0]);
+    /// let v = [v[0], 0.0, v[1], 0.0, v[2], 0.0, v[3], 0.0];
+    /// let nn = Engine::new();
+    /// let mut scratch = vec![0.0; shape.scratch_len()];
+    /// let (mut m1, mut s1, mut a1) = ([0.0], [0.0], [0.0; 2]);
+    /// let (mut m2, mut s2, mut a2) = ([0.0], [0.0], [0.0; 2]);
+    /// let mut first = AttentionPartial { max: &mut m1, sum: &mut s1, acc: &mut a1 };
+    /// let mut second = AttentionPartial { max: &mut m2, sum: &mut s2, acc: &mut a2 };
+    /// nn.attention_partial(&shape, 0..2, &q, &k, &v, None, &mut first, &mut scratch)?;
+    /// nn.attention_partial(&shape, 2..4, &q, &k, &v, None, &mut second, &mut scratch)?;
+    /// nn.attention_merge(&mut first, &second)?;
+    /// let (mut merged, mut whole) = ([0.0; 2], [0.0; 2]);
+    /// nn.attention_finish(&first, &mut merged)?;
+    /// nn.attention(&shape, &q, &k, &v, None, &mut whole, &mut scratch)?;
+    /// assert!((merged[0] - whole[0]).abs() < 1e-6);
+    /// # Ok::<(), simdnn::Error>(())
+    /// ```
+    #[allow(clippy::too_many_arguments)] // the attention's arguments and the range
+    pub fn attention_partial(
+        &self,
+        shape: &AttentionShape,
+        keys: Range<usize>,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        mask: Option<&[f32]>,
+        partial: &mut AttentionPartial<'_>,
+        scratch: &mut [f32],
+    ) -> Result<(), Error> {
+        shape.validate()?;
+        check_len("q", q.len(), shape.q_size())?;
+        check_len("k", k.len(), shape.k_size())?;
+        check_len("v", v.len(), shape.v_size())?;
+        if keys.start > keys.end || keys.end > shape.kv_len {
+            return Err(Error::InvalidShape {
+                what: "keys must be a range within 0..kv_len",
+            });
+        }
+        let rows = shape.heads * shape.q_len;
+        check_len("partial.max", partial.max.len(), rows)?;
+        check_len("partial.sum", partial.sum.len(), rows)?;
+        check_len("partial.acc", partial.acc.len(), shape.out_size())?;
+        let mut mask_per_head = false;
+        if let Some(m) = mask {
+            let per_head = checked_mul(shape.heads, shape.mask_size(), "mask length")?;
+            mask_per_head = m.len() == per_head && shape.heads > 1;
+            if !mask_per_head {
+                check_len("mask", m.len(), shape.mask_size())?;
+            }
+        }
+        check_len("scratch", scratch.len(), shape.scratch_len())?;
+        if rows == 0 {
+            return Ok(());
+        }
+        let job = Sdpa {
+            shape: *shape,
+            scale: shape.scale_value(),
+            q,
+            k,
+            v,
+            k_head_stride: shape.kv_len * shape.head_dim,
+            v_head_stride: shape.kv_len * shape.value_dim,
+            mask,
+            mask_per_head,
+            keys: (keys.start, keys.end),
+        };
+        let out = Output {
+            rows: partial.acc,
+            partial: Some((partial.max, partial.sum)),
+        };
+        sdpa_kernel::run(self, job, out, scratch);
+        Ok(())
+    }
+
+    /// Merges `from` into `into` (partials of the same heads, queries and value size over
+    /// other keys): the result is the partial over both ranges.
+    pub fn attention_merge(
+        &self,
+        into: &mut AttentionPartial<'_>,
+        from: &AttentionPartial<'_>,
+    ) -> Result<(), Error> {
+        let dv = into.check("into")?;
+        let from_dv = from.check("from")?;
+        check_len("from", from.max.len(), into.max.len())?;
+        check_len("from", from_dv, dv)?;
+        merge_kernel::run(
+            self, into.max, into.sum, into.acc, from.max, from.sum, from.acc,
+        );
+        Ok(())
+    }
+
+    /// The attention output of a (merged) partial: `out = acc / sum` row by row, zeros
+    /// for a row that saw no key. `out` is as long as `partial.acc`.
+    pub fn attention_finish(
+        &self,
+        partial: &AttentionPartial<'_>,
+        out: &mut [f32],
+    ) -> Result<(), Error> {
+        partial.check("partial")?;
+        check_len("out", out.len(), partial.acc.len())?;
+        finish_kernel::run(self, partial.sum, partial.acc, out);
         Ok(())
     }
 }

@@ -36,6 +36,17 @@ pub(crate) struct Sdpa<'a> {
     /// The additive mask, `[q_len][kv_len]` for every head or `[heads][q_len][kv_len]`.
     pub(crate) mask: Option<&'a [f32]>,
     pub(crate) mask_per_head: bool,
+    /// The keys this call covers, `lo..hi` (all of them, or a partial result's range).
+    pub(crate) keys: (usize, usize),
+}
+
+/// Where the results go.
+pub(crate) struct Output<'a> {
+    /// `[heads][q_len][value_dim]`: the attention, or for a partial result the
+    /// unnormalised accumulators.
+    pub(crate) rows: &'a mut [f32],
+    /// A partial result's maximum and sum of each row, `[heads][q_len]` each.
+    pub(crate) partial: Option<(&'a mut [f32], &'a mut [f32])>,
 }
 
 /// The scratch tiles (`shape.scratch_len()` floats in all).
@@ -113,9 +124,13 @@ fn all_masked(mask: &[f32], at: usize, stride: usize, rows: usize, cols: usize) 
 pub(crate) fn sdpa_kernel<S: Blocking + VecMath>(
     s: S,
     job: Sdpa<'_>,
-    out: &mut [f32],
+    out: Output<'_>,
     scratch: &mut [f32],
 ) {
+    let Output {
+        rows: out,
+        mut partial,
+    } = out;
     let shape = job.shape;
     let (d, dv) = (shape.head_dim, shape.value_dim);
     let (q_len, kv_len) = (shape.q_len, shape.kv_len);
@@ -137,34 +152,39 @@ pub(crate) fn sdpa_kernel<S: Blocking + VecMath>(
         });
         for q0 in (0..q_len).step_by(QUERY_TILE) {
             let rows = QUERY_TILE.min(q_len - q0);
-            if rows <= DOT_ROWS {
-                query_rows(s, &job, &mut t, q0, rows, q, k, v, mask);
-                // out = acc / sum; a row that saw nothing gives zeros.
-                for i in 0..rows {
-                    let dst = &mut o[(q0 + i) * dv..][..dv];
-                    let sum = t.sum[i];
-                    if sum > 0.0 {
-                        map(s, &t.acc[i * dv..][..dv], dst, Scale(1.0 / sum));
-                    } else {
-                        dst.fill(0.0);
-                    }
-                }
-            } else {
+            let transposed = rows > DOT_ROWS;
+            if transposed {
                 query_tile(s, &job, &mut t, q0, rows, q, k, v, mask);
-                // out[i][c] = acc[c][i] / sum[i], transposed back.
-                for i in 0..rows {
-                    let sum = t.sum[i];
-                    let inv = if sum > 0.0 { 1.0 / sum } else { 0.0 };
-                    let dst = &mut o[(q0 + i) * dv..][..dv];
-                    for (c, y) in dst.iter_mut().enumerate() {
-                        *y = t.acc[c * QUERY_TILE + i] * inv;
+            } else {
+                query_rows(s, &job, &mut t, q0, rows, q, k, v, mask);
+            }
+            for i in 0..rows {
+                let sum = t.sum[i];
+                // out = acc / sum (a row that saw nothing gives zeros); a partial result
+                // keeps acc and hands on its maximum and sum.
+                let scale = match partial.as_mut() {
+                    None if sum > 0.0 => 1.0 / sum,
+                    None => 0.0,
+                    Some((max, sums)) => {
+                        max[h * q_len + q0 + i] = t.max[i];
+                        sums[h * q_len + q0 + i] = sum;
+                        1.0
                     }
+                };
+                let dst = &mut o[(q0 + i) * dv..][..dv];
+                if transposed {
+                    // acc is O^T: transposed back.
+                    for (c, y) in dst.iter_mut().enumerate() {
+                        *y = t.acc[c * QUERY_TILE + i] * scale;
+                    }
+                } else {
+                    map(s, &t.acc[i * dv..][..dv], dst, Scale(scale));
                 }
             }
         }
     }
 }
-kernel_entry!(sdpa_kernel(job: Sdpa<'_>, out: &mut [f32], scratch: &mut [f32]));
+kernel_entry!(sdpa_kernel(job: Sdpa<'_>, out: Output<'_>, scratch: &mut [f32]));
 
 /// A few query rows `q0..q0 + rows` of one head, a row at a time: leaves `acc`, `max` and
 /// `sum` of the rows in `t`.
@@ -189,8 +209,8 @@ fn query_rows<S: Blocking + VecMath>(
     t.sum[..rows].fill(0.0);
     t.acc[..rows * dv].fill(0.0);
     // The keys some row of the tile sees: tiles outside are never computed.
-    let (lo, _) = shape.visible(q0);
-    let (_, hi) = shape.visible(q0 + rows - 1);
+    let lo = shape.visible(q0).0.max(job.keys.0);
+    let hi = shape.visible(q0 + rows - 1).1.min(job.keys.1);
     for k0 in (lo..hi).step_by(KEY_TILE) {
         let cols = KEY_TILE.min(hi - k0);
         if mask.is_some_and(|m| all_masked(m, q0 * kv_len + k0, kv_len, rows, cols)) {
@@ -256,8 +276,8 @@ fn query_tile<S: Blocking + VecMath>(
         bias: None,
         act: Activation::Identity,
     };
-    let (lo, _) = shape.visible(q0);
-    let (_, hi) = shape.visible(q0 + rows - 1);
+    let lo = shape.visible(q0).0.max(job.keys.0);
+    let hi = shape.visible(q0 + rows - 1).1.min(job.keys.1);
     for k0 in (lo..hi).step_by(KEY_TILE) {
         let cols = KEY_TILE.min(hi - k0);
         if mask.is_some_and(|m| all_masked(m, q0 * kv_len + k0, kv_len, rows, cols)) {

@@ -3,7 +3,7 @@
 use crate::common;
 
 use proptest::prelude::*;
-use simdnn::{AttentionShape, Engine, Error};
+use simdnn::{AttentionPartial, AttentionShape, Engine, Error};
 
 const EPS: f64 = 1.0 / 16_777_216.0;
 
@@ -200,6 +200,74 @@ proptest! {
     }
 }
 
+/// The partial results over three ranges of the keys, merged (in either order), give the
+/// attention.
+fn merged(e: &Engine, p: &Problem, cuts: (usize, usize), reverse: bool) -> Vec<f32> {
+    let s = &p.shape;
+    let rows = s.heads * s.q_len;
+    let (a, b) = (cuts.0.min(cuts.1), cuts.0.max(cuts.1));
+    let ranges = [0..a, a..b, b..s.kv_len];
+    let mut parts: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = Vec::new();
+    let mut scratch = vec![f32::NAN; s.scratch_len()];
+    for keys in ranges {
+        let (mut max, mut sum, mut acc) = (
+            vec![f32::NAN; rows],
+            vec![f32::NAN; rows],
+            vec![f32::NAN; s.out_size()],
+        );
+        let mut part = AttentionPartial {
+            max: &mut max,
+            sum: &mut sum,
+            acc: &mut acc,
+        };
+        e.attention_partial(
+            s,
+            keys,
+            &p.q,
+            &p.k,
+            &p.v,
+            p.mask.as_deref(),
+            &mut part,
+            &mut scratch,
+        )
+        .unwrap();
+        parts.push((max, sum, acc));
+    }
+    if reverse {
+        parts.reverse();
+    }
+    let (mut m0, mut s0, mut a0) = parts[0].clone();
+    let mut into = AttentionPartial {
+        max: &mut m0,
+        sum: &mut s0,
+        acc: &mut a0,
+    };
+    for (m, sm, ac) in &mut parts[1..] {
+        let from = AttentionPartial {
+            max: m,
+            sum: sm,
+            acc: ac,
+        };
+        e.attention_merge(&mut into, &from).unwrap();
+    }
+    let mut out = vec![f32::NAN; s.out_size()];
+    e.attention_finish(&into, &mut out).unwrap();
+    out
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn merged_partials_match_reference(p in problem(), cuts in (0usize..200, 0usize..200), reverse in any::<bool>()) {
+        let kv = p.shape.kv_len + 1;
+        for e in common::engines() {
+            let out = merged(&e, &p, (cuts.0 % kv, cuts.1 % kv), reverse);
+            check(&p, &out, &format!("merged {:?}", e.backend()))?;
+        }
+    }
+}
+
 /// Scores far apart (a softmax that is one-hot) and masks that leave rows empty never give
 /// NaN: fully masked rows are zeros.
 #[test]
@@ -323,4 +391,43 @@ fn misuse_is_an_error() {
         Error::SizeOverflow { .. }
     ));
     assert!(out.iter().all(|&x| x == 0.0));
+    // Partials: a range outside the keys, parts of the wrong lengths.
+    let rows = shape.heads * shape.q_len;
+    let (mut m, mut sm, mut a) = (
+        vec![0.0; rows],
+        vec![0.0; rows],
+        vec![0.0; shape.out_size()],
+    );
+    let mut part = AttentionPartial {
+        max: &mut m,
+        sum: &mut sm,
+        acc: &mut a,
+    };
+    assert!(matches!(
+        nn.attention_partial(&shape, 2..6, &q, &k, &v, None, &mut part, &mut scratch),
+        Err(Error::InvalidShape { .. })
+    ));
+    #[allow(clippy::reversed_empty_ranges)]
+    let backwards = 3..1;
+    assert!(matches!(
+        nn.attention_partial(&shape, backwards, &q, &k, &v, None, &mut part, &mut scratch),
+        Err(Error::InvalidShape { .. })
+    ));
+    nn.attention_partial(&shape, 1..4, &q, &k, &v, None, &mut part, &mut scratch)
+        .unwrap();
+    let (mut m2, mut s2, mut a2) = (
+        vec![0.0; rows - 1],
+        vec![0.0; rows - 1],
+        vec![0.0; shape.out_size()],
+    );
+    let short = AttentionPartial {
+        max: &mut m2,
+        sum: &mut s2,
+        acc: &mut a2,
+    };
+    assert!(nn.attention_merge(&mut part, &short).is_err());
+    assert!(matches!(
+        nn.attention_finish(&part, &mut out[1..]),
+        Err(Error::LengthMismatch { arg: "out", .. })
+    ));
 }

@@ -1,0 +1,83 @@
+//! Mergeable partial results (split-KV, flash-decoding): the attention over a sub-range of
+//! the keys as `(max, sum, acc)` per query row, merged by log-sum-exp rescaling.
+
+use crate::engine::kernel_entry;
+use crate::ops::{Scale, map, map_in_place};
+use crate::simd::Simd;
+use crate::vmath::{VecMath, exp_scalar};
+
+/// `into = into (+) from`, row by row: with `m = max(m_a, m_b)`, the sums and accumulators
+/// are rescaled by `exp(m_a - m)` and `exp(m_b - m)` and added. A row empty on both sides
+/// stays empty; `exp` never sees `-inf - -inf`.
+#[inline(always)]
+pub(crate) fn merge_kernel<S: VecMath>(
+    s: S,
+    max: &mut [f32],
+    sum: &mut [f32],
+    acc: &mut [f32],
+    from_max: &[f32],
+    from_sum: &[f32],
+    from_acc: &[f32],
+) {
+    let dv = acc.len() / max.len().max(1);
+    let rows = max
+        .iter_mut()
+        .zip(sum.iter_mut())
+        .zip(acc.chunks_exact_mut(dv));
+    let from = from_max.iter().zip(from_sum).zip(from_acc.chunks_exact(dv));
+    for (((m_a, l_a), acc_a), ((&m_b, &l_b), acc_b)) in rows.zip(from) {
+        let m = m_a.max(m_b);
+        if m == f32::NEG_INFINITY {
+            continue;
+        }
+        let (a, b) = (exp_scalar(s, *m_a - m), exp_scalar(s, m_b - m));
+        *l_a = *l_a * a + l_b * b;
+        *m_a = m;
+        if a != 1.0 {
+            map_in_place(s, acc_a, Scale(a));
+        }
+        add_scaled(s, acc_a, acc_b, b);
+    }
+}
+kernel_entry!(merge_kernel(
+    max: &mut [f32],
+    sum: &mut [f32],
+    acc: &mut [f32],
+    from_max: &[f32],
+    from_sum: &[f32],
+    from_acc: &[f32],
+));
+
+/// `y += b x`.
+#[inline(always)]
+fn add_scaled<S: Simd>(s: S, y: &mut [f32], x: &[f32], b: f32) {
+    let bv = s.splat(b);
+    let mut ys = y.chunks_exact_mut(S::LANES);
+    let mut xs = x.chunks_exact(S::LANES);
+    for (yc, xc) in (&mut ys).zip(&mut xs) {
+        s.store(s.mul_add(s.load(xc), bv, s.load(yc)), yc);
+    }
+    let (yr, xr) = (ys.into_remainder(), xs.remainder());
+    if !yr.is_empty() {
+        let v = s.mul_add(s.load_partial(xr, 0.0), bv, s.load_partial(yr, 0.0));
+        s.store_partial(v, yr);
+    }
+}
+
+/// `out = acc / sum` row by row (zeros for a row that saw no key).
+#[inline(always)]
+pub(crate) fn finish_kernel<S: VecMath>(s: S, sum: &[f32], acc: &[f32], out: &mut [f32]) {
+    let dv = acc.len() / sum.len().max(1);
+    for ((&l, a), o) in sum
+        .iter()
+        .zip(acc.chunks_exact(dv))
+        .zip(out.chunks_exact_mut(dv))
+    {
+        if l > 0.0 {
+            map(s, a, o, Scale(1.0 / l));
+        } else {
+            o.fill(0.0);
+        }
+    }
+}
+kernel_entry!(finish_kernel(sum: &[f32], acc: &[f32], out: &mut [f32]));
