@@ -3,10 +3,12 @@
 //! query offset, sliding window, additive mask), computed by a tiled kernel with an online
 //! softmax, so no `q_len x kv_len` buffer exists whatever the lengths.
 
+mod cache;
 mod partial;
 mod sdpa;
 mod shape;
 
+pub use cache::KvCache;
 pub use shape::AttentionShape;
 
 use crate::error::{check_len, checked_mul};
@@ -14,6 +16,19 @@ use crate::{Engine, Error};
 use core::ops::Range;
 use partial::{finish_kernel, merge_kernel};
 use sdpa::{Output, Sdpa, sdpa_kernel};
+
+/// Checks the mask's length: `Ok(true)` for one mask per head.
+fn check_mask(shape: &AttentionShape, mask: Option<&[f32]>) -> Result<bool, Error> {
+    let Some(m) = mask else {
+        return Ok(false);
+    };
+    let per_head = checked_mul(shape.heads, shape.mask_size(), "mask length")?;
+    if m.len() == per_head && shape.heads > 1 {
+        return Ok(true);
+    }
+    check_len("mask", m.len(), shape.mask_size())?;
+    Ok(false)
+}
 
 /// A partial attention result over a range of the keys, for every head and query row: the
 /// maximum scaled score `max` and the sum of `exp(score - max)` (`[heads][q_len]` each) and
@@ -89,14 +104,7 @@ impl Engine {
         check_len("k", k.len(), shape.k_size())?;
         check_len("v", v.len(), shape.v_size())?;
         check_len("out", out.len(), shape.out_size())?;
-        let mut mask_per_head = false;
-        if let Some(m) = mask {
-            let per_head = checked_mul(shape.heads, shape.mask_size(), "mask length")?;
-            mask_per_head = m.len() == per_head && shape.heads > 1;
-            if !mask_per_head {
-                check_len("mask", m.len(), shape.mask_size())?;
-            }
-        }
+        let mask_per_head = check_mask(shape, mask)?;
         check_len("scratch", scratch.len(), shape.scratch_len())?;
         if out.is_empty() {
             return Ok(());
@@ -109,6 +117,70 @@ impl Engine {
             v,
             k_head_stride: shape.kv_len * shape.head_dim,
             v_head_stride: shape.kv_len * shape.value_dim,
+            mask,
+            mask_per_head,
+            keys: (0, shape.kv_len),
+        };
+        let out = Output {
+            rows: out,
+            partial: None,
+        };
+        sdpa_kernel::run(self, job, out, scratch);
+        Ok(())
+    }
+
+    /// [`Engine::attention`] of new queries over a [`KvCache`], read in place: `shape` is
+    /// the attention's, with `kv_len = cache.len()` (the new tokens' keys and values appended
+    /// already) and the cache's heads and sizes; for autoregressive decoding make it causal
+    /// with the offset `cache.len() - q_len` (each new token sees the cache and itself).
+    ///
+    /// ```
+    /// use simdnn::{AttentionShape, Engine, KvCache};
+    /// let (mut k, mut v) = (vec![0.0; 64 * 8], vec![0.0; 64 * 8]);
+    /// let mut cache = KvCache::new(&mut k, &mut v, 1, 64, 8, 8)?;
+    /// let nn = Engine::new();
+    /// let mut scratch = vec![0.0; AttentionShape::new(2, 1, 1, 8).scratch_len()];
+    /// for step in 0..3 {
+    ///     cache.append(&[0.1 * step as f32; 8], &[step as f32; 8])?; // this token's k, v
+    ///     let shape = AttentionShape::new(2, 1, cache.len(), 8)
+    ///         .with_kv_heads(1)
+    ///         .with_causal(cache.len() - 1);
+    ///     let mut out = [0.0; 2 * 8];
+    ///     nn.attention_cached(&shape, &[0.5; 2 * 8], &cache, None, &mut out, &mut scratch)?;
+    ///     assert!(out.iter().all(|&o| o >= 0.0 && o <= step as f32));
+    /// }
+    /// # Ok::<(), simdnn::Error>(())
+    /// ```
+    pub fn attention_cached(
+        &self,
+        shape: &AttentionShape,
+        q: &[f32],
+        cache: &KvCache<'_>,
+        mask: Option<&[f32]>,
+        out: &mut [f32],
+        scratch: &mut [f32],
+    ) -> Result<(), Error> {
+        shape.validate()?;
+        let (k, v, capacity, d, dv) = cache.parts();
+        check_len("shape.kv_len", shape.kv_len, cache.len())?;
+        check_len("shape.kv_heads", shape.kv_heads, cache.kv_heads())?;
+        check_len("shape.head_dim", shape.head_dim, d)?;
+        check_len("shape.value_dim", shape.value_dim, dv)?;
+        check_len("q", q.len(), shape.q_size())?;
+        check_len("out", out.len(), shape.out_size())?;
+        let mask_per_head = check_mask(shape, mask)?;
+        check_len("scratch", scratch.len(), shape.scratch_len())?;
+        if out.is_empty() {
+            return Ok(());
+        }
+        let job = Sdpa {
+            shape: *shape,
+            scale: shape.scale_value(),
+            q,
+            k,
+            v,
+            k_head_stride: capacity * d,
+            v_head_stride: capacity * dv,
             mask,
             mask_per_head,
             keys: (0, shape.kv_len),
@@ -171,14 +243,7 @@ impl Engine {
         check_len("partial.max", partial.max.len(), rows)?;
         check_len("partial.sum", partial.sum.len(), rows)?;
         check_len("partial.acc", partial.acc.len(), shape.out_size())?;
-        let mut mask_per_head = false;
-        if let Some(m) = mask {
-            let per_head = checked_mul(shape.heads, shape.mask_size(), "mask length")?;
-            mask_per_head = m.len() == per_head && shape.heads > 1;
-            if !mask_per_head {
-                check_len("mask", m.len(), shape.mask_size())?;
-            }
-        }
+        let mask_per_head = check_mask(shape, mask)?;
         check_len("scratch", scratch.len(), shape.scratch_len())?;
         if rows == 0 {
             return Ok(());

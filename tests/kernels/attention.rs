@@ -3,7 +3,7 @@
 use crate::common;
 
 use proptest::prelude::*;
-use simdnn::{AttentionPartial, AttentionShape, Engine, Error};
+use simdnn::{AttentionPartial, AttentionShape, Engine, Error, KvCache};
 
 const EPS: f64 = 1.0 / 16_777_216.0;
 
@@ -264,6 +264,52 @@ proptest! {
         for e in common::engines() {
             let out = merged(&e, &p, (cuts.0 % kv, cuts.1 % kv), reverse);
             check(&p, &out, &format!("merged {:?}", e.backend()))?;
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Decoding over a KV cache (appended token by token, rows read in place with the
+    /// cache's capacity as head stride) gives each step what the causal attention over all
+    /// tokens gives its row, within the bound.
+    #[test]
+    fn decode_over_cache_matches_reference(
+        (groups, kv_heads) in (1usize..4, 1usize..3),
+        (len, extra, d, dv) in (1usize..40, 0usize..9, 1usize..24, 1usize..24),
+        seed in any::<u32>(),
+        window in prop::option::of(1usize..12),
+    ) {
+        let heads = groups * kv_heads;
+        let full = AttentionShape::new(heads, len, len, d).with_kv_heads(kv_heads).with_value_dim(dv).with_causal(0);
+        let full = AttentionShape { window, ..full };
+        let wave = |n: usize, k: u32| (0..n).map(|i| ((i as u32).wrapping_mul(2654435761).wrapping_add(seed ^ k) >> 8) as f32 / (1u32 << 23) as f32 - 1.0).collect::<Vec<f32>>();
+        let (q, k, v) = (wave(full.q_size(), 1), wave(full.k_size(), 2), wave(full.v_size(), 3));
+        for e in common::engines() {
+            let cap = len + extra;
+            let (mut kc, mut vc) = (vec![f32::NAN; kv_heads * cap * d], vec![f32::NAN; kv_heads * cap * dv]);
+            let mut cache = KvCache::new(&mut kc, &mut vc, kv_heads, cap, d, dv).unwrap();
+            let mut scratch = vec![f32::NAN; full.scratch_len()];
+            for t in 0..len {
+                // Token t's keys and values, [kv_heads][1][..].
+                let kt: Vec<f32> = (0..kv_heads).flat_map(|g| k[(g * len + t) * d..][..d].to_vec()).collect();
+                let vt: Vec<f32> = (0..kv_heads).flat_map(|g| v[(g * len + t) * dv..][..dv].to_vec()).collect();
+                cache.append(&kt, &vt).unwrap();
+                let step = AttentionShape { kv_len: t + 1, q_len: 1, causal: Some(t), ..full };
+                let qt: Vec<f32> = (0..heads).flat_map(|h| q[(h * len + t) * d..][..d].to_vec()).collect();
+                let mut out = vec![f32::NAN; step.out_size()];
+                e.attention_cached(&step, &qt, &cache, None, &mut out, &mut scratch).unwrap();
+                // The reference: row t of the full causal attention.
+                let p = Problem { shape: full, q: q.clone(), k: k.clone(), v: v.clone(), mask: None };
+                for h in 0..heads {
+                    for (c, (want, tol)) in reference(&p, h, t).into_iter().enumerate() {
+                        let got = out[h * dv + c] as f64;
+                        prop_assert!((got - want).abs() <= tol, "{:?} step {t} head {h} col {c}: {got} vs {want}", e.backend());
+                    }
+                }
+            }
+            prop_assert!(cache.append(&vec![0.0; kv_heads * d * (extra + 1)], &vec![0.0; kv_heads * dv * (extra + 1)]).is_err());
         }
     }
 }
