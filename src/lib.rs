@@ -157,7 +157,7 @@ mod softmax;
 // Benchmark support.
 mod probe;
 
-pub use attention::{AttentionPartial, AttentionShape, KvCache};
+pub use attention::{AdditiveShape, AttentionPartial, AttentionShape, KvCache, PackedAdditive};
 pub use conv::{
     Conv1dStream, Conv2d, Conv2dShape, ConvAlgorithm, ConvPath, PackedConv2d, Padding,
     WeightLayout, convert_weights, pack_conv2d,

@@ -5,16 +5,21 @@
 
 mod cache;
 mod partial;
+mod pool;
 mod sdpa;
 mod shape;
 
 pub use cache::KvCache;
+pub use pool::{AdditiveShape, PackedAdditive};
 pub use shape::AttentionShape;
 
 use crate::error::{check_len, checked_mul};
+use crate::gemm::Mat;
+use crate::gemm::driver::gemm_packed_kernel;
 use crate::{Engine, Error};
 use core::ops::Range;
 use partial::{finish_kernel, merge_kernel};
+use pool::{AdditiveJob, additive_kernel, dot_pool_kernel, items};
 use sdpa::{Output, Sdpa, sdpa_kernel};
 
 /// Checks the mask's length: `Ok(true)` for one mask per head.
@@ -295,6 +300,114 @@ impl Engine {
         partial.check("partial")?;
         check_len("out", out.len(), partial.acc.len())?;
         finish_kernel::run(self, partial.sum, partial.acc, out);
+        Ok(())
+    }
+
+    /// Projects the keys of an additive attention once, `projected = keys W_k^T`
+    /// (`keys` is `[n][key_dim]`, `projected` `[n][attn_dim]`): the projections serve every
+    /// query over the same keys (encoder-decoder attention).
+    pub fn additive_keys(
+        &self,
+        attention: &PackedAdditive<'_>,
+        keys: &[f32],
+        projected: &mut [f32],
+    ) -> Result<(), Error> {
+        let shape = attention.shape();
+        let n = items("keys", keys.len(), shape.key_dim)?;
+        check_len(
+            "projected",
+            projected.len(),
+            checked_mul(n, shape.attn_dim, "projected length")?,
+        )?;
+        if n > 0 {
+            gemm_packed_kernel::run(self, attention.parts().1, keys, projected);
+        }
+        Ok(())
+    }
+
+    /// Additive (Bahdanau) attention pooling of one query over `n` items:
+    /// `e_i = w . tanh(W_q query + b + W_k k_i)` (the keys projected by
+    /// [`Engine::additive_keys`]: `projected` is `[n][attn_dim]`), `weights = softmax(e)`
+    /// (`[n]`), `context = sum_i weights_i values_i` (`values` is `[n][value_dim]`,
+    /// `context` `[value_dim]`). `scratch` is `attn_dim` long. No items: zero context.
+    #[allow(clippy::too_many_arguments)] // the inputs and outputs of the pooling
+    pub fn additive_pool(
+        &self,
+        attention: &PackedAdditive<'_>,
+        query: &[f32],
+        projected: &[f32],
+        values: &[f32],
+        weights: &mut [f32],
+        context: &mut [f32],
+        scratch: &mut [f32],
+    ) -> Result<(), Error> {
+        let shape = attention.shape();
+        check_len("query", query.len(), shape.query_dim)?;
+        let n = items("projected", projected.len(), shape.attn_dim)?;
+        check_len("weights", weights.len(), n)?;
+        check_len(
+            "values",
+            values.len(),
+            checked_mul(n, context.len(), "values length")?,
+        )?;
+        check_len("scratch", scratch.len(), shape.attn_dim)?;
+        if context.is_empty() && n > 0 {
+            return Err(Error::ZeroDimension { arg: "context" });
+        }
+        let (query_layer, _, w) = attention.parts();
+        let job = AdditiveJob {
+            query_layer,
+            w,
+            query,
+            projected,
+            values,
+        };
+        additive_kernel::run(self, job, weights, context, scratch);
+        Ok(())
+    }
+
+    /// Dot-product attention pooling of one query over `n` items: `e_i = keys_i . query`
+    /// (`keys` is `[n][query.len()]`; for `e_i = MLP(v_i) . h`, the keys are the MLP's
+    /// outputs, e.g. from [`Engine::dense`]), `weights = softmax(e)` (`[n]`), `context =
+    /// sum_i weights_i values_i` (`values` is `[n][context.len()]`). No scale: scale the
+    /// query for scaled scores.
+    ///
+    /// ```
+    /// use simdnn::Engine;
+    /// let keys = [1.0, 0.0, 0.0, 1.0]; // two items of 2 features
+    /// let values = [10.0, 20.0];        // one value each
+    /// let (mut weights, mut context) = ([0.0; 2], [0.0; 1]);
+    /// Engine::new().attention_pool(&keys, &[0.0, 0.0], &values, &mut weights, &mut context)?;
+    /// assert!((context[0] - 15.0).abs() < 1e-5); // equal scores
+    /// # Ok::<(), simdnn::Error>(())
+    /// ```
+    pub fn attention_pool(
+        &self,
+        keys: &[f32],
+        query: &[f32],
+        values: &[f32],
+        weights: &mut [f32],
+        context: &mut [f32],
+    ) -> Result<(), Error> {
+        if query.is_empty() {
+            return Err(Error::ZeroDimension { arg: "query" });
+        }
+        let n = items("keys", keys.len(), query.len())?;
+        check_len("weights", weights.len(), n)?;
+        check_len(
+            "values",
+            values.len(),
+            checked_mul(n, context.len(), "values length")?,
+        )?;
+        if context.is_empty() && n > 0 {
+            return Err(Error::ZeroDimension { arg: "context" });
+        }
+        if n == 0 {
+            context.fill(0.0);
+            return Ok(());
+        }
+        let keys = Mat::dense(keys, n, query.len());
+        dot_pool_kernel::run(self, keys, query, values, weights, context);
         Ok(())
     }
 }

@@ -477,3 +477,153 @@ fn misuse_is_an_error() {
         Err(Error::LengthMismatch { arg: "out", .. })
     ));
 }
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Additive (Bahdanau) and dot-product pooling against f64, every backend.
+    #[test]
+    fn pooling_matches_reference(
+        (n, dq, dk, da, dv) in (0usize..40, 1usize..20, 1usize..20, 1usize..40, 1usize..20),
+        seed in any::<u32>(),
+        with_bias in any::<bool>(),
+    ) {
+        use simdnn::{AdditiveShape, PackedAdditive};
+        let wave = |len: usize, k: u32| (0..len).map(|i| ((i as u32).wrapping_mul(2654435761).wrapping_add(seed ^ k) >> 8) as f32 / (1u32 << 23) as f32 - 1.0).collect::<Vec<f32>>();
+        let (w_q, w_k, b, w) = (wave(da * dq, 1), wave(da * dk, 2), wave(da, 3), wave(da, 4));
+        let (q, keys, values) = (wave(dq, 5), wave(n * dk, 6), wave(n * dv, 7));
+        let shape = AdditiveShape::new(dq, dk, da);
+        let mut storage = vec![f32::NAN; shape.packed_len()];
+        let att = PackedAdditive::pack(&shape, &w_q, &w_k, with_bias.then_some(&b[..]), &w, &mut storage).unwrap();
+        // f64: scores, weights, context, with a bound from the magnitudes.
+        let f = |x: f32| x as f64;
+        let qp: Vec<f64> = (0..da).map(|a| (0..dq).map(|j| f(w_q[a * dq + j]) * f(q[j])).sum::<f64>() + if with_bias { f(b[a]) } else { 0.0 }).collect();
+        let e: Vec<f64> = (0..n).map(|i| (0..da).map(|a| {
+            let kp: f64 = (0..dk).map(|j| f(w_k[a * dk + j]) * f(keys[i * dk + j])).sum();
+            f(w[a]) * (qp[a] + kp).tanh()
+        }).sum()).collect();
+        let max = e.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let z: f64 = e.iter().map(|x| (x - max).exp()).sum();
+        let a_ref: Vec<f64> = e.iter().map(|x| (x - max).exp() / z).collect();
+        // The score error: the projections' sums ((dq + dk + 4) eps each, |x| <= 1 so <= dq + dk),
+        // tanh's 4 ulp, the da-term dot.
+        let tol_e = ((dq + dk + 8) as f64 * (dq + dk) as f64 + 8.0 * da as f64) * EPS * 4.0;
+        for e_ in common::engines() {
+            let mut projected = vec![f32::NAN; n * da];
+            e_.additive_keys(&att, &keys, &mut projected).unwrap();
+            let (mut weights, mut context, mut scratch) = (vec![f32::NAN; n], vec![f32::NAN; dv], vec![f32::NAN; da]);
+            e_.additive_pool(&att, &q, &projected, &values, &mut weights, &mut context, &mut scratch).unwrap();
+            for (i, (&g, &r)) in weights.iter().zip(&a_ref).enumerate() {
+                prop_assert!((f(g) - r).abs() <= 2.0 * tol_e * r + 1e-6, "{:?} weight {i}: {g} vs {r}", e_.backend());
+            }
+            for c in 0..dv {
+                let want: f64 = (0..n).map(|i| a_ref[i] * f(values[i * dv + c])).sum();
+                prop_assert!((f(context[c]) - want).abs() <= 2.0 * tol_e + (n as f64 + 4.0) * EPS + 1e-6, "{:?} context {c}", e_.backend());
+            }
+            // Dot-product pooling with the keys as given.
+            let (mut weights, mut context) = (vec![f32::NAN; n], vec![f32::NAN; dv]);
+            let query = wave(dk, 8);
+            e_.attention_pool(&keys, &query, &values, &mut weights, &mut context).unwrap();
+            let e: Vec<f64> = (0..n).map(|i| (0..dk).map(|j| f(keys[i * dk + j]) * f(query[j])).sum()).collect();
+            let max = e.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let z: f64 = e.iter().map(|x| (x - max).exp()).sum();
+            for c in 0..dv {
+                let want: f64 = (0..n).map(|i| (e[i] - max).exp() / z * f(values[i * dv + c])).sum();
+                prop_assert!((f(context[c]) - want).abs() <= (4.0 * (dk as f64 + 4.0) * dk as f64 + n as f64 + 8.0) * EPS + 1e-6, "{:?} dot context {c}", e_.backend());
+            }
+        }
+    }
+}
+
+#[test]
+fn pooling_misuse_is_an_error() {
+    use simdnn::{AdditiveShape, PackedAdditive};
+    let nn = Engine::new();
+    let shape = AdditiveShape::new(2, 3, 4);
+    let mut storage = vec![0.0; shape.packed_len()];
+    assert!(matches!(
+        PackedAdditive::pack(&shape, &[0.0; 7], &[0.0; 12], None, &[0.0; 4], &mut storage),
+        Err(Error::LengthMismatch { arg: "w_q", .. })
+    ));
+    assert!(matches!(
+        PackedAdditive::pack(
+            &AdditiveShape::new(2, 3, 0),
+            &[],
+            &[],
+            None,
+            &[],
+            &mut storage
+        ),
+        Err(Error::ZeroDimension { arg: "attn_dim" })
+    ));
+    let att =
+        PackedAdditive::pack(&shape, &[0.1; 8], &[0.1; 12], None, &[1.0; 4], &mut storage).unwrap();
+    let mut projected = [0.0; 8];
+    assert!(matches!(
+        nn.additive_keys(&att, &[0.0; 7], &mut projected),
+        Err(Error::NotAMultiple { arg: "keys", .. })
+    ));
+    assert!(matches!(
+        nn.additive_keys(&att, &[0.0; 9], &mut projected),
+        Err(Error::LengthMismatch {
+            arg: "projected",
+            ..
+        })
+    ));
+    nn.additive_keys(&att, &[0.5; 6], &mut projected).unwrap();
+    let (mut w, mut c, mut s) = ([0.0; 2], [0.0; 3], [0.0; 4]);
+    assert!(matches!(
+        nn.additive_pool(
+            &att, &[0.0; 3], &projected, &[0.0; 6], &mut w, &mut c, &mut s
+        ),
+        Err(Error::LengthMismatch { arg: "query", .. })
+    ));
+    assert!(matches!(
+        nn.additive_pool(
+            &att, &[0.0; 2], &projected, &[0.0; 5], &mut w, &mut c, &mut s
+        ),
+        Err(Error::LengthMismatch { arg: "values", .. })
+    ));
+    assert!(matches!(
+        nn.additive_pool(
+            &att,
+            &[0.0; 2],
+            &projected,
+            &[0.0; 6],
+            &mut w[..1],
+            &mut c,
+            &mut s
+        ),
+        Err(Error::LengthMismatch { arg: "weights", .. })
+    ));
+    assert!(matches!(
+        nn.additive_pool(
+            &att,
+            &[0.0; 2],
+            &projected,
+            &[0.0; 6],
+            &mut w,
+            &mut c,
+            &mut s[..3]
+        ),
+        Err(Error::LengthMismatch { arg: "scratch", .. })
+    ));
+    nn.additive_pool(
+        &att, &[0.0; 2], &projected, &[1.0; 6], &mut w, &mut c, &mut s,
+    )
+    .unwrap();
+    assert!((c[0] - 1.0).abs() < 1e-6 && (w[0] - 0.5).abs() < 1e-6);
+    assert!(matches!(
+        nn.attention_pool(&[0.0; 5], &[0.0; 2], &[0.0; 2], &mut w, &mut c[..1]),
+        Err(Error::NotAMultiple { arg: "keys", .. })
+    ));
+    assert!(matches!(
+        nn.attention_pool(&[0.0; 4], &[], &[0.0; 2], &mut w, &mut c[..1]),
+        Err(Error::ZeroDimension { arg: "query" })
+    ));
+    // No items: a zero context.
+    let mut c = [7.0; 3];
+    nn.attention_pool(&[], &[1.0; 2], &[], &mut [], &mut c)
+        .unwrap();
+    assert_eq!(c, [0.0; 3]);
+}
