@@ -8,9 +8,9 @@
 //!
 //! Adding a workload is one line in `WORKLOADS`.
 use simdnn::{
-    Activation, AttentionShape, Backend, Conv2dShape, Direction, Engine, GruShape, LstmShape,
-    PackedConv2d, PackedDense, PackedGru, PackedLstm, PackedRnn, Padding, RnnShape, TorchWeights,
-    WeightLayout, dense_packed_len,
+    Activation, AdditiveShape, AttentionShape, Backend, Conv2dShape, Direction, Engine, GruShape,
+    LstmShape, PackedAdditive, PackedConv2d, PackedDense, PackedGru, PackedLstm, PackedRnn,
+    Padding, RnnShape, TorchWeights, WeightLayout, dense_packed_len,
 };
 #[path = "../benches/common/aligned.rs"]
 mod aligned;
@@ -173,6 +173,13 @@ const WORKLOADS: &[Workload] = &[
         name: "decode_1024",
         work: Flops(8.0 * 4.0 * 1024.0 * 64.0),
         make: |nn| attention(nn, AttentionShape::new(8, 1, 1024, 64).with_causal(1023)),
+    },
+    // Additive (Bahdanau) pooling: 128 keys of 64 projected to 64 in the call, a query of
+    // 64, the keys as values.
+    Workload {
+        name: "additive_128",
+        work: Flops(2.0 * (128.0 * 64.0 * 64.0 + 64.0 * 64.0 + 2.0 * 128.0 * 64.0)),
+        make: |nn| additive(nn, 128, 64, 64),
     },
     Workload {
         name: "softmax_8x1024",
@@ -341,6 +348,34 @@ fn attention(nn: Engine, shape: AttentionShape) -> Box<dyn FnMut()> {
         )
         .unwrap();
         black_box(out.get());
+    })
+}
+
+/// Additive attention pooling over `n` keys of `d` (also the values), projected to `a` in
+/// every call, one query of `d`.
+fn additive(nn: Engine, n: usize, d: usize, a: usize) -> Box<dyn FnMut()> {
+    let shape = AdditiveShape::new(d, d, a);
+    let (w_q, w_k, b, w) = (data(a * d, 31), data(a * d, 32), data(a, 33), data(a, 34));
+    let mut storage = Aligned::from(&vec![0.0; shape.packed_len()]);
+    PackedAdditive::pack(&shape, &w_q, &w_k, Some(&b), &w, storage.get_mut()).unwrap();
+    let (keys, query) = (Aligned::from(&data(n * d, 35)), data(d, 36));
+    let (mut projected, mut weights) = (vec![0.0; n * a], vec![0.0; n]);
+    let (mut context, mut scratch) = (vec![0.0; d], vec![0.0; a]);
+    Box::new(move || {
+        let att = PackedAdditive::from_packed(&shape, storage.get()).unwrap();
+        let keys = black_box(keys.get());
+        nn.additive_keys(&att, keys, &mut projected).unwrap();
+        nn.additive_pool(
+            &att,
+            &query,
+            &projected,
+            keys,
+            &mut weights,
+            &mut context,
+            &mut scratch,
+        )
+        .unwrap();
+        black_box(&context);
     })
 }
 

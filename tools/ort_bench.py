@@ -125,6 +125,27 @@ def sdpa_op(heads, q_len, kv_len, d, causal=False):
     return graph_nodes([node], inputs, [1, heads, q_len, d], opset=23)
 
 
+def additive(n, d, a):
+    """Additive attention pooling as a graph: MatMul (keys by W_k^T), Add (the projected
+    query with its bias, an input), Tanh, MatMul (by w), Softmax over the keys, Transpose,
+    MatMul (by the values = the keys)."""
+    keys, wk, qp, w = tensor(n, d), tensor(d, a), tensor(1, a), tensor(a, 1)
+    inputs = {"keys": keys, "qp": qp}
+    const = lambda name, arr: helper.make_node("Constant", [], [name], value=numpy_helper.from_array(arr, name))
+    nodes = [
+        const("wk", wk),
+        const("w", w),
+        helper.make_node("MatMul", ["keys", "wk"], ["kp"]),
+        helper.make_node("Add", ["kp", "qp"], ["pre"]),
+        helper.make_node("Tanh", ["pre"], ["t"]),
+        helper.make_node("MatMul", ["t", "w"], ["e"]),
+        helper.make_node("Softmax", ["e"], ["p"], axis=0),
+        helper.make_node("Transpose", ["p"], ["pt"]),
+        helper.make_node("MatMul", ["pt", "keys"], ["y"]),
+    ]
+    return graph_nodes(nodes, inputs, [1, d])
+
+
 def identity():
     node = helper.make_node("Identity", ["x"], ["y"])
     return graph(node, {"x": tensor(1, 16)}, [1, 16])
@@ -158,6 +179,7 @@ WORKLOADS = {
     "sdpa_1024:op": lambda: sdpa_op(4, 1024, 1024, 64),
     "decode_1024:graph": lambda: sdpa_graph(8, 1, 1024, 64),
     "decode_1024:op": lambda: sdpa_op(8, 1, 1024, 64),
+    "additive_128": lambda: additive(128, 64, 64),
 }
 
 
