@@ -1,10 +1,11 @@
 //! Arbitrary attention shapes (heads, groupings, lengths, sizes, causal offsets, windows,
 //! masks with -inf) and buffer lengths: never panics, an `Err` exactly when the shape or a
 //! length is inconsistent, finite inputs give finite outputs, and the best backend agrees
-//! with scalar.
+//! with scalar; merged partials over two key ranges and the same call over a KV cache agree
+//! with the plain call; additive and dot-product pooling of the same data.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use simdnn::{AttentionShape, Backend, Engine};
+use simdnn::{AdditiveShape, AttentionPartial, AttentionShape, Backend, Engine, KvCache, PackedAdditive};
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 10 {
@@ -59,8 +60,52 @@ fuzz_target!(|data: &[u8]| {
         assert!(out.iter().all(|x| x.is_finite()), "non-finite output");
         let (_, out_s) = run(&Engine::with_backend(Backend::Scalar).unwrap());
         // Values within ±4: outputs are convex combinations of them.
+        let tol = 1e-3 * (1.0 + (kv_len as f32).sqrt());
         for (a, b) in out.iter().zip(&out_s) {
-            assert!((a - b).abs() <= 1e-3 * (1.0 + (kv_len as f32).sqrt()), "{a} vs scalar {b}");
+            assert!((a - b).abs() <= tol, "{a} vs scalar {b}");
+        }
+        let mask = (mask_len > 0).then_some(&mask[..]);
+        let mut scratch = vec![0.0; shape.scratch_len()];
+        // Two partials split at `cut`, merged, finished.
+        let rows = heads * q_len;
+        let cut = data[8] as usize % (kv_len + 1);
+        let (mut m1, mut s1, mut a1) = (vec![0.0; rows], vec![0.0; rows], vec![0.0; shape.out_size()]);
+        let (mut m2, mut s2, mut a2) = (m1.clone(), s1.clone(), a1.clone());
+        let mut p1 = AttentionPartial { max: &mut m1, sum: &mut s1, acc: &mut a1 };
+        let mut p2 = AttentionPartial { max: &mut m2, sum: &mut s2, acc: &mut a2 };
+        best.attention_partial(&shape, 0..cut, &q, &k, &v, mask, &mut p1, &mut scratch).unwrap();
+        best.attention_partial(&shape, cut..kv_len, &q, &k, &v, mask, &mut p2, &mut scratch).unwrap();
+        best.attention_merge(&mut p1, &p2).unwrap();
+        let mut merged = vec![0.0; shape.out_size()];
+        best.attention_finish(&p1, &mut merged).unwrap();
+        for (a, b) in merged.iter().zip(&out) {
+            assert!((a - b).abs() <= tol, "merged {a} vs {b}");
+        }
+        // The same keys and values in a cache with spare capacity.
+        let cap = kv_len + data[7] as usize % 5;
+        let (mut kc, mut vc) = (vec![0.0; kv_heads * cap * d], vec![0.0; kv_heads * cap * dv]);
+        let mut cache = KvCache::new(&mut kc, &mut vc, kv_heads, cap, d, dv).unwrap();
+        cache.append(&k, &v).unwrap();
+        let mut cached = vec![0.0; shape.out_size()];
+        best.attention_cached(&shape, &q, &cache, mask, &mut cached, &mut scratch).unwrap();
+        assert_eq!(cached, out, "cached");
+    }
+    // Pooling over the first head's keys as items (no Err expected for matching lengths).
+    if d > 0 && kv_len > 0 && k.len() >= kv_len * d && v.len() >= kv_len * dv {
+        let (keys, values) = (&k[..kv_len * d], &v[..kv_len * dv]);
+        let (mut w, mut c) = (vec![0.0; kv_len], vec![0.0; dv]);
+        best.attention_pool(keys, &q[..d.min(q.len())], values, &mut w, &mut c).ok();
+        let att_shape = AdditiveShape::new(d, d, dv);
+        let mut storage = vec![0.0; att_shape.packed_len()];
+        let wq = take(dv * d, 9);
+        if let Ok(att) = PackedAdditive::pack(&att_shape, &wq, &wq, None, &wq[..dv], &mut storage) {
+            let mut projected = vec![0.0; kv_len * dv];
+            best.additive_keys(&att, keys, &mut projected).unwrap();
+            let mut scratch = vec![0.0; dv];
+            if q.len() >= d {
+                best.additive_pool(&att, &q[..d], &projected, values, &mut w, &mut c, &mut scratch).unwrap();
+                assert!(w.iter().all(|x| x.is_finite()) && c.iter().all(|x| x.is_finite()));
+            }
         }
     }
 });

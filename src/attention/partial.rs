@@ -19,24 +19,22 @@ pub(crate) fn merge_kernel<S: VecMath>(
     from_sum: &[f32],
     from_acc: &[f32],
 ) {
+    // (Rows without accumulators, `value_dim` 0, still merge their maxima and sums.)
     let dv = acc.len() / max.len().max(1);
-    let rows = max
-        .iter_mut()
-        .zip(sum.iter_mut())
-        .zip(acc.chunks_exact_mut(dv));
-    let from = from_max.iter().zip(from_sum).zip(from_acc.chunks_exact(dv));
-    for (((m_a, l_a), acc_a), ((&m_b, &l_b), acc_b)) in rows.zip(from) {
+    for r in 0..max.len() {
+        let (m_a, m_b) = (max[r], from_max[r]);
         let m = m_a.max(m_b);
         if m == f32::NEG_INFINITY {
             continue;
         }
-        let (a, b) = (exp_scalar(s, *m_a - m), exp_scalar(s, m_b - m));
-        *l_a = *l_a * a + l_b * b;
-        *m_a = m;
+        let (a, b) = (exp_scalar(s, m_a - m), exp_scalar(s, m_b - m));
+        sum[r] = sum[r] * a + from_sum[r] * b;
+        max[r] = m;
+        let acc_a = &mut acc[r * dv..(r + 1) * dv];
         if a != 1.0 {
             map_in_place(s, acc_a, Scale(a));
         }
-        add_scaled(s, acc_a, acc_b, b);
+        add_scaled(s, acc_a, &from_acc[r * dv..(r + 1) * dv], b);
     }
 }
 kernel_entry!(merge_kernel(
@@ -68,6 +66,9 @@ fn add_scaled<S: Simd>(s: S, y: &mut [f32], x: &[f32], b: f32) {
 #[inline(always)]
 pub(crate) fn finish_kernel<S: VecMath>(s: S, sum: &[f32], acc: &[f32], out: &mut [f32]) {
     let dv = acc.len() / sum.len().max(1);
+    if dv == 0 {
+        return;
+    }
     for ((&l, a), o) in sum
         .iter()
         .zip(acc.chunks_exact(dv))

@@ -476,6 +476,37 @@ fn misuse_is_an_error() {
         nn.attention_finish(&part, &mut out[1..]),
         Err(Error::LengthMismatch { arg: "out", .. })
     ));
+    // Empty partials (no query rows) and rows without values merge and finish (fuzz finding:
+    // a zero row length once reached `chunks_exact(0)`).
+    let (mut e1, mut e2) = ([0.0f32; 0], [0.0f32; 0]);
+    let (mut e3, mut e4, mut e5, mut e6) = ([0.0f32; 0], [0.0f32; 0], [0.0f32; 0], [0.0f32; 0]);
+    let mut empty = AttentionPartial {
+        max: &mut e1,
+        sum: &mut e2,
+        acc: &mut e3,
+    };
+    let other = AttentionPartial {
+        max: &mut e4,
+        sum: &mut e5,
+        acc: &mut e6,
+    };
+    nn.attention_merge(&mut empty, &other).unwrap();
+    nn.attention_finish(&empty, &mut []).unwrap();
+    let (mut m1, mut s1, mut m2, mut s2) = ([0.0f32; 2], [1.0f32; 2], [1.0f32; 2], [1.0f32; 2]);
+    let (mut a1, mut a2) = ([0.0f32; 0], [0.0f32; 0]);
+    let mut no_values = AttentionPartial {
+        max: &mut m1,
+        sum: &mut s1,
+        acc: &mut a1,
+    };
+    let other = AttentionPartial {
+        max: &mut m2,
+        sum: &mut s2,
+        acc: &mut a2,
+    };
+    nn.attention_merge(&mut no_values, &other).unwrap();
+    assert_eq!(no_values.max, &[1.0, 1.0]);
+    nn.attention_finish(&no_values, &mut []).unwrap();
 }
 
 proptest! {
