@@ -6,6 +6,7 @@ mod common;
 
 mod activation;
 mod attention;
+mod attention_golden;
 mod conv;
 mod conv_golden;
 mod dense;
