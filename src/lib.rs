@@ -157,7 +157,10 @@ mod softmax;
 // Benchmark support.
 mod probe;
 
-pub use attention::{AdditiveShape, AttentionPartial, AttentionShape, KvCache, PackedAdditive};
+pub use attention::{
+    AdditiveShape, AttentionPartial, AttentionShape, KvCache, MhaShape, MhaWeights, PackedAdditive,
+    PackedMha,
+};
 pub use conv::{
     Conv1dStream, Conv2d, Conv2dShape, ConvAlgorithm, ConvPath, PackedConv2d, Padding,
     WeightLayout, convert_weights, pack_conv2d,

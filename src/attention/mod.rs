@@ -4,12 +4,14 @@
 //! softmax, so no `q_len x kv_len` buffer exists whatever the lengths.
 
 mod cache;
+mod mha;
 mod partial;
 mod pool;
 mod sdpa;
 mod shape;
 
 pub use cache::KvCache;
+pub use mha::{MhaShape, MhaWeights, PackedMha};
 pub use pool::{AdditiveShape, PackedAdditive};
 pub use shape::AttentionShape;
 

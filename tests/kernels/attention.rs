@@ -658,3 +658,118 @@ fn pooling_misuse_is_an_error() {
         .unwrap();
     assert_eq!(c, [0.0; 3]);
 }
+
+/// The multi-head layer in f64: projections, causal attention per head, output projection.
+#[allow(clippy::too_many_arguments)]
+fn mha_reference(
+    e: usize,
+    heads: usize,
+    kv_heads: usize,
+    d: usize,
+    w: &[Vec<f32>; 4],
+    b: Option<&[Vec<f32>; 4]>,
+    x: &[f32],
+    causal: bool,
+) -> (Vec<f64>, Vec<f64>) {
+    let tokens = x.len() / e;
+    let proj =
+        |wm: &[f32], bias: Option<&Vec<f32>>, out: usize, input: &[f64], inp: usize| -> Vec<f64> {
+            let rows = input.len() / inp;
+            let mut y = vec![0.0; rows * out];
+            for r in 0..rows {
+                for o in 0..out {
+                    y[r * out + o] = bias.map_or(0.0, |b| b[o] as f64)
+                        + (0..inp)
+                            .map(|k| wm[o * inp + k] as f64 * input[r * inp + k])
+                            .sum::<f64>();
+                }
+            }
+            y
+        };
+    let xd: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+    let (hq, hkv) = (heads * d, kv_heads * d);
+    let q = proj(&w[0], b.map(|b| &b[0]), hq, &xd, e);
+    let k = proj(&w[1], b.map(|b| &b[1]), hkv, &xd, e);
+    let v = proj(&w[2], b.map(|b| &b[2]), hkv, &xd, e);
+    let mut a = vec![0.0; tokens * hq];
+    let mut a_mag = vec![0.0; tokens * hq];
+    for h in 0..heads {
+        let g = h / (heads / kv_heads);
+        for i in 0..tokens {
+            let visible = if causal { i + 1 } else { tokens };
+            let s: Vec<f64> = (0..visible)
+                .map(|j| {
+                    (0..d)
+                        .map(|c| q[i * hq + h * d + c] * k[j * hkv + g * d + c])
+                        .sum::<f64>()
+                        / (d as f64).sqrt()
+                })
+                .collect();
+            let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let z: f64 = s.iter().map(|x| (x - m).exp()).sum();
+            for c in 0..d {
+                for (j, sj) in s.iter().enumerate() {
+                    let p = (sj - m).exp() / z;
+                    a[i * hq + h * d + c] += p * v[j * hkv + g * d + c];
+                    a_mag[i * hq + h * d + c] += p * v[j * hkv + g * d + c].abs();
+                }
+            }
+        }
+    }
+    let out = proj(&w[3], b.map(|b| &b[3]), e, &a, hq);
+    let mag = proj(
+        &w[3].iter().map(|x| x.abs()).collect::<Vec<_>>(),
+        None,
+        e,
+        &a_mag,
+        hq,
+    );
+    (out, mag)
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// The layer over a sequence equals the f64 layer, and decoding the same tokens one at
+    /// a time over a KV cache gives the causal layer's rows.
+    #[test]
+    fn mha_layer_matches_reference(
+        (e, groups, kv_heads, d, tokens) in (1usize..20, 1usize..3, 1usize..3, 1usize..9, 0usize..12),
+        seed in any::<u32>(),
+        (with_bias, causal) in any::<(bool, bool)>(),
+    ) {
+        use simdnn::{MhaShape, MhaWeights, PackedMha};
+        let heads = groups * kv_heads;
+        let shape = MhaShape::new(e, heads, d).with_kv_heads(kv_heads);
+        let wave = |n: usize, k: u32| (0..n).map(|i| ((i as u32).wrapping_mul(2654435761).wrapping_add(seed ^ k) >> 8) as f32 / (1u32 << 23) as f32 - 1.0).collect::<Vec<f32>>();
+        let w = [wave(shape.q_proj_len(), 1), wave(shape.kv_proj_len(), 2), wave(shape.kv_proj_len(), 3), wave(shape.q_proj_len(), 4)];
+        let b = [wave(heads * d, 5), wave(kv_heads * d, 6), wave(kv_heads * d, 7), wave(e, 8)];
+        let biases = with_bias.then(|| [&b[0][..], &b[1][..], &b[2][..], &b[3][..]]);
+        let weights = MhaWeights { w_q: &w[0], w_k: &w[1], w_v: &w[2], w_o: &w[3], biases };
+        let mut storage = vec![f32::NAN; shape.packed_len()];
+        let mha = PackedMha::pack(&shape, &weights, &mut storage).unwrap();
+        let x = wave(tokens * e, 9);
+        let (want, mag) = mha_reference(e, heads, kv_heads, d, &w, with_bias.then_some(&b), &x, causal);
+        let (want_c, mag_c) = mha_reference(e, heads, kv_heads, d, &w, with_bias.then_some(&b), &x, true);
+        let tol = |m: f64| 4e-6 * (e + heads * d + tokens + 8) as f64 * (1.0 + m);
+        for en in common::engines() {
+            let mut out = vec![f32::NAN; tokens * e];
+            let mut scratch = vec![f32::NAN; shape.scratch_len(tokens)];
+            en.mha_forward(&mha, &x, causal, &mut out, &mut scratch).unwrap();
+            for (i, (&g, (&r, &m))) in out.iter().zip(want.iter().zip(&mag)).enumerate() {
+                prop_assert!((g as f64 - r).abs() <= tol(m), "{:?} forward [{i}]: {g} vs {r}", en.backend());
+            }
+            let (mut kc, mut vc) = (vec![f32::NAN; kv_heads * 16 * d], vec![f32::NAN; kv_heads * 16 * d]);
+            let mut cache = KvCache::new(&mut kc, &mut vc, kv_heads, 16, d, d).unwrap();
+            let mut scratch = vec![f32::NAN; shape.scratch_len(1)];
+            for t in 0..tokens {
+                let mut o = vec![f32::NAN; e];
+                en.mha_decode(&mha, &x[t * e..(t + 1) * e], &mut cache, &mut o, &mut scratch).unwrap();
+                for (c, &g) in o.iter().enumerate() {
+                    let (r, m) = (want_c[t * e + c], mag_c[t * e + c]);
+                    prop_assert!((g as f64 - r).abs() <= tol(m), "{:?} decode {t} [{c}]: {g} vs {r}", en.backend());
+                }
+            }
+        }
+    }
+}
