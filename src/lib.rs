@@ -158,8 +158,8 @@ mod softmax;
 mod probe;
 
 pub use attention::{
-    AdditiveShape, AttentionPartial, AttentionShape, KvCache, MhaShape, MhaWeights, PackedAdditive,
-    PackedMha,
+    AdditiveShape, Attention, AttentionPartial, AttentionShape, KvCache, MhaShape, MhaWeights,
+    PackedAdditive, PackedMha,
 };
 pub use conv::{
     Conv1dStream, Conv2d, Conv2dShape, ConvAlgorithm, ConvPath, PackedConv2d, Padding,

@@ -4,6 +4,7 @@
 //! softmax, so no `q_len x kv_len` buffer exists whatever the lengths.
 
 mod cache;
+mod fixed;
 mod mha;
 mod partial;
 mod pool;
@@ -11,6 +12,7 @@ mod sdpa;
 mod shape;
 
 pub use cache::KvCache;
+pub use fixed::Attention;
 pub use mha::{MhaShape, MhaWeights, PackedMha};
 pub use pool::{AdditiveShape, PackedAdditive};
 pub use shape::AttentionShape;

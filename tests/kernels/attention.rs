@@ -773,3 +773,60 @@ proptest! {
         }
     }
 }
+
+/// The fixed-size attention gives the runtime-shaped call's bits.
+#[test]
+fn fixed_size_equals_runtime() {
+    use simdnn::Attention;
+    const H: usize = 4;
+    const KVH: usize = 2;
+    const D: usize = 5;
+    const Q: usize = 70; // past one query tile
+    const K: usize = 53;
+    let wave = |i: usize, k: f32| (i as f32 * 0.37 + k).sin();
+    let q: [[[f32; D]; Q]; H] = core::array::from_fn(|h| {
+        core::array::from_fn(|i| core::array::from_fn(|c| wave(h * 1000 + i * 7 + c, 0.1)))
+    });
+    let k: [[[f32; D]; K]; KVH] = core::array::from_fn(|h| {
+        core::array::from_fn(|i| core::array::from_fn(|c| wave(h * 1000 + i * 7 + c, 0.2)))
+    });
+    let v: [[[f32; D]; K]; KVH] = core::array::from_fn(|h| {
+        core::array::from_fn(|i| core::array::from_fn(|c| wave(h * 1000 + i * 7 + c, 0.3)))
+    });
+    for e in common::engines() {
+        for att in [
+            Attention::<H, KVH, D>::new(),
+            Attention::new()
+                .with_causal(3)
+                .with_window(9)
+                .with_scale(0.7),
+        ] {
+            let mut out = [[[0.0f32; D]; Q]; H];
+            let mut scratch = [0.0; Attention::<H, KVH, D>::SCRATCH_LEN];
+            att.forward(&e, &q, &k, &v, &mut out, &mut scratch);
+            let mut shape = AttentionShape::new(H, Q, K, D).with_kv_heads(KVH);
+            if att != Attention::new() {
+                shape = shape.with_causal(3).with_window(9).with_scale(0.7);
+            }
+            let mut want = vec![0.0; shape.out_size()];
+            let mut scratch = vec![0.0; shape.scratch_len()];
+            e.attention(
+                &shape,
+                q.as_flattened().as_flattened(),
+                k.as_flattened().as_flattened(),
+                v.as_flattened().as_flattened(),
+                None,
+                &mut want,
+                &mut scratch,
+            )
+            .unwrap();
+            let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(out.as_flattened().as_flattened()),
+                bits(&want),
+                "{:?}",
+                e.backend()
+            );
+        }
+    }
+}
