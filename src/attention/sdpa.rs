@@ -12,7 +12,7 @@
 
 use super::shape::{AttentionShape, KEY_TILE, QUERY_TILE};
 use crate::engine::kernel_entry;
-use crate::gemm::driver::{gemm_nt, packed_rows};
+use crate::gemm::driver::{gemm_nn, gemm_nt, packed_rows};
 use crate::gemm::{Blocking, Layer, Mat, MatMut, PANEL};
 use crate::ops::{Activation, Scale, Unchanged, map, map_in_place, online_softmax_block};
 use crate::vmath::{VecMath, exp, exp_nonpositive};
@@ -242,9 +242,11 @@ fn query_rows<S: Blocking + VecMath>(
                 map_in_place(s, &mut t.acc[i * dv..][..dv], Scale(alpha));
             }
         }
+        // acc += P V with one-row tiles (the backend's GEMM tile would repeat the 1 to 4
+        // rows to fill its height): 4 vectors of accumulators per row, the values streamed.
         let p = Mat::dense(scores, rows, cols);
         let vt = Mat::dense(&v[k0 * dv..(k0 + cols) * dv], cols, dv);
-        s.gemm_nn(p, vt, MatMut::dense(&mut t.acc[..rows * dv], dv), true);
+        gemm_nn::<S, 1, 4>(s, p, vt, MatMut::dense(&mut t.acc[..rows * dv], dv), true);
     }
 }
 

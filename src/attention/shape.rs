@@ -11,6 +11,18 @@ pub(crate) const QUERY_TILE: usize = 2 * PANEL;
 /// Keys per tile (two weight panels of the GEMM layer).
 pub(crate) const KEY_TILE: usize = 48;
 
+/// `1 / sqrt(n)` rounded to f32 (as PyTorch's `1 / math.sqrt(n)`): Newton's iteration in
+/// f64 from the bit-level estimate, converged to f64 precision, so the one rounding is to
+/// f32. (`core` has no square root, and libm's is an instruction Miri cannot run.)
+pub(crate) fn inv_sqrt(n: usize) -> f32 {
+    let x = n as f64;
+    let mut r = f64::from_bits(0x5FE6_EB50_C7B5_37A9 - (x.to_bits() >> 1));
+    for _ in 0..5 {
+        r *= 1.5 - 0.5 * x * r * r;
+    }
+    r as f32
+}
+
 /// `softmax(Q K^T * scale + mask) V` over several heads, with PyTorch's semantics
 /// (`torch.nn.functional.scaled_dot_product_attention`, its `(N, H, L, E)` tensors with
 /// the batch folded into the heads):
@@ -150,8 +162,7 @@ impl AttentionShape {
 
     /// The scale in use.
     pub(crate) fn scale_value(&self) -> f32 {
-        self.scale
-            .unwrap_or(1.0 / libm::sqrtf(self.head_dim as f32))
+        self.scale.unwrap_or(inv_sqrt(self.head_dim))
     }
 
     /// Checks the sizes and options; every length of the shape then fits in `usize`.
@@ -222,6 +233,19 @@ impl AttentionShape {
                 let lo = self.window.map_or(0, |w| (last + 1).saturating_sub(w));
                 (lo.min(hi), hi)
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::inv_sqrt;
+
+    #[test]
+    fn inv_sqrt_is_correctly_rounded() {
+        for n in 1..5000usize {
+            let want = (1.0 / (n as f64).sqrt()) as f32;
+            assert_eq!(inv_sqrt(n), want, "n = {n}");
         }
     }
 }

@@ -282,6 +282,8 @@ proptest! {
         window in prop::option::of(1usize..12),
     ) {
         let heads = groups * kv_heads;
+        // Miri interprets every operation: shorter caches there.
+        let len = if cfg!(miri) { len.min(5) } else { len };
         let full = AttentionShape::new(heads, len, len, d).with_kv_heads(kv_heads).with_value_dim(dv).with_causal(0);
         let full = AttentionShape { window, ..full };
         let wave = |n: usize, k: u32| (0..n).map(|i| ((i as u32).wrapping_mul(2654435761).wrapping_add(seed ^ k) >> 8) as f32 / (1u32 << 23) as f32 - 1.0).collect::<Vec<f32>>();
@@ -520,6 +522,7 @@ proptest! {
         with_bias in any::<bool>(),
     ) {
         use simdnn::{AdditiveShape, PackedAdditive};
+        let (n, da) = if cfg!(miri) { (n.min(6), da.min(9)) } else { (n, da) };
         let wave = |len: usize, k: u32| (0..len).map(|i| ((i as u32).wrapping_mul(2654435761).wrapping_add(seed ^ k) >> 8) as f32 / (1u32 << 23) as f32 - 1.0).collect::<Vec<f32>>();
         let (w_q, w_k, b, w) = (wave(da * dq, 1), wave(da * dk, 2), wave(da, 3), wave(da, 4));
         let (q, keys, values) = (wave(dq, 5), wave(n * dk, 6), wave(n * dv, 7));
@@ -739,6 +742,7 @@ proptest! {
         (with_bias, causal) in any::<(bool, bool)>(),
     ) {
         use simdnn::{MhaShape, MhaWeights, PackedMha};
+        let tokens = if cfg!(miri) { tokens.min(4) } else { tokens };
         let heads = groups * kv_heads;
         let shape = MhaShape::new(e, heads, d).with_kv_heads(kv_heads);
         let wave = |n: usize, k: u32| (0..n).map(|i| ((i as u32).wrapping_mul(2654435761).wrapping_add(seed ^ k) >> 8) as f32 / (1u32 << 23) as f32 - 1.0).collect::<Vec<f32>>();
