@@ -14,7 +14,7 @@
 use crate::error::{check_len, checked_mul};
 pub use crate::gemm::PANEL;
 use crate::gemm::driver::{gemm_nn_kernel, gemm_nt, gemm_packed_kernel};
-use crate::gemm::{Layer, Mat, MatMut, pack_into};
+use crate::gemm::{Layer, Mat, MatMut, pack_into, packed_len};
 use crate::ops::{Activation, activate_in_place_kernel, bias_only, finish};
 use crate::{Engine, Error};
 
@@ -25,10 +25,7 @@ use crate::{Engine, Error};
 /// assert_eq!(simdnn::dense_packed_len(33, 10), 64 * 10);
 /// ```
 pub const fn dense_packed_len(out_features: usize, in_features: usize) -> usize {
-    out_features
-        .div_ceil(PANEL)
-        .saturating_mul(PANEL)
-        .saturating_mul(in_features)
+    packed_len(out_features, in_features)
 }
 
 /// Dense weights packed for the GEMM/GEMV kernels, borrowed from caller-owned storage.

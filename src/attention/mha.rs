@@ -6,7 +6,7 @@ use super::cache::KvCache;
 use super::shape::AttentionShape;
 use crate::error::{check_len, checked_mul};
 use crate::gemm::driver::gemm_packed_kernel;
-use crate::gemm::{Layer, PANEL, pack_into};
+use crate::gemm::{Layer, PANEL, pack_into, packed_len};
 use crate::ops::Activation;
 use crate::{Engine, Error};
 
@@ -31,12 +31,6 @@ pub struct MhaShape {
     pub kv_heads: usize,
     /// Features per head (queries, keys and values).
     pub head_dim: usize,
-}
-
-const fn panels(out: usize, inp: usize) -> usize {
-    out.div_ceil(PANEL)
-        .saturating_mul(PANEL)
-        .saturating_mul(inp)
 }
 
 impl MhaShape {
@@ -77,9 +71,9 @@ impl MhaShape {
 
     /// Floats of the packed weights (saturating).
     pub const fn packed_len(&self) -> usize {
-        panels(self.q_out(), self.embed)
-            .saturating_add(panels(self.kv_out(), self.embed).saturating_mul(2))
-            .saturating_add(panels(self.embed, self.q_out()))
+        packed_len(self.q_out(), self.embed)
+            .saturating_add(packed_len(self.kv_out(), self.embed).saturating_mul(2))
+            .saturating_add(packed_len(self.embed, self.q_out()))
             .saturating_add(self.q_out())
             .saturating_add(self.kv_out().saturating_mul(2))
             .saturating_add(self.embed)
@@ -207,7 +201,7 @@ impl<'a> PackedMha<'a> {
             check_len("b_o", bo.len(), e)?;
         }
         check_len("storage", storage.len(), shape.packed_len())?;
-        let (pq, pkv, po) = (panels(q, e), panels(kv, e), panels(e, q));
+        let (pq, pkv, po) = (packed_len(q, e), packed_len(kv, e), packed_len(e, q));
         let (wq, rest) = storage.split_at_mut(pq);
         let (wk, rest) = rest.split_at_mut(pkv);
         let (wv, rest) = rest.split_at_mut(pkv);
@@ -252,10 +246,10 @@ impl<'a> PackedMha<'a> {
     fn layers(&self) -> Layers<'a> {
         let s = &self.shape;
         let (q, kv, e) = (s.q_out(), s.kv_out(), s.embed);
-        let (wq, rest) = self.data.split_at(panels(q, e));
-        let (wk, rest) = rest.split_at(panels(kv, e));
-        let (wv, rest) = rest.split_at(panels(kv, e));
-        let (wo, rest) = rest.split_at(panels(e, q));
+        let (wq, rest) = self.data.split_at(packed_len(q, e));
+        let (wk, rest) = rest.split_at(packed_len(kv, e));
+        let (wv, rest) = rest.split_at(packed_len(kv, e));
+        let (wo, rest) = rest.split_at(packed_len(e, q));
         let (bq, rest) = rest.split_at(q);
         let (bk, rest) = rest.split_at(kv);
         let (bv, bo) = rest.split_at(kv);
@@ -295,7 +289,55 @@ fn from_heads(src: &[f32], heads: usize, d: usize, dst: &mut [f32]) {
     }
 }
 
+/// The scratch of a layer call, split: the projections head-major (`qh`, `kh`, `vh`), the
+/// attention's output head-major (`ah`), the token-major rows the output projection reads
+/// (`rows`), and the attention's tiles.
+struct Projected<'s> {
+    qh: &'s mut [f32],
+    kh: &'s mut [f32],
+    vh: &'s mut [f32],
+    ah: &'s mut [f32],
+    rows: &'s mut [f32],
+    tiles: &'s mut [f32],
+}
+
 impl Engine {
+    /// Projects the tokens `x` (whole rows, scratch of the layer's length for them) to
+    /// queries, keys and values, head-major.
+    fn project<'s>(
+        &self,
+        layer: &PackedMha<'_>,
+        x: &[f32],
+        scratch: &'s mut [f32],
+    ) -> Projected<'s> {
+        let shape = &layer.shape;
+        let tokens = x.len() / shape.embed;
+        let (q, kv) = (tokens * shape.q_out(), tokens * shape.kv_out());
+        let (rows, rest) = scratch.split_at_mut(q);
+        let (qh, rest) = rest.split_at_mut(q);
+        let (ah, rest) = rest.split_at_mut(q);
+        let (kp, rest) = rest.split_at_mut(kv);
+        let (vp, rest) = rest.split_at_mut(kv);
+        let (kh, rest) = rest.split_at_mut(kv);
+        let (vh, tiles) = rest.split_at_mut(kv);
+        let layers = layer.layers();
+        gemm_packed_kernel::run(self, layers.q, x, rows);
+        gemm_packed_kernel::run(self, layers.k, x, kp);
+        gemm_packed_kernel::run(self, layers.v, x, vp);
+        let d = shape.head_dim;
+        to_heads(rows, shape.heads, d, qh);
+        to_heads(kp, shape.kv_heads, d, kh);
+        to_heads(vp, shape.kv_heads, d, vh);
+        Projected {
+            qh,
+            kh,
+            vh,
+            ah,
+            rows,
+            tiles,
+        }
+    }
+
     /// Self-attention over a sequence: `x` is `[tokens][embed]`, `out` too; `causal` makes
     /// token `i` attend to tokens `0..=i`. `scratch` is [`MhaShape::scratch_len`]`(tokens)`
     /// long.
@@ -314,26 +356,18 @@ impl Engine {
         if tokens == 0 {
             return Ok(());
         }
-        let (q, kv) = (tokens * shape.q_out(), tokens * shape.kv_out());
-        let (qp, rest) = scratch.split_at_mut(q);
-        let (qh, rest) = rest.split_at_mut(q);
-        let (ah, rest) = rest.split_at_mut(q);
-        let (kp, rest) = rest.split_at_mut(kv);
-        let (vp, rest) = rest.split_at_mut(kv);
-        let (kh, rest) = rest.split_at_mut(kv);
-        let (vh, tiles) = rest.split_at_mut(kv);
-        let layers = layer.layers();
-        gemm_packed_kernel::run(self, layers.q, x, qp);
-        gemm_packed_kernel::run(self, layers.k, x, kp);
-        gemm_packed_kernel::run(self, layers.v, x, vp);
-        let d = shape.head_dim;
-        to_heads(qp, shape.heads, d, qh);
-        to_heads(kp, shape.kv_heads, d, kh);
-        to_heads(vp, shape.kv_heads, d, vh);
+        let Projected {
+            qh,
+            kh,
+            vh,
+            ah,
+            rows,
+            tiles,
+        } = self.project(layer, x, scratch);
         let attention = shape.attention(tokens, tokens, causal.then_some(0));
         self.attention(&attention, qh, kh, vh, None, ah, tiles)?;
-        from_heads(ah, shape.heads, d, qp);
-        gemm_packed_kernel::run(self, layers.o, qp, out);
+        from_heads(ah, shape.heads, shape.head_dim, rows);
+        gemm_packed_kernel::run(self, layer.layers().o, rows, out);
         Ok(())
     }
 
@@ -384,27 +418,20 @@ impl Engine {
         if tokens == 0 {
             return Ok(());
         }
-        let (q, kv) = (tokens * shape.q_out(), tokens * shape.kv_out());
-        let (qp, rest) = scratch.split_at_mut(q);
-        let (qh, rest) = rest.split_at_mut(q);
-        let (ah, rest) = rest.split_at_mut(q);
-        let (kp, rest) = rest.split_at_mut(kv);
-        let (vp, rest) = rest.split_at_mut(kv);
-        let (kh, rest) = rest.split_at_mut(kv);
-        let (vh, tiles) = rest.split_at_mut(kv);
-        let layers = layer.layers();
-        gemm_packed_kernel::run(self, layers.q, x, qp);
-        gemm_packed_kernel::run(self, layers.k, x, kp);
-        gemm_packed_kernel::run(self, layers.v, x, vp);
-        to_heads(qp, shape.heads, shape.head_dim, qh);
-        to_heads(kp, shape.kv_heads, shape.head_dim, kh);
-        to_heads(vp, shape.kv_heads, shape.head_dim, vh);
+        let Projected {
+            qh,
+            kh,
+            vh,
+            ah,
+            rows,
+            tiles,
+        } = self.project(layer, x, scratch);
         cache.append(kh, vh)?;
         let len = cache.len();
         let attention = shape.attention(tokens, len, Some(len - tokens));
         self.attention_cached(&attention, qh, cache, None, ah, tiles)?;
-        from_heads(ah, shape.heads, shape.head_dim, qp);
-        gemm_packed_kernel::run(self, layers.o, qp, out);
+        from_heads(ah, shape.heads, shape.head_dim, rows);
+        gemm_packed_kernel::run(self, layer.layers().o, rows, out);
         Ok(())
     }
 }

@@ -118,18 +118,7 @@ impl Engine {
         if out.is_empty() {
             return Ok(());
         }
-        let job = Sdpa {
-            shape: *shape,
-            scale: shape.scale_value(),
-            q,
-            k,
-            v,
-            k_head_stride: shape.kv_len * shape.head_dim,
-            v_head_stride: shape.kv_len * shape.value_dim,
-            mask,
-            mask_per_head,
-            keys: (0, shape.kv_len),
-        };
+        let job = Sdpa::new(shape, (q, k, v), mask, mask_per_head);
         let out = Output {
             rows: out,
             partial: None,
@@ -182,17 +171,11 @@ impl Engine {
         if out.is_empty() {
             return Ok(());
         }
+        // The cache's rows are read in place: one head is `capacity` rows from the next.
         let job = Sdpa {
-            shape: *shape,
-            scale: shape.scale_value(),
-            q,
-            k,
-            v,
             k_head_stride: capacity * d,
             v_head_stride: capacity * dv,
-            mask,
-            mask_per_head,
-            keys: (0, shape.kv_len),
+            ..Sdpa::new(shape, (q, k, v), mask, mask_per_head)
         };
         let out = Output {
             rows: out,
@@ -258,16 +241,8 @@ impl Engine {
             return Ok(());
         }
         let job = Sdpa {
-            shape: *shape,
-            scale: shape.scale_value(),
-            q,
-            k,
-            v,
-            k_head_stride: shape.kv_len * shape.head_dim,
-            v_head_stride: shape.kv_len * shape.value_dim,
-            mask,
-            mask_per_head,
             keys: (keys.start, keys.end),
+            ..Sdpa::new(shape, (q, k, v), mask, mask_per_head)
         };
         let out = Output {
             rows: partial.acc,

@@ -2,8 +2,7 @@
 //! the keys as `(max, sum, acc)` per query row, merged by log-sum-exp rescaling.
 
 use crate::engine::kernel_entry;
-use crate::ops::{Scale, map, map_in_place};
-use crate::simd::Simd;
+use crate::ops::{Scale, add_scaled, map, map_in_place};
 use crate::vmath::{VecMath, exp_scalar};
 
 /// `into = into (+) from`, row by row: with `m = max(m_a, m_b)`, the sums and accumulators
@@ -45,22 +44,6 @@ kernel_entry!(merge_kernel(
     from_sum: &[f32],
     from_acc: &[f32],
 ));
-
-/// `y += b x`.
-#[inline(always)]
-fn add_scaled<S: Simd>(s: S, y: &mut [f32], x: &[f32], b: f32) {
-    let bv = s.splat(b);
-    let mut ys = y.chunks_exact_mut(S::LANES);
-    let mut xs = x.chunks_exact(S::LANES);
-    for (yc, xc) in (&mut ys).zip(&mut xs) {
-        s.store(s.mul_add(s.load(xc), bv, s.load(yc)), yc);
-    }
-    let (yr, xr) = (ys.into_remainder(), xs.remainder());
-    if !yr.is_empty() {
-        let v = s.mul_add(s.load_partial(xr, 0.0), bv, s.load_partial(yr, 0.0));
-        s.store_partial(v, yr);
-    }
-}
 
 /// `out = acc / sum` row by row (zeros for a row that saw no key).
 #[inline(always)]

@@ -6,9 +6,10 @@ use crate::Error;
 use crate::engine::kernel_entry;
 use crate::error::{check_len, checked_mul};
 use crate::gemm::driver::{gemm_nt, packed_rows};
-use crate::gemm::{Blocking, Layer, Mat, MatMut, PANEL, pack_into};
-use crate::ops::{Activation, Scale, Unchanged, add_mask_and_max, exp_sum, map_in_place};
-use crate::simd::Simd;
+use crate::gemm::{Blocking, Layer, Mat, MatMut, PANEL, pack_into, packed_len};
+use crate::ops::{
+    Activation, Scale, Unchanged, add_mask_and_max, add_scaled, exp_sum, map_in_place,
+};
 use crate::vmath::{self, VecMath};
 
 /// The sizes of an additive attention: queries of `query_dim`, keys of `key_dim`, both
@@ -29,12 +30,6 @@ pub struct AdditiveShape {
     pub attn_dim: usize,
 }
 
-const fn panels(out: usize, inp: usize) -> usize {
-    out.div_ceil(PANEL)
-        .saturating_mul(PANEL)
-        .saturating_mul(inp)
-}
-
 impl AdditiveShape {
     /// The shape.
     pub const fn new(query_dim: usize, key_dim: usize, attn_dim: usize) -> Self {
@@ -47,8 +42,8 @@ impl AdditiveShape {
 
     /// Floats of the packed weights (saturating).
     pub const fn packed_len(&self) -> usize {
-        panels(self.attn_dim, self.query_dim)
-            .saturating_add(panels(self.attn_dim, self.key_dim))
+        packed_len(self.attn_dim, self.query_dim)
+            .saturating_add(packed_len(self.attn_dim, self.key_dim))
             .saturating_add(self.attn_dim.saturating_mul(2))
     }
 
@@ -126,7 +121,7 @@ impl<'a> PackedAdditive<'a> {
         }
         check_len("w", w.len(), a)?;
         check_len("storage", storage.len(), shape.packed_len())?;
-        let (pq, pk) = (panels(a, shape.query_dim), panels(a, shape.key_dim));
+        let (pq, pk) = (packed_len(a, shape.query_dim), packed_len(a, shape.key_dim));
         let (wq, rest) = storage.split_at_mut(pq);
         let (wk, rest) = rest.split_at_mut(pk);
         let (b, wv) = rest.split_at_mut(a);
@@ -162,8 +157,8 @@ impl<'a> PackedAdditive<'a> {
     pub(crate) fn parts(&self) -> (Layer<'a>, Layer<'a>, &'a [f32]) {
         let s = &self.shape;
         let a = s.attn_dim;
-        let (wq, rest) = self.data.split_at(panels(a, s.query_dim));
-        let (wk, rest) = rest.split_at(panels(a, s.key_dim));
+        let (wq, rest) = self.data.split_at(packed_len(a, s.query_dim));
+        let (wk, rest) = rest.split_at(packed_len(a, s.key_dim));
         let (b, w) = rest.split_at(a);
         let layer = |packed, inp, bias| Layer {
             packed,
@@ -194,22 +189,6 @@ fn softmax_and_context<S: VecMath>(s: S, weights: &mut [f32], values: &[f32], co
     let dv = context.len();
     for (&a, v) in weights.iter().zip(values.chunks_exact(dv)) {
         add_scaled(s, context, v, a);
-    }
-}
-
-/// `y += b x`.
-#[inline(always)]
-fn add_scaled<S: Simd>(s: S, y: &mut [f32], x: &[f32], b: f32) {
-    let bv = s.splat(b);
-    let mut ys = y.chunks_exact_mut(S::LANES);
-    let mut xs = x.chunks_exact(S::LANES);
-    for (yc, xc) in (&mut ys).zip(&mut xs) {
-        s.store(s.mul_add(s.load(xc), bv, s.load(yc)), yc);
-    }
-    let (yr, xr) = (ys.into_remainder(), xs.remainder());
-    if !yr.is_empty() {
-        let v = s.mul_add(s.load_partial(xr, 0.0), bv, s.load_partial(yr, 0.0));
-        s.store_partial(v, yr);
     }
 }
 

@@ -40,6 +40,30 @@ pub(crate) struct Sdpa<'a> {
     pub(crate) keys: (usize, usize),
 }
 
+impl<'a> Sdpa<'a> {
+    /// A call over contiguous `k` and `v` and all the keys.
+    pub(crate) fn new(
+        shape: &AttentionShape,
+        qkv: (&'a [f32], &'a [f32], &'a [f32]),
+        mask: Option<&'a [f32]>,
+        mask_per_head: bool,
+    ) -> Self {
+        let (q, k, v) = qkv;
+        Sdpa {
+            shape: *shape,
+            scale: shape.scale_value(),
+            q,
+            k,
+            v,
+            k_head_stride: shape.kv_len * shape.head_dim,
+            v_head_stride: shape.kv_len * shape.value_dim,
+            mask,
+            mask_per_head,
+            keys: (0, shape.kv_len),
+        }
+    }
+}
+
 /// Where the results go.
 pub(crate) struct Output<'a> {
     /// `[heads][q_len][value_dim]`: the attention, or for a partial result the

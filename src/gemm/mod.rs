@@ -27,6 +27,14 @@ use crate::simd::Simd;
 /// Output features per packed panel.
 pub const PANEL: usize = 32;
 
+/// Floats a packed `out x inp` matrix takes: `out` rounded up to whole panels, times
+/// `inp` (saturating on overflow; the callers that pack check it).
+pub(crate) const fn packed_len(out: usize, inp: usize) -> usize {
+    out.div_ceil(PANEL)
+        .saturating_mul(PANEL)
+        .saturating_mul(inp)
+}
+
 /// Packs row-major `w` (`out * inp` long) into `dst` (`dense_packed_len(out, inp)` long).
 /// Callers check the lengths; `const` so fixed-size weights can be packed at compile time.
 pub(crate) const fn pack_into(w: &[f32], out: usize, inp: usize, dst: &mut [f32]) {

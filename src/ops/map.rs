@@ -123,3 +123,19 @@ fn map_in_place_compact<S: Simd, Op: VecOp<S>>(s: S, x: &mut [f32], op: Op) {
         s.store_partial(op.apply(s, s.load_partial(tail, 0.0)), tail);
     }
 }
+
+/// `y += b x`, element by element (`x` at least as long as `y`).
+#[inline(always)]
+pub(crate) fn add_scaled<S: Simd>(s: S, y: &mut [f32], x: &[f32], b: f32) {
+    let bv = s.splat(b);
+    let mut ys = y.chunks_exact_mut(S::LANES);
+    let mut xs = x.chunks_exact(S::LANES);
+    for (yc, xc) in (&mut ys).zip(&mut xs) {
+        s.store(s.mul_add(s.load(xc), bv, s.load(yc)), yc);
+    }
+    let (yr, xr) = (ys.into_remainder(), xs.remainder());
+    if !yr.is_empty() {
+        let v = s.mul_add(s.load_partial(xr, 0.0), bv, s.load_partial(yr, 0.0));
+        s.store_partial(v, yr);
+    }
+}

@@ -10,5 +10,5 @@ pub use epilogue::Activation;
 pub(crate) use epilogue::{
     AnyEpilogue, Epilogue, activate_in_place_kernel, bias_only, finish, with_epilogue,
 };
-pub(crate) use map::{Relu, Scale, SubSub, Unchanged, VecOp, map, map_in_place};
+pub(crate) use map::{Relu, Scale, SubSub, Unchanged, VecOp, add_scaled, map, map_in_place};
 pub(crate) use reduce::{add_mask_and_max, exp_sum, online_softmax_block};

@@ -3,7 +3,7 @@
 
 use crate::Error;
 use crate::error::checked_mul;
-use crate::gemm::PANEL;
+use crate::gemm::{PANEL, packed_len};
 
 /// Hidden units per block of the packed recurrent weights: each block holds the rows of all
 /// gates for these units, so one pass over it yields every gate of 16 units at once.
@@ -349,10 +349,7 @@ impl Cell {
     pub(crate) const fn parts(&self) -> PackedParts {
         let rows = self.rows();
         PackedParts {
-            w_ih: rows
-                .div_ceil(PANEL)
-                .saturating_mul(PANEL)
-                .saturating_mul(self.input),
+            w_ih: packed_len(rows, self.input),
             w_hh: self
                 .padded_hidden()
                 .saturating_mul(self.gates())
@@ -364,10 +361,7 @@ impl Cell {
                 0
             },
             w_hr: if self.projected() {
-                self.state
-                    .div_ceil(PANEL)
-                    .saturating_mul(PANEL)
-                    .saturating_mul(self.hidden)
+                packed_len(self.state, self.hidden)
             } else {
                 0
             },
