@@ -6,7 +6,8 @@
 //! packed once per tile as a weight panel of the GEMM layer (`Q^T`, scaled), each key tile
 //! gives `S^T = K Q^T` with the keys read in place, the online softmax runs down the columns
 //! (element-wise maxima and sums across the key rows: no horizontal reduction), and
-//! `O^T += V^T P^T` reads the values in place too. A few queries (decoding) take dot
+//! `O += P V` takes the probabilities as computed (`P` given transposed) and the values in
+//! place. A few queries (decoding) take dot
 //! products on the keys instead, a row at a time (`ops::online_softmax_block`), which
 //! streams the keys and values once. At the end `out = acc / sum`.
 
@@ -15,6 +16,7 @@ use crate::engine::kernel_entry;
 use crate::gemm::driver::{gemm_nn, gemm_nt, packed_rows};
 use crate::gemm::{Blocking, Layer, Mat, MatMut, PANEL};
 use crate::ops::{Activation, Scale, Unchanged, map, map_in_place, online_softmax_block};
+use crate::simd::{MAX_LANES, Simd};
 use crate::vmath::{VecMath, exp, exp_nonpositive};
 
 /// Query tiles of at most this many rows take dot products on the keys in place (no
@@ -81,7 +83,7 @@ struct Tiles<'a> {
     /// Scores, then probabilities: `[KEY_TILE][QUERY_TILE]` (transposed) or
     /// `[rows][KEY_TILE]`.
     scores: &'a mut [f32],
-    /// The unnormalised outputs: `O^T`, `[value_dim][QUERY_TILE]`, or `[rows][value_dim]`.
+    /// The unnormalised outputs, `[rows][value_dim]`.
     acc: &'a mut [f32],
     /// The running maximum, sum and last rescaling factor of each query.
     max: &'a mut [f32],
@@ -108,26 +110,84 @@ impl<'a> Tiles<'a> {
 }
 
 /// Packs `n` rows (`d` long) times `scale` as the GEMM layer's panels of [`PANEL`]
-/// columns (k-major, the columns past `n` up to `QUERY_TILE` zero). Each row is read once,
-/// contiguously, and written with a stride of one panel row.
+/// columns (`Q^T`, k-major; the columns past `n` up to `QUERY_TILE` zero), a block of
+/// `LANES x LANES` at a time: rows loaded as vectors, transposed in registers, stored as
+/// panel rows.
 #[inline(always)]
-fn pack_rows(rows: &[f32], n: usize, d: usize, scale: f32, dst: &mut [f32]) {
+fn pack_rows<S: Simd>(s: S, rows: &[f32], n: usize, d: usize, scale: f32, dst: &mut [f32]) {
+    let lanes = S::LANES;
+    let scale = s.splat(scale);
     for (p, panel) in dst[..QUERY_TILE * d]
         .chunks_exact_mut(PANEL * d)
         .enumerate()
     {
-        let first = (p * PANEL).min(n);
-        let these = &rows[first * d..(n.min(first + PANEL)) * d];
-        let count = these.len() / d;
-        for (j, row) in these.chunks_exact(d).enumerate() {
-            for (w, &x) in panel[j..].iter_mut().step_by(PANEL).zip(row) {
-                *w = x * scale;
+        for col in (0..PANEL).step_by(lanes) {
+            let first = p * PANEL + col;
+            for k0 in (0..d).step_by(lanes) {
+                let w = lanes.min(d - k0);
+                let mut block = [s.zero(); MAX_LANES];
+                for (i, v) in block.iter_mut().enumerate().take(lanes) {
+                    if first + i < n {
+                        let src = &rows[(first + i) * d + k0..][..w];
+                        let x = if w == lanes {
+                            s.load(src)
+                        } else {
+                            s.load_partial(src, 0.0)
+                        };
+                        *v = s.mul(x, scale);
+                    }
+                }
+                transpose(s, &mut block);
+                for (k, v) in block.iter().enumerate().take(w) {
+                    s.store(*v, &mut panel[(k0 + k) * PANEL + col..][..lanes]);
+                }
             }
         }
-        if count < PANEL {
-            for row in panel.chunks_exact_mut(PANEL) {
-                row[count..].fill(0.0);
-            }
+    }
+}
+
+/// One stage of [`transpose`]: the lanes `half` apart that swap between vectors `half`
+/// apart (`from_up`, `from_down` for `permute`) and the lanes that stay (`stays`, 1.0).
+struct SwapStage {
+    half: usize,
+    from_up: [u32; MAX_LANES],
+    from_down: [u32; MAX_LANES],
+    stays: [f32; MAX_LANES],
+}
+
+const fn swap_stage(half: usize) -> SwapStage {
+    let mut stage = SwapStage {
+        half,
+        from_up: [0; MAX_LANES],
+        from_down: [0; MAX_LANES],
+        stays: [0.0; MAX_LANES],
+    };
+    let mut lane = 0;
+    while lane < MAX_LANES {
+        let upper = lane & half != 0;
+        stage.from_up[lane] = (if upper { lane } else { lane + half }) as u32;
+        stage.from_down[lane] = (if upper { lane - half } else { lane }) as u32;
+        stage.stays[lane] = if upper { 0.0 } else { 1.0 };
+        lane += 1;
+    }
+    stage
+}
+
+const SWAP_STAGES: [SwapStage; 4] = [swap_stage(8), swap_stage(4), swap_stage(2), swap_stage(1)];
+
+/// Transposes the `LANES x LANES` block held in the first `LANES` vectors (vector = row):
+/// in each `2h x 2h` sub-block, for `h = LANES / 2` down to 1, the upper-right and
+/// lower-left `h x h` quarters swap (`log2(LANES)` stages of a permute and a select per
+/// vector).
+#[inline(always)]
+fn transpose<S: Simd>(s: S, block: &mut [S::V; MAX_LANES]) {
+    for stage in SWAP_STAGES.iter().filter(|st| st.half < S::LANES) {
+        let h = stage.half;
+        let stays = s.lt(s.splat(0.5), s.load(&stage.stays));
+        for i in (0..S::LANES).filter(|i| i & h == 0) {
+            let (a, b) = (block[i], block[i + h]);
+            block[i] = s.select(stays, a, s.permute(b, &stage.from_down));
+            block[i + h] = s.select(stays, s.permute(a, &stage.from_up), b);
         }
     }
 }
@@ -196,14 +256,7 @@ pub(crate) fn sdpa_kernel<S: Blocking + VecMath>(
                     }
                 };
                 let dst = &mut o[(q0 + i) * dv..][..dv];
-                if transposed {
-                    // acc is O^T: transposed back.
-                    for (c, y) in dst.iter_mut().enumerate() {
-                        *y = t.acc[c * QUERY_TILE + i] * scale;
-                    }
-                } else {
-                    map(s, &t.acc[i * dv..][..dv], dst, Scale(scale));
-                }
+                map(s, &t.acc[i * dv..][..dv], dst, Scale(scale));
             }
         }
     }
@@ -275,7 +328,7 @@ fn query_rows<S: Blocking + VecMath>(
 }
 
 /// Up to `QUERY_TILE` query rows `q0..q0 + rows` of one head, transposed (queries in the
-/// lanes): leaves `O^T` in `acc`, and `max` and `sum` of the queries in `t`.
+/// lanes): leaves `acc`, `max` and `sum` of the queries in `t`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn query_tile<S: Blocking + VecMath>(
@@ -291,63 +344,73 @@ fn query_tile<S: Blocking + VecMath>(
 ) {
     let shape = &job.shape;
     let (d, dv, kv_len) = (shape.head_dim, shape.value_dim, shape.kv_len);
-    pack_rows(&q[q0 * d..][..rows * d], rows, d, job.scale, t.q);
+    pack_rows(s, &q[q0 * d..][..rows * d], rows, d, job.scale, t.q);
     t.max.fill(f32::NEG_INFINITY);
     t.sum.fill(0.0);
     t.acc[..dv * QUERY_TILE].fill(0.0);
-    let queries = Layer {
-        packed: &t.q[..QUERY_TILE * d],
-        out: QUERY_TILE,
-        inp: d,
-        bias: None,
-        act: Activation::Identity,
-    };
     let lo = shape.visible(q0).0.max(job.keys.0);
     let hi = shape.visible(q0 + rows - 1).1.min(job.keys.1);
-    for k0 in (lo..hi).step_by(KEY_TILE) {
-        let cols = KEY_TILE.min(hi - k0);
-        if mask.is_some_and(|m| all_masked(m, q0 * kv_len + k0, kv_len, rows, cols)) {
+    let mut k0 = lo;
+    while k0 < hi {
+        // The panels of queries some key of the tile is visible to, `c0..c0 + width`.
+        // Under a causal bound a tile ends where its first viewer would move to the next
+        // panel: on the diagonal the panels that see none of its keys are not computed.
+        let p0 = visible_queries(shape, k0, q0, rows).0 / PANEL;
+        let mut end = (k0 + KEY_TILE).min(hi);
+        if let Some(offset) = shape.causal {
+            end = end.min(offset + q0 + (p0 + 1) * PANEL);
+        }
+        let cols = end - k0;
+        let p1 = visible_queries(shape, end - 1, q0, rows).1.div_ceil(PANEL);
+        let (c0, width) = (p0 * PANEL, (p1 - p0) * PANEL);
+        let skip = mask.is_some_and(|m| all_masked(m, q0 * kv_len + k0, kv_len, rows, cols));
+        if skip {
+            k0 = end;
             continue;
         }
-        // S^T = K Q^T: row j holds key k0 + j's score against every query of the tile.
-        let st = &mut t.scores[..cols * QUERY_TILE];
-        packed_rows(s, queries, Unchanged, &k[k0 * d..(k0 + cols) * d], st);
-        for (j, row) in st.chunks_exact_mut(QUERY_TILE).enumerate() {
+        // S^T = K Q^T: row j holds key k0 + j's score against each query of the panels.
+        let st = &mut t.scores[..cols * width];
+        let queries = Layer {
+            packed: &t.q[c0 * d..(c0 + width) * d],
+            out: width,
+            inp: d,
+            bias: None,
+            act: Activation::Identity,
+        };
+        packed_rows(s, queries, Unchanged, &k[k0 * d..end * d], st);
+        for (j, row) in st.chunks_exact_mut(width).enumerate() {
             // The queries that see this key (causal bound and window), then the mask.
             let (a, b) = visible_queries(shape, k0 + j, q0, rows);
-            if a > 0 || b < QUERY_TILE {
+            let (a, b) = (a.max(c0) - c0, b.max(c0) - c0);
+            if a > 0 || b < width {
                 row[..a].fill(f32::NEG_INFINITY);
                 row[b..].fill(f32::NEG_INFINITY);
             }
             if let Some(m) = mask {
+                let m = &m[(q0 + c0) * kv_len + k0 + j..];
                 for (i, x) in row.iter_mut().enumerate().take(b).skip(a) {
-                    *x += m[(q0 + i) * kv_len + k0 + j];
+                    *x += m[i * kv_len];
                 }
             }
         }
         // Rescale the accumulators of the queries whose maximum grew (after the first
         // tiles, rarely any).
-        if online_softmax_columns(s, st, t.max, t.sum, t.alpha) {
-            for acc_row in t.acc[..dv * QUERY_TILE].chunks_exact_mut(QUERY_TILE) {
-                for (x, &a) in acc_row.iter_mut().zip(t.alpha.iter()) {
-                    *x *= a;
+        let lanes = c0..c0 + width;
+        let (max, sum) = (&mut t.max[lanes.clone()], &mut t.sum[lanes.clone()]);
+        let alpha = &mut t.alpha[lanes.clone()];
+        let acc = &mut t.acc[c0 * dv..(c0 + width) * dv];
+        if online_softmax_columns(s, st, max, sum, alpha) {
+            for (acc_row, &a) in acc.chunks_exact_mut(dv).zip(alpha.iter()) {
+                if a != 1.0 {
+                    map_in_place(s, acc_row, Scale(a));
                 }
             }
         }
-        // O^T += V^T P^T, V as stored.
-        let vt = Mat {
-            data: &v[k0 * dv..(k0 + cols) * dv],
-            rows: cols,
-            cols: dv,
-            stride: dv,
-        };
-        let p = Mat::dense(st, cols, QUERY_TILE);
-        s.gemm_tn(
-            vt,
-            p,
-            MatMut::dense(&mut t.acc[..dv * QUERY_TILE], QUERY_TILE),
-            true,
-        );
+        // O += P V: P^T (as computed) is P given transposed, V as stored.
+        let p_t = Mat::dense(st, cols, width);
+        let vt = Mat::dense(&v[k0 * dv..end * dv], cols, dv);
+        s.gemm_tn(p_t, vt, MatMut::dense(acc, dv), true);
+        k0 = end;
     }
 }
 
@@ -370,8 +433,8 @@ fn visible_queries(shape: &AttentionShape, key: usize, q0: usize, rows: usize) -
     }
 }
 
-/// The online softmax update of a key tile for every query of the tile at once: `st` is
-/// `[keys][QUERY_TILE]` scores, becomes `exp(st - max')`; `max`, `sum` and `alpha` (the
+/// The online softmax update of a key tile for some panels of queries at once: `st` is
+/// `[keys][width]` scores (`width = max.len()`), becomes `exp(st - max')`; `max`, `sum` and `alpha` (the
 /// factor on what was accumulated before) are updated per query, across the lanes. A query
 /// whose maximum is still `-inf` gets zeros and `alpha = 1`: `exp` never sees `-inf - -inf`.
 /// Returns whether some `alpha` is not 1.
@@ -385,11 +448,12 @@ fn online_softmax_columns<S: VecMath>(
 ) -> bool {
     let neg_inf = s.splat(f32::NEG_INFINITY);
     let mut grew = false;
-    for c in (0..QUERY_TILE).step_by(S::LANES) {
+    let width = max.len();
+    for c in (0..width).step_by(S::LANES) {
         let lanes = c..c + S::LANES;
         let mut m = s.load(&max[lanes.clone()]);
         let old = m;
-        for row in st.chunks_exact(QUERY_TILE) {
+        for row in st.chunks_exact(width) {
             m = s.max(m, s.load(&row[lanes.clone()]));
         }
         // Queries that have seen a key subtract their maximum; the others subtract 0 from
@@ -397,7 +461,7 @@ fn online_softmax_columns<S: VecMath>(
         let seen = s.lt(neg_inf, m);
         let m_safe = s.select(seen, m, s.zero());
         let mut total = s.zero();
-        for row in st.chunks_exact_mut(QUERY_TILE) {
+        for row in st.chunks_exact_mut(width) {
             let p = exp_nonpositive(s, s.sub(s.load(&row[lanes.clone()]), m_safe));
             s.store(p, &mut row[lanes.clone()]);
             total = s.add(total, p);
