@@ -252,6 +252,7 @@ const ANCHORS_US: &[(&str, f64)] = &[
     ("sdpa_256_causal", 2675.0),
     ("sdpa_1024", 8572.0),
     ("decode_1024", 222.0),
+    ("additive_128", 17.1),
 ];
 
 /// Deterministic pseudo-random data in [-1, 1).
