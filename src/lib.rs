@@ -158,8 +158,9 @@ mod softmax;
 mod probe;
 
 pub use attention::{
-    AdditiveShape, Attention, AttentionPartial, AttentionShape, KvCache, MhaShape, MhaWeights,
-    PackedAdditive, PackedMha,
+    AdditivePool, AdditiveShape, Attention, AttentionPartial, AttentionShape, DotPool, KvCache,
+    MhaBiases, MhaShape, MhaWeights, MultiHeadAttention, PackedAdditive, PackedMha, pack_additive,
+    pack_mha,
 };
 pub use conv::{
     Conv1dStream, Conv2d, Conv2dShape, ConvAlgorithm, ConvPath, PackedConv2d, Padding,

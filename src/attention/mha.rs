@@ -238,6 +238,11 @@ impl<'a> PackedMha<'a> {
         })
     }
 
+    /// Wraps weights whose shape and length the type system has checked.
+    pub(crate) const fn new_unchecked(shape: MhaShape, data: &'a [f32]) -> Self {
+        PackedMha { shape, data }
+    }
+
     /// The shape.
     pub fn shape(&self) -> &MhaShape {
         &self.shape

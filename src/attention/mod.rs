@@ -12,7 +12,9 @@ mod sdpa;
 mod shape;
 
 pub use cache::KvCache;
-pub use fixed::Attention;
+pub use fixed::{
+    AdditivePool, Attention, DotPool, MhaBiases, MultiHeadAttention, pack_additive, pack_mha,
+};
 pub use mha::{MhaShape, MhaWeights, PackedMha};
 pub use pool::{AdditiveShape, PackedAdditive};
 pub use shape::AttentionShape;

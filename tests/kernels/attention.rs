@@ -834,3 +834,191 @@ fn fixed_size_equals_runtime() {
         }
     }
 }
+
+/// The fixed-size poolings give the runtime-shaped calls' bits.
+#[test]
+fn fixed_size_pooling_equals_runtime() {
+    use simdnn::{AdditivePool, AdditiveShape, DotPool, PackedAdditive, pack_additive};
+    const Q: usize = 7;
+    const K: usize = 19;
+    const A: usize = 37; // past one panel
+    const N: usize = 21;
+    const V: usize = 5;
+    let wave = |i: usize, k: f32| (i as f32 * 0.37 + k).sin();
+    let w_q: [[f32; Q]; A] =
+        core::array::from_fn(|i| core::array::from_fn(|c| wave(i * 11 + c, 0.1)));
+    let w_k: [[f32; K]; A] =
+        core::array::from_fn(|i| core::array::from_fn(|c| wave(i * 13 + c, 0.2)));
+    let b: [f32; A] = core::array::from_fn(|i| wave(i, 0.3));
+    let w: [f32; A] = core::array::from_fn(|i| wave(i, 0.4));
+    let keys: [[f32; K]; N] =
+        core::array::from_fn(|i| core::array::from_fn(|c| wave(i * 17 + c, 0.5)));
+    let values: [[f32; V]; N] =
+        core::array::from_fn(|i| core::array::from_fn(|c| wave(i * 5 + c, 0.6)));
+    let query: [f32; Q] = core::array::from_fn(|i| wave(i, 0.7));
+    let packed: [f32; AdditivePool::<Q, K, A, 0>::PACKED_LEN] =
+        pack_additive(&w_q, &w_k, Some(&b), &w);
+    let shape = AdditiveShape::new(Q, K, A);
+    let mut storage = vec![0.0; shape.packed_len()];
+    let runtime = PackedAdditive::pack(
+        &shape,
+        w_q.as_flattened(),
+        w_k.as_flattened(),
+        Some(&b),
+        &w,
+        &mut storage,
+    )
+    .unwrap();
+    let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    let pool = AdditivePool::<Q, K, A, _>::new(&packed);
+    for e in common::engines() {
+        let mut projected = [[0.0; A]; N];
+        pool.keys(&e, &keys, &mut projected);
+        let (mut weights, mut context, mut scratch) = ([0.0; N], [0.0; V], [0.0; A]);
+        pool.pool(
+            &e,
+            &query,
+            &projected,
+            &values,
+            &mut weights,
+            &mut context,
+            &mut scratch,
+        );
+        let mut want_p = vec![0.0; N * A];
+        e.additive_keys(&runtime, keys.as_flattened(), &mut want_p)
+            .unwrap();
+        let (mut want_w, mut want_c, mut s) = (vec![0.0; N], vec![0.0; V], vec![0.0; A]);
+        e.additive_pool(
+            &runtime,
+            &query,
+            &want_p,
+            values.as_flattened(),
+            &mut want_w,
+            &mut want_c,
+            &mut s,
+        )
+        .unwrap();
+        assert_eq!(
+            bits(projected.as_flattened()),
+            bits(&want_p),
+            "{:?}",
+            e.backend()
+        );
+        assert_eq!(bits(&weights), bits(&want_w), "{:?}", e.backend());
+        assert_eq!(bits(&context), bits(&want_c), "{:?}", e.backend());
+        // The dot-product pooling over the projected keys, as the runtime call.
+        let q2: [f32; A] = core::array::from_fn(|i| wave(i, 0.8));
+        DotPool::<A>::pool(&e, &projected, &q2, &values, &mut weights, &mut context);
+        e.attention_pool(
+            &want_p,
+            &q2,
+            values.as_flattened(),
+            &mut want_w,
+            &mut want_c,
+        )
+        .unwrap();
+        assert_eq!(bits(&weights), bits(&want_w), "{:?}", e.backend());
+        assert_eq!(bits(&context), bits(&want_c), "{:?}", e.backend());
+    }
+}
+
+/// The fixed-size multi-head layer gives the runtime-shaped calls' bits, over a sequence
+/// and token by token over a cache.
+#[test]
+fn fixed_size_mha_equals_runtime() {
+    use simdnn::{MhaShape, MhaWeights, MultiHeadAttention, PackedMha, pack_mha};
+    const E: usize = 12;
+    const H: usize = 4;
+    const KVH: usize = 2;
+    const D: usize = 3;
+    const T: usize = 6;
+    type Mha<'w> =
+        MultiHeadAttention<'w, E, H, KVH, D, { MultiHeadAttention::<E, H, KVH, D, 0>::PACKED_LEN }>;
+    let wave = |i: usize, k: f32| (i as f32 * 0.37 + k).sin() * 0.5;
+    let w_q: [[[f32; E]; D]; H] = core::array::from_fn(|h| {
+        core::array::from_fn(|r| core::array::from_fn(|c| wave((h * D + r) * E + c, 0.1)))
+    });
+    let w_k: [[[f32; E]; D]; KVH] = core::array::from_fn(|h| {
+        core::array::from_fn(|r| core::array::from_fn(|c| wave((h * D + r) * E + c, 0.2)))
+    });
+    let w_v: [[[f32; E]; D]; KVH] = core::array::from_fn(|h| {
+        core::array::from_fn(|r| core::array::from_fn(|c| wave((h * D + r) * E + c, 0.3)))
+    });
+    let w_o: [[[f32; D]; H]; E] = core::array::from_fn(|r| {
+        core::array::from_fn(|h| core::array::from_fn(|c| wave((r * H + h) * D + c, 0.4)))
+    });
+    let b_q: [[f32; D]; H] =
+        core::array::from_fn(|h| core::array::from_fn(|c| wave(h * D + c, 0.5)));
+    let b_k: [[f32; D]; KVH] =
+        core::array::from_fn(|h| core::array::from_fn(|c| wave(h * D + c, 0.6)));
+    let b_v: [[f32; D]; KVH] =
+        core::array::from_fn(|h| core::array::from_fn(|c| wave(h * D + c, 0.7)));
+    let b_o: [f32; E] = core::array::from_fn(|c| wave(c, 0.8));
+    let x: [[f32; E]; T] = core::array::from_fn(|t| core::array::from_fn(|c| wave(t * E + c, 0.9)));
+    let packed: [f32; Mha::PACKED_LEN] =
+        pack_mha(&w_q, &w_k, &w_v, &w_o, Some((&b_q, &b_k, &b_v, &b_o)));
+    let mha = Mha::new(&packed);
+    let shape = MhaShape::new(E, H, D).with_kv_heads(KVH);
+    let weights = MhaWeights {
+        w_q: w_q.as_flattened().as_flattened(),
+        w_k: w_k.as_flattened().as_flattened(),
+        w_v: w_v.as_flattened().as_flattened(),
+        w_o: w_o.as_flattened().as_flattened(),
+        biases: Some([
+            b_q.as_flattened(),
+            b_k.as_flattened(),
+            b_v.as_flattened(),
+            &b_o,
+        ]),
+    };
+    let mut storage = vec![0.0; shape.packed_len()];
+    let runtime = PackedMha::pack(&shape, &weights, &mut storage).unwrap();
+    let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    for e in common::engines() {
+        for causal in [false, true] {
+            let mut out = [[0.0; E]; T];
+            let mut scratch = [0.0; Mha::scratch_len(T)];
+            mha.forward(&e, &x, causal, &mut out, &mut scratch);
+            let mut want = vec![0.0; T * E];
+            let mut s = vec![0.0; shape.scratch_len(T)];
+            e.mha_forward(&runtime, x.as_flattened(), causal, &mut want, &mut s)
+                .unwrap();
+            assert_eq!(
+                bits(out.as_flattened()),
+                bits(&want),
+                "{:?} causal {causal}",
+                e.backend()
+            );
+        }
+        let (mut k1, mut v1, mut k2, mut v2) = (
+            vec![0.0; KVH * T * D],
+            vec![0.0; KVH * T * D],
+            vec![0.0; KVH * T * D],
+            vec![0.0; KVH * T * D],
+        );
+        let mut fixed_cache = KvCache::new(&mut k1, &mut v1, KVH, T, D, D).unwrap();
+        let mut cache = KvCache::new(&mut k2, &mut v2, KVH, T, D, D).unwrap();
+        let mut scratch = [0.0; Mha::scratch_len(1)];
+        let mut s = vec![0.0; shape.scratch_len(1)];
+        for token in &x {
+            let mut y = [[0.0; E]; 1];
+            mha.decode(&e, &[*token], &mut fixed_cache, &mut y, &mut scratch)
+                .unwrap();
+            let mut want = vec![0.0; E];
+            e.mha_decode(&runtime, token, &mut cache, &mut want, &mut s)
+                .unwrap();
+            assert_eq!(
+                bits(y.as_flattened()),
+                bits(&want),
+                "{:?} decode",
+                e.backend()
+            );
+        }
+        // A full cache is the one error.
+        let mut y = [[0.0; E]; 1];
+        assert!(
+            mha.decode(&e, &[x[0]], &mut fixed_cache, &mut y, &mut scratch)
+                .is_err()
+        );
+    }
+}
