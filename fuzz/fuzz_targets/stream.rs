@@ -1,4 +1,4 @@
-//! Streaming conv1d, weight conversion and the `from_packed` / `stream_*_len` helpers on
+//! Streaming conv1d (stride 1 and 2), weight conversion and the `from_packed` / `stream_*_len` helpers on
 //! arbitrary shapes and chunkings: never panics, errors write nothing, and a stream fed in
 //! chunks gives exactly (bit for bit) what one call over the whole stream gives.
 #![no_main]
@@ -48,19 +48,21 @@ fuzz_target!(|data: &[u8]| {
     let act = if d(8) & 2 == 0 { Activation::Identity } else { Activation::Tanh };
     let e = Engine::new();
     let mut state = vec![0.0; shape.stream_state_len()];
-    // The whole stream at once, then the same in chunks of `step` frames.
-    let mut whole = vec![0.0; frames * o];
+    // The whole stream at once, then the same in chunks of `step` frames (whole strides).
+    let stride = shape.stride_w;
+    let outputs = shape.stream_outputs(frames);
+    let mut whole = vec![0.0; outputs * o];
     let mut scratch = vec![0.0; shape.stream_scratch_len(frames)];
     let r = e.conv1d_stream(&shape, &packed, bias.as_deref(), act, &mut state, &x, &mut scratch, &mut whole);
-    if shape.stride_w != 1 {
+    if frames % stride != 0 {
         assert!(r.is_err());
         return;
     }
     r.unwrap();
     state.fill(0.0);
-    let step = 1 + d(11) % 7;
-    let mut chunked = vec![0.0; frames * o];
-    for (xc, yc) in x.chunks(step * c).zip(chunked.chunks_mut(step * o)) {
+    let step = stride * (1 + d(11) % 7);
+    let mut chunked = vec![0.0; outputs * o];
+    for (xc, yc) in x.chunks(step * c).zip(chunked.chunks_mut(step / stride * o)) {
         let n = xc.len() / c;
         let mut scratch = vec![0.0; shape.stream_scratch_len(n)];
         // A wrong scratch length first: an error, nothing written.

@@ -151,7 +151,7 @@ impl<'w, const CI: usize, const CO: usize, const KH: usize, const KW: usize, con
     }
 }
 
-/// A fixed-size streaming 1-D convolution (stride 1, causal): one frame of `CI` channels
+/// A fixed-size streaming 1-D convolution (causal; strided with [`Conv1dStream::push`]): one frame of `CI` channels
 /// in, one frame of `CO` out, over `K` taps. The state is the caller's `window`, the last
 /// `K` frames (oldest first, zeros at the start of a stream), so a firmware keeps it in a
 /// `static` or on its stack; the outputs are exactly those of
@@ -193,6 +193,34 @@ impl<'w, const CI: usize, const CO: usize, const K: usize, const P: usize>
         }
     }
 
+    /// Shifts `frame` into `window` (dropping the oldest frame) without computing: the
+    /// frames between outputs of a strided stream. Feeding a stream with `step` on every
+    /// `s`-th frame (the first included) and `push` on the others gives the offline causal
+    /// convolution with stride `s`, as [`Engine::conv1d_stream`](crate::Engine::conv1d_stream)
+    /// does with `with_stride(1, s)`.
+    ///
+    /// ```
+    /// use simdnn::{Activation, Conv1dStream, Engine, pack_conv2d};
+    /// // Stride 2: y[t] = x[2t - 1] + x[2t].
+    /// static PACKED: [f32; Conv1dStream::<1, 1, 2, 0>::PACKED_LEN] = pack_conv2d(&[[[[1.0], [1.0]]]]);
+    /// let conv = Conv1dStream::<1, 1, 2, _>::new(&PACKED, None, Activation::Identity);
+    /// let (nn, mut window, mut y) = (Engine::new(), [[0.0f32; 1]; 2], [0.0f32; 1]);
+    /// let mut out = Vec::new();
+    /// for (t, x) in [1.0, 2.0, 3.0, 4.0, 5.0].iter().enumerate() {
+    ///     if t % 2 == 0 {
+    ///         conv.step(&nn, &mut window, &[*x], &mut y);
+    ///         out.push(y[0]);
+    ///     } else {
+    ///         conv.push(&mut window, &[*x]);
+    ///     }
+    /// }
+    /// assert_eq!(out, [1.0, 5.0, 9.0]);
+    /// ```
+    pub fn push(&self, window: &mut [[f32; CI]; K], frame: &[f32; CI]) {
+        window.copy_within(1.., 0);
+        window[K - 1] = *frame;
+    }
+
     /// Feeds `frame`: shifts it into `window` (dropping the oldest frame) and writes the
     /// output frame to `y`.
     pub fn step(
@@ -202,8 +230,7 @@ impl<'w, const CI: usize, const CO: usize, const K: usize, const P: usize>
         frame: &[f32; CI],
         y: &mut [f32; CO],
     ) {
-        window.copy_within(1.., 0);
-        window[K - 1] = *frame;
+        self.push(window, frame);
         let (x, y) = (window.as_flattened(), y.as_mut_slice());
         self.layer.run(engine, 1, K, Padding::Valid, x, y);
     }

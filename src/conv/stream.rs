@@ -30,6 +30,21 @@ impl Conv2dShape {
         self.stream_history().saturating_mul(self.in_c)
     }
 
+    /// Output frames [`Engine::conv1d_stream`] gives for a chunk of `frames` frames (a
+    /// whole number of strides): `frames / stride_w`.
+    ///
+    /// ```
+    /// use simdnn::Conv2dShape;
+    /// let front_end = Conv2dShape::conv1d(0, 10, 16, 3).with_stride(1, 2);
+    /// assert_eq!(front_end.stream_outputs(8), 4);
+    /// ```
+    pub const fn stream_outputs(&self, frames: usize) -> usize {
+        match frames.checked_div(self.stride_w) {
+            Some(n) => n,
+            None => 0,
+        }
+    }
+
     /// Length of the scratch [`Engine::conv1d_stream`] needs to process `frames` frames at
     /// once: the history plus the new frames.
     pub const fn stream_scratch_len(&self, frames: usize) -> usize {
@@ -40,12 +55,16 @@ impl Conv2dShape {
 }
 
 impl Engine {
-    /// Streaming 1-D convolution: feed frames (NWC, `in_c` channels each) in chunks of any
-    /// size and get, chunk by chunk, exactly the outputs of one offline call over the whole
-    /// stream with causal padding (`Padding::Explicit { left: (k - 1) * dilation, .. }`,
-    /// stride 1). `state` keeps the last [`Conv2dShape::stream_history`] frames between
-    /// calls (zeros at the start); `scratch` holds history plus chunk
-    /// ([`Conv2dShape::stream_scratch_len`]). The shape's `in_w` and padding are ignored.
+    /// Streaming 1-D convolution: feed frames (NWC, `in_c` channels each) in chunks and
+    /// get, chunk by chunk, exactly the outputs of one offline call over the whole stream
+    /// with causal padding (`Padding::Explicit { left: (k - 1) * dilation, .. }`) and the
+    /// shape's stride. With stride 1 a chunk has any size; with stride `s` (a front end
+    /// that downsamples) a chunk is a whole number of strides and gives one output frame per
+    /// stride, the window ending at the chunk's frames `0, s, 2s, ...`
+    /// ([`Conv2dShape::stream_outputs`]). `state` keeps the last
+    /// [`Conv2dShape::stream_history`] frames between calls (zeros at the start);
+    /// `scratch` holds history plus chunk ([`Conv2dShape::stream_scratch_len`]). The
+    /// shape's `in_w` and padding are ignored.
     ///
     /// ```
     /// use simdnn::{Activation, Conv2dShape, Engine, PackedConv2d, WeightLayout};
@@ -74,19 +93,24 @@ impl Engine {
         scratch: &mut [f32],
         y: &mut [f32],
     ) -> Result<(), Error> {
-        if shape.kernel_h != 1 || shape.stride_w != 1 || shape.stride_h != 1 {
+        if shape.kernel_h != 1 || shape.stride_h != 1 {
             return Err(Error::InvalidShape {
-                what: "streaming conv1d needs kernel_h = 1 and stride 1",
+                what: "streaming conv1d needs kernel_h = 1 and stride_h = 1",
             });
         }
         if shape.in_c == 0 {
             return Err(Error::ZeroDimension { arg: "in_c" });
         }
-        if !x.len().is_multiple_of(shape.in_c) {
+        if shape.stride_w == 0 {
+            return Err(Error::ZeroDimension { arg: "stride_w" });
+        }
+        // A chunk is whole frames, and with a stride whole strides of them.
+        let per_chunk = checked_mul(shape.in_c, shape.stride_w, "stride length")?;
+        if !x.len().is_multiple_of(per_chunk) {
             return Err(Error::NotAMultiple {
                 arg: "x",
                 len: x.len(),
-                of: shape.in_c,
+                of: per_chunk,
             });
         }
         let frames = x.len() / shape.in_c;
@@ -94,7 +118,7 @@ impl Engine {
         let total = history.checked_add(frames).ok_or(Error::SizeOverflow {
             what: "stream length",
         })?;
-        // Over history + chunk, VALID gives exactly one output per new frame.
+        // Over history + chunk, VALID gives exactly one output per stride of new frames.
         let offline = Conv2dShape {
             batch: 1,
             in_h: 1,
@@ -106,7 +130,8 @@ impl Engine {
         check_len("state", state.len(), state_len)?;
         let scratch_len = checked_mul(total, shape.in_c, "scratch length")?;
         check_len("scratch", scratch.len(), scratch_len)?;
-        check_len("y", y.len(), checked_mul(frames, shape.out_c, "y length")?)?;
+        let outputs = shape.stream_outputs(frames);
+        check_len("y", y.len(), checked_mul(outputs, shape.out_c, "y length")?)?;
         // Everything the convolution checks, before `scratch` is written.
         let x_len = if frames == 0 { 0 } else { scratch_len };
         let call = ConvCall::checked(&offline, weights, bias, act, x_len, y.len())?;

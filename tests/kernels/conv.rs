@@ -726,18 +726,21 @@ fn same_padding_odd_total_goes_after() {
 proptest! {
     #![proptest_config(config())]
 
-    /// Feeding a stream in random chunks gives bit for bit the offline causal conv1d.
+    /// Feeding a stream in random chunks (whole strides) gives bit for bit the offline
+    /// causal conv1d with the same stride.
     #[test]
     fn streaming_equals_offline(
         in_c in 1usize..5, out_c in 1usize..20, k in 1usize..6, dil in 1usize..3, groups_one in any::<bool>(),
-        chunks in prop::collection::vec(0usize..9, 1..8), seed in any::<u32>(),
+        chunks in prop::collection::vec(0usize..9, 1..8), stride in 1usize..4, seed in any::<u32>(),
     ) {
         let groups = if groups_one { 1 } else { in_c };
         let out_c = if groups_one { out_c } else { in_c * (1 + out_c % 3) };
+        let chunks: Vec<usize> = chunks.iter().map(|n| n * stride).collect();
         let frames: usize = chunks.iter().sum();
         let hist = (k - 1) * dil;
         let offline = Conv2dShape::conv1d(frames, in_c, out_c, k)
             .with_dilation(1, dil)
+            .with_stride(1, stride)
             .with_groups(groups)
             .with_padding(Padding::Explicit { top: 0, bottom: 0, left: hist, right: 0 });
         let val = |i: usize| ((i as u32).wrapping_mul(2_654_435_761) ^ seed) as f32 / u32::MAX as f32 - 0.5;
@@ -747,7 +750,7 @@ proptest! {
         let mut storage = vec![0.0; offline.packed_weights_len()];
         let packed = PackedConv2d::pack(&offline, WeightLayout::Ohwi, &w, &mut storage).unwrap();
         for e in common::engines() {
-            let mut want = vec![0.0; frames * out_c];
+            let mut want = vec![0.0; frames / stride * out_c];
             if frames > 0 {
                 e.conv2d(&offline, &packed, Some(&b), Activation::Tanh, &x, &mut want).unwrap();
             }
@@ -756,7 +759,7 @@ proptest! {
             let mut at = 0;
             for &n in &chunks {
                 let mut scratch = vec![0.0; offline.stream_scratch_len(n)];
-                let mut y = vec![0.0; n * out_c];
+                let mut y = vec![0.0; offline.stream_outputs(n) * out_c];
                 e.conv1d_stream(&offline, &packed, Some(&b), Activation::Tanh, &mut state, &x[at * in_c..(at + n) * in_c], &mut scratch, &mut y).unwrap();
                 got.extend_from_slice(&y);
                 at += n;
@@ -910,6 +913,33 @@ fn fixed_stream_equals_runtime_stream() {
         let flat: Vec<f32> = w.iter().flatten().flatten().flatten().copied().collect();
         let runtime = PackedConv2d::pack(&shape, WeightLayout::Ohwi, &flat, &mut storage).unwrap();
         for nn in common::engines() {
+            // Stride 2: `step` on even frames and `push` on odd ones equals the runtime
+            // stream fed two frames at a time.
+            let strided = shape.with_stride(1, 2);
+            let mut window = [[0.0f32; CI]; K];
+            let mut state = vec![0.0; shape.stream_state_len()];
+            let mut scratch = vec![0.0; shape.stream_scratch_len(2)];
+            let frame = |t: usize| -> [f32; CI] {
+                core::array::from_fn(|c| ((t * 5 + c * 3) % 13) as f32 - 6.0)
+            };
+            for t in (0..20).step_by(2) {
+                let (mut a, mut b) = ([0.0; CO], [0.0; CO]);
+                fixed.step(&nn, &mut window, &frame(t), &mut a);
+                fixed.push(&mut window, &frame(t + 1));
+                let pair = [frame(t), frame(t + 1)];
+                nn.conv1d_stream(
+                    &strided,
+                    &runtime,
+                    Some(&bias[..]),
+                    Activation::Relu,
+                    &mut state,
+                    pair.as_flattened(),
+                    &mut scratch,
+                    &mut b,
+                )
+                .unwrap();
+                assert_eq!(a, b, "{:?} stride 2 CI {CI} K {K} frame {t}", nn.backend());
+            }
             let mut window = [[0.0f32; CI]; K];
             let mut state = vec![0.0; shape.stream_state_len()];
             let mut scratch = vec![0.0; shape.stream_scratch_len(1)];

@@ -344,6 +344,8 @@ fn conv_shapes() {
             ),
             Err(len("y", 6, 5))
         );
+        // Stride 2: a chunk of two frames gives one output frame; one frame is not a
+        // whole stride; a vertical stride is not a stream.
         assert_eq!(
             e.conv1d_stream(
                 &s1.with_stride(1, 2),
@@ -355,10 +357,54 @@ fn conv_shapes() {
                 &mut scratch,
                 &mut out
             ),
-            Err(Error::InvalidShape {
-                what: "streaming conv1d needs kernel_h = 1 and stride 1"
+            Err(len("y", 3, 6))
+        );
+        assert_eq!(
+            e.conv1d_stream(
+                &s1.with_stride(1, 2),
+                &p1,
+                None,
+                id,
+                &mut state,
+                &[1.0; 2],
+                &mut scratch[..8],
+                &mut out[..3]
+            ),
+            Err(Error::NotAMultiple {
+                arg: "x",
+                len: 2,
+                of: 4
             })
         );
+        assert_eq!(
+            e.conv1d_stream(
+                &s1.with_stride(2, 1),
+                &p1,
+                None,
+                id,
+                &mut state,
+                &[1.0; 4],
+                &mut scratch,
+                &mut out
+            ),
+            Err(Error::InvalidShape {
+                what: "streaming conv1d needs kernel_h = 1 and stride_h = 1"
+            })
+        );
+        assert_eq!(
+            e.conv1d_stream(
+                &s1.with_stride(1, 2),
+                &p1,
+                None,
+                id,
+                &mut state,
+                &[1.0; 4],
+                &mut scratch,
+                &mut out[..3]
+            ),
+            Ok(())
+        );
+        state.fill(0.0);
         assert_eq!(
             e.conv1d_stream(
                 &s1,
