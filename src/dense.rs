@@ -110,6 +110,29 @@ impl<'a> PackedDense<'a> {
         })
     }
 
+    /// [`PackedDense::from_packed`] over a blob of little-endian `f32` bytes, read in place
+    /// (`include_bytes!` into an [`AlignedBytes`](crate::AlignedBytes)): an error if it is
+    /// misaligned or not exactly the packed length.
+    ///
+    /// ```
+    /// use simdnn::{AlignedBytes, PackedDense, dense_packed_len};
+    /// static BLOB: AlignedBytes<{ 4 * dense_packed_len(3, 2) }> = AlignedBytes([0; 4 * 64]);
+    /// let packed = PackedDense::from_bytes(&BLOB.0, 3, 2)?;
+    /// assert_eq!(packed.in_features(), 2);
+    /// assert!(PackedDense::from_bytes(&BLOB.0[4..], 3, 2).is_err());
+    /// # Ok::<(), simdnn::Error>(())
+    /// ```
+    #[cfg(target_endian = "little")]
+    pub fn from_bytes(
+        bytes: &'a [u8],
+        out_features: usize,
+        in_features: usize,
+    ) -> Result<Self, Error> {
+        crate::bytes::packed_from_bytes(bytes, |data| {
+            Self::from_packed(data, out_features, in_features)
+        })
+    }
+
     /// Number of outputs.
     pub fn out_features(&self) -> usize {
         self.out_features

@@ -43,6 +43,13 @@ pub enum Error {
     },
     /// The backend was asked for explicitly but is not compiled in or not supported by this CPU.
     UnsupportedBackend(Backend),
+    /// A byte blob does not start at a multiple of the alignment its values need.
+    Misaligned {
+        /// The argument's name.
+        arg: &'static str,
+        /// The alignment, in bytes.
+        align: usize,
+    },
     /// The call needs a kernel this build leaves out: the cargo feature that compiles it in
     /// is off (e.g. a convolution path, see `ConvPath::feature`).
     FeatureDisabled {
@@ -72,6 +79,9 @@ impl fmt::Display for Error {
                     "backend `{}` is not available on this CPU or build",
                     b.name()
                 )
+            }
+            Error::Misaligned { arg, align } => {
+                write!(f, "`{arg}` does not start at a multiple of {align} bytes")
             }
             Error::FeatureDisabled { feature } => write!(
                 f,

@@ -133,6 +133,9 @@ pub struct ReadmeDoctests;
 // Layers, lowest first: a module imports only from the layers before it, and the operator
 // families (L3) never import each other.
 mod error;
+// Weights as little-endian byte blobs, read in place.
+#[cfg(target_endian = "little")]
+mod bytes;
 
 // L0: backends, dispatch and the SIMD trait (the only `unsafe`).
 mod engine;
@@ -162,6 +165,8 @@ pub use attention::{
     MhaBiases, MhaShape, MhaWeights, MultiHeadAttention, PackedAdditive, PackedMha, pack_additive,
     pack_mha,
 };
+#[cfg(target_endian = "little")]
+pub use bytes::{AlignedBytes, f32_array_from_bytes, f32s_from_bytes};
 pub use conv::{
     Conv1dStream, Conv2d, Conv2dShape, ConvAlgorithm, ConvPath, PackedConv2d, Padding,
     WeightLayout, convert_weights, pack_conv2d,

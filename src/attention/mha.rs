@@ -238,9 +238,29 @@ impl<'a> PackedMha<'a> {
         })
     }
 
+    /// [`PackedMha::from_packed`] over a blob of little-endian `f32` bytes, read in place:
+    /// an error if it is misaligned or not exactly the packed length.
+    ///
+    /// ```
+    /// use simdnn::{AlignedBytes, MhaShape, PackedMha};
+    /// let shape = MhaShape::new(4, 2, 2);
+    /// static BLOB: AlignedBytes<8192> = AlignedBytes([0; 8192]);
+    /// assert!(PackedMha::from_bytes(&shape, &BLOB.0[..4 * shape.packed_len()]).is_ok());
+    /// assert!(PackedMha::from_bytes(&shape, &BLOB.0[1..4 * shape.packed_len() + 1]).is_err());
+    /// ```
+    #[cfg(target_endian = "little")]
+    pub fn from_bytes(shape: &MhaShape, bytes: &'a [u8]) -> Result<Self, Error> {
+        crate::bytes::packed_from_bytes(bytes, |data| Self::from_packed(shape, data))
+    }
+
     /// Wraps weights whose shape and length the type system has checked.
     pub(crate) const fn new_unchecked(shape: MhaShape, data: &'a [f32]) -> Self {
         PackedMha { shape, data }
+    }
+
+    /// The packed data (to store, e.g. as the bytes `from_bytes` reads back).
+    pub fn as_slice(&self) -> &'a [f32] {
+        self.data
     }
 
     /// The shape.

@@ -148,9 +148,29 @@ impl<'a> PackedAdditive<'a> {
         })
     }
 
+    /// [`PackedAdditive::from_packed`] over a blob of little-endian `f32` bytes, read in
+    /// place: an error if it is misaligned or not exactly the packed length.
+    ///
+    /// ```
+    /// use simdnn::{AdditiveShape, AlignedBytes, PackedAdditive};
+    /// let shape = AdditiveShape::new(2, 2, 2);
+    /// static BLOB: AlignedBytes<4096> = AlignedBytes([0; 4096]);
+    /// assert!(PackedAdditive::from_bytes(&shape, &BLOB.0[..4 * shape.packed_len()]).is_ok());
+    /// assert!(PackedAdditive::from_bytes(&shape, &BLOB.0[..4 * shape.packed_len() - 4]).is_err());
+    /// ```
+    #[cfg(target_endian = "little")]
+    pub fn from_bytes(shape: &AdditiveShape, bytes: &'a [u8]) -> Result<Self, Error> {
+        crate::bytes::packed_from_bytes(bytes, |data| Self::from_packed(shape, data))
+    }
+
     /// Wraps weights whose shape and length the type system has checked.
     pub(crate) const fn new_unchecked(shape: AdditiveShape, data: &'a [f32]) -> Self {
         PackedAdditive { shape, data }
+    }
+
+    /// The packed data (to store, e.g. as the bytes `from_bytes` reads back).
+    pub fn as_slice(&self) -> &'a [f32] {
+        self.data
     }
 
     /// The shape.

@@ -166,6 +166,22 @@ impl<'a> PackedConv2d<'a> {
         })
     }
 
+    /// [`PackedConv2d::from_packed`] over a blob of little-endian `f32` bytes, read in
+    /// place: an error if it is misaligned or not exactly the packed length.
+    ///
+    /// ```
+    /// use simdnn::{AlignedBytes, Conv2dShape, PackedConv2d};
+    /// let shape = Conv2dShape::conv1d(0, 1, 4, 3);
+    /// static BLOB: AlignedBytes<4096> = AlignedBytes([0; 4096]);
+    /// let bytes = &BLOB.0[..4 * shape.packed_weights_len()];
+    /// assert!(PackedConv2d::from_bytes(&shape, bytes).is_ok());
+    /// assert!(PackedConv2d::from_bytes(&shape, &bytes[2..]).is_err());
+    /// ```
+    #[cfg(target_endian = "little")]
+    pub fn from_bytes(shape: &Conv2dShape, bytes: &'a [u8]) -> Result<Self, Error> {
+        crate::bytes::packed_from_bytes(bytes, |data| Self::from_packed(shape, data))
+    }
+
     /// The packed data.
     pub fn as_slice(&self) -> &'a [f32] {
         self.data

@@ -96,6 +96,22 @@ macro_rules! packed_cell {
                 })
             }
 
+            /// [`Self::from_packed`] over a blob of little-endian `f32` bytes, read in
+            /// place: an error if it is misaligned or not exactly the packed length.
+            ///
+            /// ```
+            #[doc = concat!("use simdnn::{AlignedBytes, ", stringify!($shape), ", ", stringify!($name), "};")]
+            #[doc = concat!("let shape = ", stringify!($shape), "::new(2, 3);")]
+            /// static BLOB: AlignedBytes<8192> = AlignedBytes([0; 8192]);
+            /// let bytes = &BLOB.0[..4 * shape.packed_len()];
+            #[doc = concat!("assert!(", stringify!($name), "::from_bytes(&shape, bytes).is_ok());")]
+            #[doc = concat!("assert!(", stringify!($name), "::from_bytes(&shape, &bytes[4..]).is_err());")]
+            /// ```
+            #[cfg(target_endian = "little")]
+            pub fn from_bytes(shape: &$shape, bytes: &'a [u8]) -> Result<Self, Error> {
+                crate::bytes::packed_from_bytes(bytes, |data| Self::from_packed(shape, data))
+            }
+
             /// The shape.
             pub fn shape(&self) -> &$shape {
                 &self.shape

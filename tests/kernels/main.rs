@@ -7,6 +7,7 @@ mod common;
 mod activation;
 mod attention;
 mod attention_golden;
+mod bytes;
 mod conv;
 mod conv_golden;
 mod dense;
