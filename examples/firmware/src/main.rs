@@ -9,7 +9,21 @@ mod stack;
 
 use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hprintln};
+#[cfg(not(feature = "panic-check"))]
 use panic_semihosting as _;
+
+/// With `panic-check` no panic may survive optimisation: the handler calls a function that
+/// exists nowhere, so a reachable panic is a link error.
+#[cfg(feature = "panic-check")]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    unsafe extern "C" {
+        fn simdnn_firmware_has_a_reachable_panic() -> !;
+    }
+    // SAFETY: never runs: the symbol is undefined, so a build where this is reachable
+    // does not link.
+    unsafe { simdnn_firmware_has_a_reachable_panic() }
+}
 use simdnn::{
     Activation, Backend, Conv2dShape, Dense, Engine, PackedConv2d, PackedDense, WeightLayout,
     dense_packed_len, pack_dense,
