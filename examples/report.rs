@@ -14,6 +14,12 @@ use simdnn::{
 };
 #[path = "../benches/common/aligned.rs"]
 mod aligned;
+// The firmware's keyword-spotting model and its loader (examples/firmware).
+#[path = "firmware/src/kws.rs"]
+#[allow(dead_code)] // the firmware's tolerance
+mod kws;
+#[path = "firmware/src/host.rs"]
+mod kws_host;
 use aligned::Aligned;
 use std::hint::black_box;
 use std::time::Instant;
@@ -176,6 +182,11 @@ const WORKLOADS: &[Workload] = &[
     },
     // Additive (Bahdanau) pooling: 128 keys of 64 projected to 64 in the call, a query of
     // 64, the keys as values.
+    Workload {
+        name: "kws_firmware_model",
+        work: Flops(KWS_FLOPS),
+        make: kws_model,
+    },
     Workload {
         name: "additive_128",
         work: Flops(2.0 * (128.0 * 64.0 * 64.0 + 64.0 * 64.0 + 2.0 * 128.0 * 64.0)),
@@ -378,6 +389,42 @@ fn additive(nn: Engine, n: usize, d: usize, a: usize) -> Box<dyn FnMut()> {
         .unwrap();
         black_box(&context);
     })
+}
+
+/// Operations of one inference of the firmware's model: the conv1d's outputs, the GRU's
+/// steps (both products), the pooling's projections, the classifier.
+const KWS_FLOPS: f64 = {
+    use kws::*;
+    2.0 * (STEPS * CONV * TAPS
+        + STEPS * 3 * HIDDEN * (CONV + HIDDEN)
+        + STEPS * ATTN * HIDDEN
+        + ATTN * HIDDEN
+        + CLASSES * HIDDEN) as f64
+};
+
+/// The firmware's keyword-spotting model (examples/firmware) on its input: the host's side
+/// of the firmware's check (its build script computes the same with the scalar backend).
+fn kws_model(nn: Engine) -> Box<dyn FnMut()> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/firmware/model");
+    let packed = kws_host::Packed::load(dir.as_ref());
+    Box::new(move || {
+        black_box(kws::infer(&nn, &packed.model(), black_box(&packed.input)));
+    })
+}
+
+/// The firmware model's class probabilities on every backend, as the firmware prints them.
+fn print_kws(engines: &[Engine]) {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/firmware/model");
+    let packed = kws_host::Packed::load(dir.as_ref());
+    println!("firmware model (examples/firmware), class probabilities in ppm:");
+    for &nn in engines {
+        let probs = kws::infer(&nn, &packed.model(), &packed.input);
+        let ppm: Vec<String> = probs
+            .iter()
+            .map(|p| format!("{}", (p * 1e6) as u32))
+            .collect();
+        println!("  {:<7} {}", nn.backend().name(), ppm.join(" "));
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -715,5 +762,12 @@ fn main() {
                 );
             }
         }
+    }
+    if !json
+        && only
+            .as_ref()
+            .is_none_or(|o| o.iter().any(|n| n == "kws_firmware_model"))
+    {
+        print_kws(&engines);
     }
 }

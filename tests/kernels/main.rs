@@ -3,6 +3,11 @@
 //! Miri compiles each binary again when it runs it, and elsewhere each is a link of its own.
 #[path = "../common/mod.rs"]
 mod common;
+// The firmware's model and its host-side loader, shared with the firmware.
+#[path = "../../examples/firmware/src/kws.rs"]
+mod kws;
+#[path = "../../examples/firmware/src/host.rs"]
+mod kws_host;
 
 mod activation;
 mod attention;
@@ -12,6 +17,7 @@ mod conv;
 mod conv_golden;
 mod dense;
 mod dispatch;
+mod firmware_model;
 mod hostile;
 mod misuse;
 mod recurrent;
