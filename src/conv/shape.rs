@@ -9,6 +9,7 @@ use super::winograd;
 use crate::Error;
 use crate::error::checked_mul;
 use crate::gemm::PANEL;
+use core::num::NonZeroUsize;
 
 /// How the input is padded (with zeros) before the kernel slides over it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -411,16 +412,18 @@ impl Conv2dShape {
             span(s.kernel_w, s.dilation_w)?,
         );
         let axis = |len: usize, span: usize, stride: usize, pad: Option<(usize, usize)>| {
+            // Nonzero as checked above, and so for the compiler: no division that can panic.
+            let stride = NonZeroUsize::new(stride).ok_or(Error::ZeroDimension { arg: "stride" })?;
             let (before, after) = match pad {
                 Some(p) => p,
                 None => {
                     // SAME: out = ceil(len / stride), odd padding after.
-                    let out = len.div_ceil(stride);
+                    let out = len / stride + usize::from(len % stride != 0);
                     if out == 0 {
                         return Ok((0, 0, 0));
                     }
                     let need = (out - 1)
-                        .checked_mul(stride)
+                        .checked_mul(stride.get())
                         .and_then(|v| v.checked_add(span))
                         .ok_or(Error::SizeOverflow { what: "padding" })?;
                     let total = need.saturating_sub(len);
