@@ -17,6 +17,7 @@ mod conv;
 mod conv_golden;
 mod dense;
 mod dispatch;
+mod edge;
 mod firmware_model;
 mod hostile;
 mod misuse;
