@@ -301,7 +301,7 @@ impl Engine {
             checked_mul(n, shape.attn_dim, "projected length")?,
         )?;
         if n > 0 {
-            gemm_packed_kernel::run(self, attention.parts().1, keys, projected);
+            gemm_packed_kernel::run(self, attention.parts()?.1, keys, projected);
         }
         Ok(())
     }
@@ -335,7 +335,7 @@ impl Engine {
         if context.is_empty() && n > 0 {
             return Err(Error::ZeroDimension { arg: "context" });
         }
-        let (query_layer, _, w) = attention.parts();
+        let (query_layer, _, w) = attention.parts()?;
         let job = AdditiveJob {
             query_layer,
             w,

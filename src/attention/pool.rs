@@ -178,13 +178,24 @@ impl<'a> PackedAdditive<'a> {
         &self.shape
     }
 
-    /// `W_q` (with the bias) and `W_k` as layers, and `w`.
-    pub(crate) fn parts(&self) -> (Layer<'a>, Layer<'a>, &'a [f32]) {
+    /// `W_q` (with the bias) and `W_k` as layers, and `w`. (The length was checked when
+    /// `self` was made; the checked splits keep a panic path out of firmware.)
+    pub(crate) fn parts(&self) -> Result<(Layer<'a>, Layer<'a>, &'a [f32]), Error> {
         let s = &self.shape;
         let a = s.attn_dim;
-        let (wq, rest) = self.data.split_at(packed_len(a, s.query_dim));
-        let (wk, rest) = rest.split_at(packed_len(a, s.key_dim));
-        let (b, w) = rest.split_at(a);
+        let short = Error::LengthMismatch {
+            arg: "data",
+            expected: s.packed_len(),
+            got: self.data.len(),
+        };
+        let (wq, rest) = self
+            .data
+            .split_at_checked(packed_len(a, s.query_dim))
+            .ok_or(short)?;
+        let (wk, rest) = rest
+            .split_at_checked(packed_len(a, s.key_dim))
+            .ok_or(short)?;
+        let (b, w) = rest.split_at_checked(a).ok_or(short)?;
         let layer = |packed, inp, bias| Layer {
             packed,
             out: a,
@@ -192,11 +203,11 @@ impl<'a> PackedAdditive<'a> {
             bias,
             act: Activation::Identity,
         };
-        (
+        Ok((
             layer(wq, s.query_dim, Some(b)),
             layer(wk, s.key_dim, None),
             w,
-        )
+        ))
     }
 }
 

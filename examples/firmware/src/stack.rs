@@ -24,12 +24,13 @@ pub fn peak<R>(f: impl FnOnce() -> R) -> (R, usize) {
         unsafe { core::ptr::write_volatile(addr as *mut u32, PAINT) };
     }
     let result = call(f);
+    // The deepest changed word; a call that went past the window (none does) reads as the
+    // whole window, a lower bound (no assert: the firmware keeps no panic path).
     let deepest = (bottom..top)
         .step_by(4)
         // SAFETY: as above, the same words, read back.
         .find(|&addr| unsafe { core::ptr::read_volatile(addr as *const u32) } != PAINT)
         .unwrap_or(top);
-    assert!(deepest > bottom, "a call took more than the painted window");
     (result, sp - deepest)
 }
 
