@@ -2,10 +2,9 @@
 //! call cannot fail.
 
 use super::cache::KvCache;
-use super::mha::{MhaShape, PackedMha};
-use super::pool::{AdditiveShape, PackedAdditive};
+use super::mha::{MhaShape, MhaWeights, PackedMha, pack_mha_into};
+use super::pool::{AdditiveShape, PackedAdditive, pack_additive_into};
 use super::shape::AttentionShape;
-use crate::gemm::{pack_into, packed_len};
 use crate::{Engine, Error};
 
 /// Fixed-size scaled dot-product attention: `H` query heads over `KVH` key/value heads
@@ -128,15 +127,6 @@ impl<const H: usize, const KVH: usize, const D: usize> Attention<H, KVH, D> {
     }
 }
 
-/// Copies `src` into `dst[at..]` (a `const` copy).
-const fn put(dst: &mut [f32], at: usize, src: &[f32]) {
-    let mut i = 0;
-    while i < src.len() {
-        dst[at + i] = src[i];
-        i += 1;
-    }
-}
-
 /// Packs an additive attention's weights at compile time for [`AdditivePool`]: `w_q`
 /// `[A][Q]` and `w_k` `[A][K]` as PyTorch's `nn.Linear` stores them, the bias and the
 /// scoring vector `w` `[A]`. `P` must be `AdditivePool::<Q, K, A, 0>::PACKED_LEN`;
@@ -162,15 +152,18 @@ pub const fn pack_additive<const Q: usize, const K: usize, const A: usize, const
         )
     };
     let mut out = [0.0; P];
-    let (pq, pk) = (packed_len(A, shape.query_dim), packed_len(A, shape.key_dim));
-    let (wq, rest) = out.split_at_mut(pq);
-    pack_into(w_q.as_flattened(), A, Q, wq);
-    let (wk, rest) = rest.split_at_mut(pk);
-    pack_into(w_k.as_flattened(), A, K, wk);
-    if let Some(b) = bias {
-        put(rest, 0, b);
-    }
-    put(rest, A, w);
+    let bias = match bias {
+        Some(b) => Some(b.as_slice()),
+        None => None,
+    };
+    pack_additive_into(
+        &shape,
+        w_q.as_flattened(),
+        w_k.as_flattened(),
+        bias,
+        w,
+        &mut out,
+    );
     out
 }
 
@@ -347,22 +340,27 @@ pub const fn pack_mha<
             "P must be MultiHeadAttention::<E, H, KVH, D, 0>::PACKED_LEN"
         )
     };
-    let (q, kv) = (H * D, KVH * D);
     let mut out = [0.0; P];
-    let (wq, rest) = out.split_at_mut(packed_len(q, E));
-    pack_into(w_q.as_flattened().as_flattened(), q, E, wq);
-    let (wk, rest) = rest.split_at_mut(packed_len(kv, E));
-    pack_into(w_k.as_flattened().as_flattened(), kv, E, wk);
-    let (wv, rest) = rest.split_at_mut(packed_len(kv, E));
-    pack_into(w_v.as_flattened().as_flattened(), kv, E, wv);
-    let (wo, rest) = rest.split_at_mut(packed_len(E, q));
-    pack_into(w_o.as_flattened().as_flattened(), E, q, wo);
-    if let Some((bq, bk, bv, bo)) = biases {
-        put(rest, 0, bq.as_flattened());
-        put(rest, q, bk.as_flattened());
-        put(rest, q + kv, bv.as_flattened());
-        put(rest, q + 2 * kv, bo);
-    }
+    let weights = MhaWeights {
+        w_q: w_q.as_flattened().as_flattened(),
+        w_k: w_k.as_flattened().as_flattened(),
+        w_v: w_v.as_flattened().as_flattened(),
+        w_o: w_o.as_flattened().as_flattened(),
+        biases: match biases {
+            Some((bq, bk, bv, bo)) => Some([
+                bq.as_flattened(),
+                bk.as_flattened(),
+                bv.as_flattened(),
+                bo.as_slice(),
+            ]),
+            None => None,
+        },
+    };
+    pack_mha_into(
+        &MhaShape::new(E, H, D).with_kv_heads(KVH),
+        &weights,
+        &mut out,
+    );
     out
 }
 

@@ -6,7 +6,7 @@ use super::cache::KvCache;
 use super::shape::AttentionShape;
 use crate::error::{check_len, checked_mul};
 use crate::gemm::driver::gemm_packed_kernel;
-use crate::gemm::{Layer, PANEL, pack_into, packed_len};
+use crate::gemm::{Layer, PANEL, pack_into, packed_len, put, zero};
 use crate::ops::Activation;
 use crate::{Engine, Error};
 
@@ -201,27 +201,7 @@ impl<'a> PackedMha<'a> {
             check_len("b_o", bo.len(), e)?;
         }
         check_len("storage", storage.len(), shape.packed_len())?;
-        let (pq, pkv, po) = (packed_len(q, e), packed_len(kv, e), packed_len(e, q));
-        let (wq, rest) = storage.split_at_mut(pq);
-        let (wk, rest) = rest.split_at_mut(pkv);
-        let (wv, rest) = rest.split_at_mut(pkv);
-        let (wo, biases) = rest.split_at_mut(po);
-        pack_into(weights.w_q, q, e, wq);
-        pack_into(weights.w_k, kv, e, wk);
-        pack_into(weights.w_v, kv, e, wv);
-        pack_into(weights.w_o, e, q, wo);
-        match weights.biases {
-            Some([bq, bk, bv, bo]) => {
-                let (b_q, rest) = biases.split_at_mut(q);
-                let (b_k, rest) = rest.split_at_mut(kv);
-                let (b_v, b_o) = rest.split_at_mut(kv);
-                b_q.copy_from_slice(bq);
-                b_k.copy_from_slice(bk);
-                b_v.copy_from_slice(bv);
-                b_o.copy_from_slice(bo);
-            }
-            None => biases.fill(0.0),
-        }
+        pack_mha_into(shape, weights, storage);
         Ok(PackedMha {
             shape: *shape,
             data: storage,
@@ -291,6 +271,30 @@ impl<'a> PackedMha<'a> {
             v: layer(wv, kv, e, bv),
             o: layer(wo, e, q, bo),
         }
+    }
+}
+
+/// Packs the layer's weights into `dst` (lengths checked by the caller): the one layout
+/// [`PackedMha::pack`] and the compile-time `pack_mha` share — `W_q`, `W_k`, `W_v`, `W_o`
+/// as GEMM panels, then the biases in the same order (zeros without them).
+pub(crate) const fn pack_mha_into(shape: &MhaShape, weights: &MhaWeights<'_>, dst: &mut [f32]) {
+    let (q, kv, e) = (shape.q_out(), shape.kv_out(), shape.embed);
+    let (wq, rest) = dst.split_at_mut(packed_len(q, e));
+    pack_into(weights.w_q, q, e, wq);
+    let (wk, rest) = rest.split_at_mut(packed_len(kv, e));
+    pack_into(weights.w_k, kv, e, wk);
+    let (wv, rest) = rest.split_at_mut(packed_len(kv, e));
+    pack_into(weights.w_v, kv, e, wv);
+    let (wo, biases) = rest.split_at_mut(packed_len(e, q));
+    pack_into(weights.w_o, e, q, wo);
+    match weights.biases {
+        Some([bq, bk, bv, bo]) => {
+            put(biases, 0, bq);
+            put(biases, q, bk);
+            put(biases, q + kv, bv);
+            put(biases, q + 2 * kv, bo);
+        }
+        None => zero(biases),
     }
 }
 

@@ -6,7 +6,7 @@ use crate::Error;
 use crate::engine::kernel_entry;
 use crate::error::{check_len, checked_mul};
 use crate::gemm::driver::{gemm_nt, packed_rows};
-use crate::gemm::{Blocking, Layer, Mat, MatMut, PANEL, pack_into, packed_len};
+use crate::gemm::{Blocking, Layer, Mat, MatMut, PANEL, pack_into, packed_len, put, zero};
 use crate::ops::{
     Activation, Scale, Unchanged, add_mask_and_max, add_scaled, exp_sum, map_in_place,
 };
@@ -121,17 +121,7 @@ impl<'a> PackedAdditive<'a> {
         }
         check_len("w", w.len(), a)?;
         check_len("storage", storage.len(), shape.packed_len())?;
-        let (pq, pk) = (packed_len(a, shape.query_dim), packed_len(a, shape.key_dim));
-        let (wq, rest) = storage.split_at_mut(pq);
-        let (wk, rest) = rest.split_at_mut(pk);
-        let (b, wv) = rest.split_at_mut(a);
-        pack_into(w_q, a, shape.query_dim, wq);
-        pack_into(w_k, a, shape.key_dim, wk);
-        match bias {
-            Some(bias) => b.copy_from_slice(bias),
-            None => b.fill(0.0),
-        }
-        wv.copy_from_slice(w);
+        pack_additive_into(shape, w_q, w_k, bias, w, storage);
         Ok(PackedAdditive {
             shape: *shape,
             data: storage,
@@ -209,6 +199,30 @@ impl<'a> PackedAdditive<'a> {
             w,
         ))
     }
+}
+
+/// Packs an additive attention's weights into `dst` (lengths checked by the caller): the
+/// one layout [`PackedAdditive::pack`] and the compile-time `pack_additive` share —
+/// `W_q` and `W_k` as GEMM panels, then the bias (zeros without one) and `w`.
+pub(crate) const fn pack_additive_into(
+    shape: &AdditiveShape,
+    w_q: &[f32],
+    w_k: &[f32],
+    bias: Option<&[f32]>,
+    w: &[f32],
+    dst: &mut [f32],
+) {
+    let a = shape.attn_dim;
+    let (wq, rest) = dst.split_at_mut(packed_len(a, shape.query_dim));
+    pack_into(w_q, a, shape.query_dim, wq);
+    let (wk, rest) = rest.split_at_mut(packed_len(a, shape.key_dim));
+    pack_into(w_k, a, shape.key_dim, wk);
+    let (b, rest) = rest.split_at_mut(a);
+    match bias {
+        Some(bias) => put(b, 0, bias),
+        None => zero(b),
+    }
+    put(rest, 0, w);
 }
 
 /// `weights = softmax(weights)` over the row, then `context = sum_i weights_i v_i`.

@@ -240,49 +240,22 @@ pub(crate) fn gemm_nn<S: Simd, const MR: usize, const NV: usize>(
 
 /// `C (+)= A B` for `A` given transposed: `a_t` is `A^T`, `k x m` with its own row stride
 /// (`a_t.rows = k`, `a_t.cols = m`), `B` `k x n` row-major, `C` `m x n`. Attention's
-/// `O += P V` runs on it, with `P^T` as computed. Tiles are `MR x NV` vectors; the
-/// columns after the last whole tile width take narrower `MR2 x NV2` tiles (a wide tile
-/// over half its width would multiply zeros).
+/// `O += P V` runs on it, with `P^T` as computed.
 #[inline(always)]
-pub(crate) fn gemm_tn<
-    S: Simd,
-    const MR: usize,
-    const NV: usize,
-    const MR2: usize,
-    const NV2: usize,
->(
+pub(crate) fn gemm_tn<S: Simd, const MR: usize, const NV: usize>(
     s: S,
     a_t: Mat<'_>,
     b: Mat<'_>,
     mut c: MatMut<'_>,
     accumulate: bool,
 ) {
-    let n = b.cols;
-    let wide = if NV2 < NV { n - n % (NV * S::LANES) } else { n };
-    tn_columns::<S, MR, NV>(s, a_t, b, &mut c, accumulate, 0, wide);
-    if wide < n {
-        tn_columns::<S, MR2, NV2>(s, a_t, b, &mut c, accumulate, wide, n);
-    }
-}
-
-/// Columns `first..end` of [`gemm_tn`] in tiles of `MR x NV` vectors.
-#[inline(always)]
-fn tn_columns<S: Simd, const MR: usize, const NV: usize>(
-    s: S,
-    a_t: Mat<'_>,
-    b: Mat<'_>,
-    c: &mut MatMut<'_>,
-    accumulate: bool,
-    first: usize,
-    end: usize,
-) {
-    let (m, k) = (a_t.cols, a_t.rows);
+    let (m, k, n) = (a_t.cols, a_t.rows, b.cols);
     let block_cols = NV * S::LANES;
     for r0 in (0..m).step_by(MR) {
         let rows = MR.min(m - r0);
         let a = a_t.data.get(r0..).unwrap_or(&[]);
-        for col in (first..end).step_by(block_cols) {
-            let width = block_cols.min(end - col);
+        for col in (0..n).step_by(block_cols) {
+            let width = block_cols.min(n - col);
             let zero = [[s.zero(); NV]; MR];
             let bb = b.data.get(col..).unwrap_or(&[]);
             let (lda, ldb) = (a_t.stride, b.stride);

@@ -48,6 +48,24 @@ pub(crate) const fn pack_into(w: &[f32], out: usize, inp: usize, dst: &mut [f32]
     }
 }
 
+/// Copies `src` into `dst` from `at` (a `const` copy).
+pub(crate) const fn put(dst: &mut [f32], at: usize, src: &[f32]) {
+    let mut i = 0;
+    while i < src.len() {
+        dst[at + i] = src[i];
+        i += 1;
+    }
+}
+
+/// Zeros `dst` (a `const` fill).
+pub(crate) const fn zero(dst: &mut [f32]) {
+    let mut i = 0;
+    while i < dst.len() {
+        dst[i] = 0.0;
+        i += 1;
+    }
+}
+
 /// A packed `B` with its epilogue: `y = act(a B + bias)` for rows `a` of `inp` floats.
 #[derive(Clone, Copy)]
 pub(crate) struct Layer<'a> {
@@ -112,8 +130,7 @@ impl<'a> MatMut<'a> {
 }
 
 /// Per-backend register blocking of the GEMM layer. Accumulators: GEMM `MR x NV` vectors,
-/// GEMV `PG x NV`, the transposed-`A` GEMM `tn`'s `MR x NV` (`tn_narrow` for its
-/// last columns when fewer than `tn`'s width). `NV * LANES` divides
+/// GEMV `PG x NV`, the transposed-`A` GEMM `tn`'s `MR x NV`. `NV * LANES` divides
 /// [`PANEL`].
 pub(crate) trait Blocking: Simd {
     const GEMM_MR: usize;
@@ -136,7 +153,7 @@ pub(crate) trait Blocking: Simd {
 }
 
 macro_rules! blocking {
-    ($token:ty, mr: $mr:literal, mr_tail: $mrt:literal, nv: $nv:literal, gemv_nv: $gnv:literal, gemv_panels: $gpg:literal, tn: ($tmr:literal, $tnv:literal), tn_narrow: ($tmr2:literal, $tnv2:literal)) => {
+    ($token:ty, mr: $mr:literal, mr_tail: $mrt:literal, nv: $nv:literal, gemv_nv: $gnv:literal, gemv_panels: $gpg:literal, tn: ($tmr:literal, $tnv:literal)) => {
         impl Blocking for $token {
             const GEMM_MR: usize = $mr;
             #[inline(always)]
@@ -164,7 +181,7 @@ macro_rules! blocking {
             }
             #[inline(always)]
             fn gemm_tn(self, a_t: Mat<'_>, b: Mat<'_>, c: MatMut<'_>, accumulate: bool) {
-                driver::gemm_tn::<Self, $tmr, $tnv, $tmr2, $tnv2>(self, a_t, b, c, accumulate)
+                driver::gemm_tn::<Self, $tmr, $tnv>(self, a_t, b, c, accumulate)
             }
         }
     };
@@ -172,14 +189,14 @@ macro_rules! blocking {
 // 32 registers: GEMM 12 x 2 zmm accumulators, 2 weight vectors, broadcasts from memory;
 // 2-5 rows left after the last block of 12 take 4-row tiles (64 rows: 5 x 12 + 4).
 #[cfg(simdnn_avx512)]
-blocking!(crate::simd::Avx512, mr: 12, mr_tail: 4, nv: 2, gemv_nv: 2, gemv_panels: 4, tn: (8, 2), tn_narrow: (8, 2));
+blocking!(crate::simd::Avx512, mr: 12, mr_tail: 4, nv: 2, gemv_nv: 2, gemv_panels: 4, tn: (8, 2));
 // 16 registers: 6 x 2 ymm accumulators, 2 weight vectors, 1 broadcast. A 6 x 16 tile with
 // its broadcasts runs at 98% of the FMA peak in isolation (measured with inline asm).
 #[cfg(simdnn_avx2)]
-blocking!(crate::simd::Avx2, mr: 6, mr_tail: 3, nv: 2, gemv_nv: 4, gemv_panels: 2, tn: (4, 2), tn_narrow: (4, 2));
+blocking!(crate::simd::Avx2, mr: 6, mr_tail: 3, nv: 2, gemv_nv: 4, gemv_panels: 2, tn: (4, 2));
 // 32 registers: 3 x 8 q accumulators and 8 weight vectors. (With `mr` 2 or 3 a tail is one
 // row or at least half a block, so NEON and scalar never run their `mr_tail` tile.)
 #[cfg(simdnn_neon)]
-blocking!(crate::simd::Neon, mr: 3, mr_tail: 2, nv: 8, gemv_nv: 8, gemv_panels: 1, tn: (6, 4), tn_narrow: (6, 4));
+blocking!(crate::simd::Neon, mr: 3, mr_tail: 2, nv: 8, gemv_nv: 8, gemv_panels: 1, tn: (6, 4));
 // Cortex-M4F has 32 single registers: 2 x 8 accumulators.
-blocking!(crate::simd::Scalar, mr: 2, mr_tail: 2, nv: 8, gemv_nv: 8, gemv_panels: 1, tn: (2, 8), tn_narrow: (2, 8));
+blocking!(crate::simd::Scalar, mr: 2, mr_tail: 2, nv: 8, gemv_nv: 8, gemv_panels: 1, tn: (2, 8));
