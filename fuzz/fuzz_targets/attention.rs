@@ -2,10 +2,10 @@
 //! masks with -inf) and buffer lengths: never panics, an `Err` exactly when the shape or a
 //! length is inconsistent, finite inputs give finite outputs, and the best backend agrees
 //! with scalar; merged partials over two key ranges and the same call over a KV cache agree
-//! with the plain call; additive and dot-product pooling of the same data.
+//! with the plain call, and appending to a cache fails exactly when the tokens do not fit.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use simdnn::{AdditiveShape, AttentionPartial, AttentionShape, Backend, Engine, KvCache, PackedAdditive};
+use simdnn::{AttentionPartial, AttentionShape, Backend, Engine, KvCache};
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 10 {
@@ -86,26 +86,15 @@ fuzz_target!(|data: &[u8]| {
         let (mut kc, mut vc) = (vec![0.0; kv_heads * cap * d], vec![0.0; kv_heads * cap * dv]);
         let mut cache = KvCache::new(&mut kc, &mut vc, kv_heads, cap, d, dv).unwrap();
         cache.append(&k, &v).unwrap();
+        // One more append of arbitrary lengths: Ok exactly for whole tokens that fit.
+        let (kn, vn) = (data[7] as usize % 3 * d + ((opts >> 6) as usize & 1), data[8] as usize % 3 * dv);
+        let r = cache.append(&k[..kn.min(k.len())], &v[..vn.min(v.len())]);
+        let (kn, vn) = (kn.min(k.len()), vn.min(v.len()));
+        let fits = kn % (kv_heads * d) == 0 && vn == kn / (kv_heads * d) * kv_heads * dv && kv_len + kn / (kv_heads * d) <= cap;
+        assert_eq!(r.is_ok(), fits, "append {kn} {vn} to {kv_len} of {cap}: {r:?}");
+        cache.truncate(kv_len);
         let mut cached = vec![0.0; shape.out_size()];
         best.attention_cached(&shape, &q, &cache, mask, &mut cached, &mut scratch).unwrap();
         assert_eq!(cached, out, "cached");
-    }
-    // Pooling over the first head's keys as items (no Err expected for matching lengths).
-    if d > 0 && kv_len > 0 && k.len() >= kv_len * d && v.len() >= kv_len * dv {
-        let (keys, values) = (&k[..kv_len * d], &v[..kv_len * dv]);
-        let (mut w, mut c) = (vec![0.0; kv_len], vec![0.0; dv]);
-        best.attention_pool(keys, &q[..d.min(q.len())], values, &mut w, &mut c).ok();
-        let att_shape = AdditiveShape::new(d, d, dv);
-        let mut storage = vec![0.0; att_shape.packed_len()];
-        let wq = take(dv * d, 9);
-        if let Ok(att) = PackedAdditive::pack(&att_shape, &wq, &wq, None, &wq[..dv], &mut storage) {
-            let mut projected = vec![0.0; kv_len * dv];
-            best.additive_keys(&att, keys, &mut projected).unwrap();
-            let mut scratch = vec![0.0; dv];
-            if q.len() >= d {
-                best.additive_pool(&att, &q[..d], &projected, values, &mut w, &mut c, &mut scratch).unwrap();
-                assert!(w.iter().all(|x| x.is_finite()) && c.iter().all(|x| x.is_finite()));
-            }
-        }
     }
 });
