@@ -11,6 +11,7 @@ use crate::ops::{
     Activation, Scale, Unchanged, add_mask_and_max, add_scaled, exp_sum, map_in_place,
 };
 use crate::vmath::{self, VecMath};
+use core::num::NonZeroUsize;
 
 /// The sizes of an additive attention: queries of `query_dim`, keys of `key_dim`, both
 /// projected to `attn_dim`.
@@ -236,8 +237,10 @@ fn softmax_and_context<S: VecMath>(s: S, weights: &mut [f32], values: &[f32], co
     }
     let sum = exp_sum(s, weights, max, true);
     map_in_place(s, weights, Scale(1.0 / sum));
-    let dv = context.len();
-    for (&a, v) in weights.iter().zip(values.chunks_exact(dv)) {
+    let Some(dv) = NonZeroUsize::new(context.len()) else {
+        return;
+    };
+    for (&a, v) in weights.iter().zip(values.chunks_exact(dv.get())) {
         add_scaled(s, context, v, a);
     }
 }
@@ -273,27 +276,23 @@ pub(crate) fn additive_kernel<S: Blocking + VecMath>(
     } = job;
     // e_i = w . tanh(qp + kp_i): a lane-wise sum, reduced once per item.
     packed_rows(s, query_layer, Unchanged, query, qp);
-    let a = qp.len();
-    for (e, kp) in weights.iter_mut().zip(projected.chunks_exact(a)) {
+    let Some(a) = NonZeroUsize::new(qp.len()) else {
+        return;
+    };
+    for (e, kp) in weights.iter_mut().zip(projected.chunks_exact(a.get())) {
         let mut acc = s.zero();
-        let mut at = 0;
-        while at < a {
-            let n = S::LANES.min(a - at);
-            let (x, k, wv) = if n == S::LANES {
-                (
-                    s.load(&qp[at..at + n]),
-                    s.load(&kp[at..at + n]),
-                    s.load(&w[at..at + n]),
-                )
+        let lanes = qp.chunks(S::LANES).zip(kp.chunks(S::LANES));
+        for ((x, k), wv) in lanes.zip(w.chunks(S::LANES)) {
+            let (x, k, wv) = if x.len() == S::LANES && k.len() == S::LANES && wv.len() == S::LANES {
+                (s.load(x), s.load(k), s.load(wv))
             } else {
                 (
-                    s.load_partial(&qp[at..at + n], 0.0),
-                    s.load_partial(&kp[at..at + n], 0.0),
-                    s.load_partial(&w[at..at + n], 0.0),
+                    s.load_partial(x, 0.0),
+                    s.load_partial(k, 0.0),
+                    s.load_partial(wv, 0.0),
                 )
             };
             acc = s.mul_add(wv, vmath::tanh(s, s.add(x, k)), acc);
-            at += n;
         }
         *e = s.reduce_add(acc);
     }

@@ -4,10 +4,12 @@ use super::ConvCall;
 use super::rows::store_tile;
 use super::shape::Geometry;
 use crate::gemm::PANEL;
+use crate::gemm::driver::{row as row_of, row_at};
 use crate::gemm::store::{store_dense_tile, store_whole_tile, whole_bias};
 use crate::gemm::tile::tile_packed_windows;
 use crate::ops::VecOp;
 use crate::simd::Simd;
+use core::num::NonZeroUsize;
 
 /// Input floats a border tile of [`conv_mono`] copies (zero-padded) to the stack.
 pub(super) const MONO_WINDOW: usize = 64;
@@ -40,13 +42,29 @@ pub(super) fn conv_mono<S: Simd, const MR: usize, const NV: usize>(
         let start = g.left.div_ceil(MR).min(tiles);
         start..mono_inner_end(g, MR, span).max(start)
     };
-    for (xn, yn) in x
-        .chunks_exact(g.in_h * g.in_w)
-        .zip(y.chunks_exact_mut(g.out_h * g.out_w * g.out_c))
-        .take(g.batch)
-    {
-        for (oy, out_row) in yn.chunks_exact_mut(g.out_w * g.out_c).enumerate() {
-            for (p, panel) in call.packed.chunks_exact(PANEL * k).enumerate() {
+    // (The sizes are nonzero for any shape the caller let through; the kernel stops
+    // rather than panics otherwise.)
+    let nonzero = |n: usize| NonZeroUsize::new(n).map(NonZeroUsize::get);
+    let (Some(image), Some(out_image), Some(out_row_len), Some(panel_len)) = (
+        nonzero(g.in_h * g.in_w),
+        nonzero(g.out_h * g.out_w * g.out_c),
+        nonzero(g.out_w * g.out_c),
+        nonzero(PANEL * k),
+    ) else {
+        return;
+    };
+    for n in 0..g.batch {
+        // (Indexed, not a zip of chunks: the zip's length division stays out of line at
+        // opt-level "s", with a division-by-zero panic.)
+        let xn = row_of(x, n, image);
+        let Some(yn) = y
+            .get_mut(n * out_image..)
+            .and_then(|y| y.get_mut(..out_image))
+        else {
+            return;
+        };
+        for (oy, out_row) in yn.chunks_exact_mut(out_row_len).enumerate() {
+            for (p, panel) in call.packed.chunks_exact(panel_len).enumerate() {
                 for col in (0..PANEL).step_by(block_cols) {
                     let o = p * PANEL + col;
                     if o >= g.out_c {
@@ -68,7 +86,8 @@ pub(super) fn conv_mono<S: Simd, const MR: usize, const NV: usize>(
                         tiles..tiles
                     };
                     if !inner.is_empty() {
-                        let dst = &mut out_row[inner.start * MR * g.out_c + o..];
+                        let at = inner.start * MR * g.out_c + o;
+                        let dst = out_row.get_mut(at..).unwrap_or_default();
                         let bias = whole_bias::<S, NV>(s, call.bias, o);
                         mono_inner::<S, MR, NV>(s, &tile, inner.clone(), bias, op, dst);
                     }
@@ -124,23 +143,16 @@ impl MonoTile<'_> {
             let Some(iy) = g.in_row(self.oy, ky) else {
                 continue;
             };
-            let row = &self.xn[iy * g.in_w..(iy + 1) * g.in_w];
-            let w = &self.panel[ky * g.kernel_w * PANEL..(ky + 1) * g.kernel_w * PANEL];
+            let row = row_of(self.xn, iy, g.in_w);
+            let w = row_of(self.panel, ky, g.kernel_w * PANEL);
             let mut window = [0.0; MONO_WINDOW];
-            for (j, v) in window[..span].iter_mut().enumerate() {
+            for (j, v) in window.iter_mut().enumerate().take(span) {
                 if let Some(ix) = (ox0 + j).checked_sub(g.left) {
                     *v = row.get(ix).copied().unwrap_or(0.0);
                 }
             }
-            tile_packed_windows::<S, MR, NV>(
-                s,
-                &mut acc,
-                &window[..span],
-                1,
-                g.kernel_w,
-                w,
-                self.col,
-            );
+            let window = window.get(..span).unwrap_or_default();
+            tile_packed_windows::<S, MR, NV>(s, &mut acc, window, 1, g.kernel_w, w, self.col);
         }
         acc
     }
@@ -159,13 +171,23 @@ fn mono_inner<S: Simd, const MR: usize, const NV: usize>(
 ) {
     let g = tile.g;
     let (kw, pitch) = (g.kernel_w, g.out_c);
-    let outs = dst.chunks_mut(MR * pitch).take(tiles.len());
+    let Some(tile_len) = NonZeroUsize::new(MR * pitch) else {
+        return;
+    };
+    let outs = dst.chunks_mut(tile_len.get()).take(tiles.len());
     let first = tiles.start * MR - g.left;
     if let (1, Some(iy)) = (g.kernel_h, g.in_row(tile.oy, 0)) {
         // One tap row (1-D layers): each tile's window comes from one iterator over the
         // row, no per-tile slicing (the scalar path's 2-pixel tiles: 234 -> 168 us).
-        let row = &tile.xn[iy * g.in_w..(iy + 1) * g.in_w];
-        let windows = row[first..].windows(tile.span).step_by(MR);
+        let row = row_of(tile.xn, iy, g.in_w);
+        let Some(span) = NonZeroUsize::new(tile.span) else {
+            return;
+        };
+        let windows = row
+            .get(first..)
+            .unwrap_or_default()
+            .windows(span.get())
+            .step_by(MR);
         for (xs, out) in windows.zip(outs) {
             let mut acc = [[s.zero(); NV]; MR];
             tile_packed_windows::<S, MR, NV>(s, &mut acc, xs, 1, kw, tile.panel, tile.col);
@@ -179,9 +201,9 @@ fn mono_inner<S: Simd, const MR: usize, const NV: usize>(
             let Some(iy) = g.in_row(tile.oy, ky) else {
                 continue;
             };
-            let row = &tile.xn[iy * g.in_w..(iy + 1) * g.in_w];
-            let w = &tile.panel[ky * kw * PANEL..(ky + 1) * kw * PANEL];
-            let xs = &row[first + t * MR..][..tile.span];
+            let row = row_of(tile.xn, iy, g.in_w);
+            let w = row_of(tile.panel, ky, kw * PANEL);
+            let xs = row_at(row, first + t * MR, tile.span);
             tile_packed_windows::<S, MR, NV>(s, &mut acc, xs, 1, kw, w, tile.col);
         }
         store_mono_tile::<S, MR, NV>(s, &acc, bias, op, out, pitch);

@@ -101,12 +101,16 @@ pub(super) fn store_tile<S: Simd, const MR: usize, const NV: usize>(
 ) {
     if keep == MR && width == NV * S::LANES {
         let b = whole_bias::<S, NV>(s, bias, o);
-        return store_whole_tile::<S, MR, NV>(s, acc, b, op, &mut out_row[ox * pitch + o..], pitch);
+        let dst = out_row.get_mut(ox * pitch + o..).unwrap_or_default();
+        return store_whole_tile::<S, MR, NV>(s, acc, b, op, dst, pitch);
     }
-    let add = bias.map(|b| &b[o..o + width]);
+    let add = bias.and_then(|b| b.get(o..o + width));
     for (m, &acc_row) in acc.iter().enumerate().take(keep) {
         let at = (ox + m) * pitch + o;
-        store_block::<S, NV>(s, acc_row, add, op, &mut out_row[at..at + width]);
+        let Some(dst) = out_row.get_mut(at..at + width) else {
+            return;
+        };
+        store_block::<S, NV>(s, acc_row, add, op, dst);
     }
 }
 

@@ -7,6 +7,22 @@ use super::{Blocking, Layer, Mat, MatMut, PANEL};
 use crate::engine::kernel_entry;
 use crate::ops::{VecOp, with_epilogue};
 use crate::simd::Simd;
+use core::num::NonZeroUsize;
+
+/// Row `r` of `len` floats of `data`, or an empty row if it is out of range (which the
+/// callers' length checks exclude: a panic-free fallback, not a case the kernels handle).
+#[inline(always)]
+pub(crate) fn row(data: &[f32], r: usize, len: usize) -> &[f32] {
+    row_at(data, r * len, len)
+}
+
+/// `data[at..at + len]`, or empty if it is out of range (see [`row`]).
+#[inline(always)]
+pub(crate) fn row_at(data: &[f32], at: usize, len: usize) -> &[f32] {
+    data.get(at..)
+        .and_then(|d| d.get(..len))
+        .unwrap_or_default()
+}
 
 /// `rows` rows of `x` times the packed layer, `MR` rows at a time (the last block computes
 /// duplicate rows and discards them). Each output is `bias + sum_k` with `k` ascending in
@@ -29,12 +45,14 @@ pub(crate) fn gemm_packed<S: Simd, const MR: usize, const NV: usize>(
         ..
     } = layer;
     let block_cols = NV * S::LANES;
-    for (p, panel) in packed.chunks_exact(PANEL * inp).enumerate() {
+    // (Lengths are the caller's to check; out of range, the kernel stops rather than panics.)
+    let (Some(panel_len), Some(last)) = (NonZeroUsize::new(PANEL * inp), rows.checked_sub(1))
+    else {
+        return;
+    };
+    for (p, panel) in packed.chunks_exact(panel_len.get()).enumerate() {
         for r0 in (0..rows).step_by(MR) {
-            let x_rows: [&[f32]; MR] = slices(|m| {
-                let r = (r0 + m).min(rows - 1);
-                &x[r * inp..(r + 1) * inp]
-            });
+            let x_rows: [&[f32]; MR] = slices(|m| row(x, (r0 + m).min(last), inp));
             for col in (0..PANEL).step_by(block_cols) {
                 let o = p * PANEL + col;
                 if o >= out {
@@ -45,13 +63,18 @@ pub(crate) fn gemm_packed<S: Simd, const MR: usize, const NV: usize>(
                 let width = block_cols.min(out - o);
                 if width == block_cols && r0 + MR <= rows {
                     let b = whole_bias::<S, NV>(s, bias, o);
-                    let dst = &mut y[r0 * out + o..];
+                    let dst = y.get_mut(r0 * out + o..).unwrap_or_default();
                     store_whole_tile::<S, MR, NV>(s, &acc, b, op, dst, out);
                     continue;
                 }
-                let add = bias.map(|b| &b[o..o + width]);
+                let add = bias.and_then(|b| b.get(o..o + width));
                 for (m, acc_row) in acc.into_iter().enumerate().take(rows - r0) {
-                    let dst = &mut y[(r0 + m) * out + o..][..width];
+                    let Some(dst) = y
+                        .get_mut((r0 + m) * out + o..)
+                        .and_then(|d| d.get_mut(..width))
+                    else {
+                        return;
+                    };
                     store_block::<S, NV>(s, acc_row, add, op, dst);
                 }
             }
@@ -79,20 +102,23 @@ pub(crate) fn gemv_packed<S: Simd, const NV: usize, const PG: usize>(
     let block_cols = NV * S::LANES;
     let panel_len = PANEL * inp;
     let panels = out.div_ceil(PANEL);
+    let Some(last) = panels.checked_sub(1) else {
+        return;
+    };
     for p0 in (0..panels).step_by(PG) {
         // The last group repeats the final panel; its duplicates are not stored.
-        let group: [&[f32]; PG] = slices(|i| {
-            let p = (p0 + i).min(panels - 1);
-            &packed[p * panel_len..(p + 1) * panel_len]
-        });
+        let group: [&[f32]; PG] = slices(|i| row(packed, (p0 + i).min(last), panel_len));
         for col in (0..PANEL).step_by(block_cols) {
             let mut acc = [[s.zero(); NV]; PG];
             for (k, &xk) in x.iter().enumerate() {
                 let a = s.splat(xk);
                 for (acc_p, panel) in acc.iter_mut().zip(group) {
-                    let wk = &panel[k * PANEL + col..k * PANEL + col + block_cols];
-                    for (v, c) in acc_p.iter_mut().enumerate() {
-                        *c = s.mul_add(s.load(&wk[v * S::LANES..]), a, *c);
+                    let from = k * PANEL + col;
+                    let Some(wk) = panel.get(from..from + block_cols) else {
+                        return;
+                    };
+                    for (c, w) in acc_p.iter_mut().zip(wk.chunks_exact(S::LANES)) {
+                        *c = s.mul_add(s.load(w), a, *c);
                     }
                 }
             }
@@ -102,8 +128,11 @@ pub(crate) fn gemv_packed<S: Simd, const NV: usize, const PG: usize>(
                     continue;
                 }
                 let width = block_cols.min(out - o);
-                let add = bias.map(|b| &b[o..o + width]);
-                store_block::<S, NV>(s, acc_p, add, op, &mut y[o..o + width]);
+                let add = bias.and_then(|b| b.get(o..o + width));
+                let Some(dst) = y.get_mut(o..o + width) else {
+                    return;
+                };
+                store_block::<S, NV>(s, acc_p, add, op, dst);
             }
         }
     }
@@ -130,7 +159,7 @@ pub(crate) fn packed_rows<S: Blocking>(
     y: &mut [f32],
 ) {
     let (out, inp) = (layer.out, layer.inp);
-    let rows = x.len() / inp;
+    let rows = x.len().checked_div(inp).unwrap_or(0);
     // Whole row blocks (and a tail at least half a block) go through the GEMM tile; the
     // other tail rows through a shorter tile (a GEMV per row would stream all of `W` once
     // per row); a single row is a GEMV.
@@ -140,10 +169,15 @@ pub(crate) fn packed_rows<S: Blocking>(
         _ if tail * 2 >= S::GEMM_MR => (rows, 0),
         _ => (rows - tail, tail),
     };
+    let (Some((x_whole, x)), Some((y_whole, y))) = (
+        x.split_at_checked(whole * inp),
+        y.split_at_mut_checked(whole * out),
+    ) else {
+        return;
+    };
     if whole > 0 {
-        s.gemm_rows::<false>(layer, op, &x[..whole * inp], whole, &mut y[..whole * out]);
+        s.gemm_rows::<false>(layer, op, x_whole, whole, y_whole);
     }
-    let (x, y) = (&x[whole * inp..], &mut y[whole * out..]);
     if tail > 1 {
         s.gemm_rows::<true>(layer, op, x, tail, y);
     } else if tail == 1 {
@@ -168,15 +202,19 @@ pub(crate) fn gemm_nt<S: Simd>(
     for i in 0..a.rows {
         let (x, y) = (a.row(i), c.row(i));
         for (o, yo) in (0..whole).step_by(4).zip(y.chunks_exact_mut(4)) {
-            let group = &b.data[o * ldb..];
-            let rows: [&[f32]; 4] = slices(|j| &group[j * ldb..][..k]);
-            yo.copy_from_slice(&dot_1x4(s, x, rows));
+            let group = b.data.get(o * ldb..).unwrap_or_default();
+            let rows: [&[f32]; 4] = slices(|j| row_at(group, j * ldb, k));
+            for (yj, d) in yo.iter_mut().zip(dot_1x4(s, x, rows)) {
+                *yj = d;
+            }
         }
         if whole < n {
             // The last group repeats the final row; its duplicates are not stored.
             let rows: [&[f32]; 4] = slices(|j| b.row((whole + j).min(n - 1)));
             let d = dot_1x4(s, x, rows);
-            y[whole..].copy_from_slice(&d[..n - whole]);
+            for (yj, dj) in y.iter_mut().skip(whole).zip(d) {
+                *yj = dj;
+            }
         }
         if let Some(bias) = bias {
             for (yo, bo) in y.iter_mut().zip(bias) {
@@ -216,23 +254,8 @@ pub(crate) fn gemm_nn<S: Simd, const MR: usize, const NV: usize>(
                 tile_row_major::<S, MR, NV, true>(s, zero, a_rows, b_from, b.stride, width)
             };
             for (i, acc_row) in acc.iter().enumerate().take(m - r0) {
-                let dst = &mut c.row(r0 + i)[col..col + width];
-                for (v, &av) in acc_row.iter().enumerate() {
-                    let lo = (v * S::LANES).min(width);
-                    let hi = ((v + 1) * S::LANES).min(width);
-                    let d = &mut dst[lo..hi];
-                    if d.len() == S::LANES {
-                        let sum = if accumulate { s.add(s.load(d), av) } else { av };
-                        s.store(sum, d);
-                    } else if !d.is_empty() {
-                        let sum = if accumulate {
-                            s.add(s.load_partial(d, 0.0), av)
-                        } else {
-                            av
-                        };
-                        s.store_partial(sum, d);
-                    }
-                }
+                let dst = c.row(r0 + i).get_mut(col..col + width).unwrap_or_default();
+                store_row(s, acc_row, dst, accumulate);
             }
         }
     }
@@ -274,23 +297,8 @@ pub(crate) fn gemm_tn<S: Simd, const MR: usize, const NV: usize>(
                 ),
             };
             for (i, acc_row) in acc.iter().enumerate().take(rows) {
-                let dst = &mut c.row(r0 + i)[col..col + width];
-                for (v, &av) in acc_row.iter().enumerate() {
-                    let lo = (v * S::LANES).min(width);
-                    let hi = ((v + 1) * S::LANES).min(width);
-                    let d = &mut dst[lo..hi];
-                    if d.len() == S::LANES {
-                        let sum = if accumulate { s.add(s.load(d), av) } else { av };
-                        s.store(sum, d);
-                    } else if !d.is_empty() {
-                        let sum = if accumulate {
-                            s.add(s.load_partial(d, 0.0), av)
-                        } else {
-                            av
-                        };
-                        s.store_partial(sum, d);
-                    }
-                }
+                let dst = c.row(r0 + i).get_mut(col..col + width).unwrap_or_default();
+                store_row(s, acc_row, dst, accumulate);
             }
         }
     }
@@ -308,3 +316,22 @@ pub(crate) fn gemm_nn_kernel<S: Blocking>(
     s.gemm_nn(a, b, c, accumulate);
 }
 kernel_entry!(gemm_nn_kernel(a: Mat<'_>, b: Mat<'_>, c: MatMut<'_>, accumulate: bool));
+
+/// Stores (or with `accumulate` adds) one row of a tile to `dst`: whole vectors, then a
+/// partial one.
+#[inline(always)]
+fn store_row<S: Simd, const NV: usize>(s: S, acc: &[S::V; NV], dst: &mut [f32], accumulate: bool) {
+    for (&av, d) in acc.iter().zip(dst.chunks_mut(S::LANES)) {
+        if d.len() == S::LANES {
+            let sum = if accumulate { s.add(s.load(d), av) } else { av };
+            s.store(sum, d);
+        } else {
+            let sum = if accumulate {
+                s.add(s.load_partial(d, 0.0), av)
+            } else {
+                av
+            };
+            s.store_partial(sum, d);
+        }
+    }
+}

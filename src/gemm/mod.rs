@@ -98,10 +98,11 @@ impl<'a> Mat<'a> {
         }
     }
 
-    /// Row `i`, exactly `cols` long.
+    /// Row `i`, exactly `cols` long (empty if out of range, which the callers' checks
+    /// exclude: a panic-free fallback).
     #[inline(always)]
     pub(crate) fn row(&self, i: usize) -> &'a [f32] {
-        &self.data[i * self.stride..][..self.cols]
+        driver::row_at(self.data, i * self.stride, self.cols)
     }
 }
 
@@ -122,10 +123,14 @@ impl<'a> MatMut<'a> {
         }
     }
 
-    /// Row `i`, exactly `cols` long.
+    /// Row `i`, exactly `cols` long (empty if out of range, as [`Mat::row`]).
     #[inline(always)]
     pub(crate) fn row(&mut self, i: usize) -> &mut [f32] {
-        &mut self.data[i * self.stride..][..self.cols]
+        let cols = self.cols;
+        self.data
+            .get_mut(i * self.stride..)
+            .and_then(|d| d.get_mut(..cols))
+            .unwrap_or_default()
     }
 }
 

@@ -24,8 +24,10 @@ pub(crate) fn slices<'a, const N: usize>(f: impl Fn(usize) -> &'a [f32]) -> [&'a
 /// The `NV` weight vectors of one panel row (`PANEL` floats) from column `col`.
 #[inline(always)]
 fn panel_vectors<S: Simd, const NV: usize>(s: S, row: &[f32], col: usize) -> [S::V; NV] {
-    let row = &row[col..col + NV * S::LANES];
     let mut w = [s.zero(); NV];
+    let Some(row) = row.get(col..col + NV * S::LANES) else {
+        return w;
+    };
     if S::SMALL_CODE && NV <= 8 {
         // Written out for opt-level "s", as in `small_code_step`: a loop here leaves `w` in
         // memory (a memclr call and a copy loop per k step).
@@ -101,11 +103,19 @@ pub(crate) fn tile_packed<S: Simd, const MR: usize, const NV: usize>(
 ) {
     let kc = x_rows[0].len();
     // Every row exactly `kc` long, so `x_row[k]` below needs no bounds check.
-    let x_rows: [&[f32]; MR] = slices(|m| &x_rows[m][..kc]);
+    let mut rows = x_rows;
+    for (r, x) in rows.iter_mut().zip(x_rows) {
+        let Some(x) = x.get(..kc) else { return };
+        *r = x;
+    }
+    let x_rows = rows;
     for (k, wk) in (0..kc).zip(panel.chunks_exact(PANEL)) {
         let w = panel_vectors::<S, NV>(s, wk, col);
         if S::SMALL_CODE {
-            small_code_step(s, acc, w, |m| s.splat(x_rows[m][k]));
+            // (`get`: LLVM does not carry the rows' lengths through the array here.)
+            small_code_step(s, acc, w, |m| {
+                s.splat(x_rows[m].get(k).copied().unwrap_or_default())
+            });
             continue;
         }
         for (acc_row, x_row) in acc.iter_mut().zip(x_rows) {
@@ -251,29 +261,32 @@ pub(crate) fn dot_1x4<S: Simd>(s: S, x: &[f32], r: [&[f32]; 4]) -> [f32; 4] {
     let [c0, c1, c2, c3] = r.map(|row| row.chunks_exact(step));
     let mut xs = x.chunks_exact(step);
     for ((((xc, w0), w1), w2), w3) in (&mut xs).zip(c0).zip(c1).zip(c2).zip(c3) {
-        let (x0, x1) = (s.load(xc), s.load(&xc[S::LANES..]));
+        let (x0, x1) = (s.load(xc), s.load(second::<S>(xc)));
         for (j, wc) in [w0, w1, w2, w3].into_iter().enumerate() {
             acc[0][j] = s.mul_add(s.load(wc), x0, acc[0][j]);
-            acc[1][j] = s.mul_add(s.load(&wc[S::LANES..]), x1, acc[1][j]);
+            acc[1][j] = s.mul_add(s.load(second::<S>(wc)), x1, acc[1][j]);
         }
     }
     let xt = xs.remainder();
     let tail_start = x.len() - xt.len();
     for (j, row) in r.iter().enumerate() {
-        let wt = &row[tail_start..];
-        for (h, a) in acc.iter_mut().enumerate() {
-            let lo = (h * S::LANES).min(xt.len());
-            let hi = ((h + 1) * S::LANES).min(xt.len());
-            let (xv, wv) = (
-                s.load_partial(&xt[lo..hi], 0.0),
-                s.load_partial(&wt[lo..hi], 0.0),
-            );
-            a[j] = s.mul_add(wv, xv, a[j]);
-        }
+        let wt = row.get(tail_start..).unwrap_or_default();
+        // Up to two partial vectors: `LANES` floats, then the rest.
+        let (x0, x1) = xt.split_at(S::LANES.min(xt.len()));
+        let (w0, w1) = wt.split_at(S::LANES.min(wt.len()));
+        let [a0, a1] = &mut acc;
+        a0[j] = s.mul_add(s.load_partial(w0, 0.0), s.load_partial(x0, 0.0), a0[j]);
+        a1[j] = s.mul_add(s.load_partial(w1, 0.0), s.load_partial(x1, 0.0), a1[j]);
     }
     let mut dots = [0.0; 4];
     for (j, d) in dots.iter_mut().enumerate() {
         *d = s.reduce_add(s.add(acc[0][j], acc[1][j]));
     }
     dots
+}
+
+/// The second vector of a two-vector chunk (empty if it is shorter: no panic path).
+#[inline(always)]
+fn second<S: Simd>(chunk: &[f32]) -> &[f32] {
+    chunk.get(S::LANES..).unwrap_or_default()
 }

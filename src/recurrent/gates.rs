@@ -5,6 +5,7 @@
 
 use super::shape::UNITS;
 use crate::gemm::Blocking;
+use crate::gemm::driver::row as row_of;
 use crate::gemm::tile::slices;
 use crate::simd::Simd;
 use crate::vmath::VecMath;
@@ -43,18 +44,30 @@ fn gate_tile<S: Simd, const MB: usize, const PG: usize, const GT: usize, const N
 ) -> [[[[S::V; NV]; GT]; PG]; MB] {
     let k_len = hs[0].len();
     // Every row exactly `k_len` long, so `hs[m][k]` needs no bounds check.
-    let hs: [&[f32]; MB] = slices(|m| &hs[m][..k_len]);
-    let span = (GT - 1) * UNITS + NV * S::LANES;
     let mut acc = [[[[s.zero(); NV]; GT]; PG]; MB];
+    let mut rows = hs;
+    for (r, h) in rows.iter_mut().zip(hs) {
+        let Some(h) = h.get(..k_len) else {
+            return acc;
+        };
+        *r = h;
+    }
+    let hs = rows;
+    let span = (GT - 1) * UNITS + NV * S::LANES;
     if S::SMALL_CODE && MB == 1 && PG <= 2 && GT <= 4 && NV <= 2 {
         // Written out for opt-level "s", which unrolls no loop: with the indices constants
         // the accumulators stay in registers (as `gemm::tile`'s small-code step).
         for k in 0..k_len {
-            let a = s.splat(hs[0][k]);
+            let a = s.splat(hs[0].get(k).copied().unwrap_or_default());
             macro_rules! tap {
                 ($p:literal, $g:literal, $v:literal) => {
                     if $p < PG && $g < GT && $v < NV {
-                        let w = &panels[$p][k * row + first..][..span];
+                        let Some(w) = panels[$p]
+                            .get(k * row + first..)
+                            .and_then(|w| w.get(..span))
+                        else {
+                            break;
+                        };
                         let wv = s.load(&w[$g * UNITS + $v * S::LANES..][..S::LANES]);
                         acc[0][$p][$g][$v] = s.mul_add(wv, a, acc[0][$p][$g][$v]);
                     }
@@ -82,12 +95,14 @@ fn gate_tile<S: Simd, const MB: usize, const PG: usize, const GT: usize, const N
     for k in 0..k_len {
         let mut a = [s.zero(); MB];
         for (a, h) in a.iter_mut().zip(hs) {
-            *a = s.splat(h[k]);
+            *a = s.splat(h.get(k).copied().unwrap_or_default());
         }
         for (p, panel) in panels.iter().enumerate() {
             // One bounds check per row: the span's length is a constant, so the offsets
             // below (constants too) need none.
-            let wk = &panel[k * row + first..][..span];
+            let Some(wk) = panel.get(k * row + first..).and_then(|w| w.get(..span)) else {
+                return acc;
+            };
             for g in 0..GT {
                 for v in 0..NV {
                     let wv = s.load(&wk[g * UNITS + v * S::LANES..][..S::LANES]);
@@ -126,15 +141,10 @@ pub(crate) fn gate_gemm<
     for r0 in (0..rows).step_by(MB) {
         // The last row block repeats the final row, the last panel group the final
         // block; their duplicates are not handed on.
-        let hs: [&[f32]; MB] = slices(|m| {
-            let r = (r0 + m).min(rows - 1);
-            &h[r * k..(r + 1) * k]
-        });
+        let hs: [&[f32]; MB] = slices(|m| row_of(h, (r0 + m).min(rows - 1), k));
         for b0 in (0..blocks).step_by(PG) {
-            let panels: [&[f32]; PG] = slices(|i| {
-                let b = (b0 + i).min(blocks - 1);
-                &w.panels[b * panel_len..(b + 1) * panel_len]
-            });
+            let panels: [&[f32]; PG] =
+                slices(|i| row_of(w.panels, (b0 + i).min(blocks - 1), panel_len));
             for u0 in (0..UNITS).step_by(NV * S::LANES) {
                 let acc = gate_tile::<S, MB, PG, GT, NV>(s, panels, row, g0 * UNITS + u0, hs);
                 for (m, acc_m) in acc.iter().enumerate().take(rows - r0) {

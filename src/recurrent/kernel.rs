@@ -8,7 +8,7 @@ use super::gates::{GateMath, GateWeights, RecurrentBlocking};
 use super::shape::{Cell, Kind};
 use crate::engine::kernel_entry;
 use crate::gemm::Layer;
-use crate::gemm::driver::packed_rows;
+use crate::gemm::driver::{packed_rows, row};
 use crate::ops::{Activation, Unchanged};
 use crate::simd::Simd;
 use crate::vmath::{self, VecMath, clamp};
@@ -25,20 +25,21 @@ fn clip<S: Simd>(s: S, v: S::V, clip: Option<f32>) -> S::V {
 /// `n` floats of `src` from `at` as a vector (zeros after them).
 #[inline(always)]
 fn load<S: Simd>(s: S, src: &[f32], at: usize, n: usize) -> S::V {
-    if n == S::LANES {
-        s.load(&src[at..at + S::LANES])
-    } else {
-        s.load_partial(&src[at..at + n], 0.0)
+    // (Out of range, which the callers exclude, reads zeros: no panic path.)
+    match src.get(at..at + n) {
+        Some(src) if n == S::LANES => s.load(src),
+        Some(src) => s.load_partial(src, 0.0),
+        None => s.zero(),
     }
 }
 
 /// The first `n` lanes of `v` to `dst[at..at + n]`.
 #[inline(always)]
 fn store<S: Simd>(s: S, v: S::V, dst: &mut [f32], at: usize, n: usize) {
-    if n == S::LANES {
-        s.store(v, &mut dst[at..at + S::LANES]);
-    } else {
-        s.store_partial(v, &mut dst[at..at + n]);
+    match dst.get_mut(at..at + n) {
+        Some(dst) if n == S::LANES => s.store(v, dst),
+        Some(dst) => s.store_partial(v, dst),
+        None => {}
     }
 }
 
@@ -97,12 +98,17 @@ fn recurrent_steps<S: RecurrentBlocking>(s: S, cell: CellRef<'_>, run: Steps<'_>
         reverse,
     } = run;
     let rows = batch * cell.cell.rows();
-    let steps = xproj.len() / rows;
+    let steps = xproj.len().checked_div(rows).unwrap_or(0);
     let states = batch * cell.cell.state;
-    let (h_new, extra) = work.split_at_mut(states);
+    let Some((h_new, extra)) = work.split_at_mut_checked(states) else {
+        return;
+    };
+    if h.len() != states {
+        return;
+    }
     for i in 0..steps {
         let t = if reverse { steps - 1 - i } else { i };
-        let xp = &xproj[t * rows..(t + 1) * rows];
+        let xp = row(xproj, t, rows);
         let buffers = Step {
             xp,
             h,
@@ -113,8 +119,10 @@ fn recurrent_steps<S: RecurrentBlocking>(s: S, cell: CellRef<'_>, run: Steps<'_>
         };
         step(s, cell, buffers);
         h.copy_from_slice(h_new);
-        if let Some(out) = out.as_deref_mut() {
-            out[t * states..(t + 1) * states].copy_from_slice(h_new);
+        if let Some(out) = out.as_deref_mut().and_then(|o| o.get_mut(t * states..)) {
+            for (o, &hn) in out.iter_mut().zip(h_new.iter()) {
+                *o = hn;
+            }
         }
     }
 }
@@ -187,7 +195,10 @@ impl<S: VecMath> GateMath<S, 3> for GruMath<'_> {
     #[inline(always)]
     fn units(&mut self, s: S, m: usize, u: usize, n: usize, [ar, az, an]: [S::V; 3]) {
         let (hidden, c) = (self.hidden, self.clip);
-        let (xp, at) = (&self.xp[m * 3 * hidden..], m * hidden + u);
+        let (xp, at) = (
+            self.xp.get(m * 3 * hidden..).unwrap_or_default(),
+            m * hidden + u,
+        );
         let r = vmath::sigmoid(s, pre(s, ar, xp, u, n, c));
         let z = vmath::sigmoid(s, pre(s, az, xp, hidden + u, n, c));
         let hn = s.add(an, load(s, self.b_hn, u, n));
@@ -212,7 +223,10 @@ impl<S: VecMath> GateMath<S, 2> for GruResetMath<'_> {
     #[inline(always)]
     fn units(&mut self, s: S, m: usize, u: usize, n: usize, [ar, az]: [S::V; 2]) {
         let (hidden, c) = (self.hidden, self.clip);
-        let (xp, at) = (&self.xp[m * 3 * hidden..], m * hidden + u);
+        let (xp, at) = (
+            self.xp.get(m * 3 * hidden..).unwrap_or_default(),
+            m * hidden + u,
+        );
         let r = vmath::sigmoid(s, pre(s, ar, xp, u, n, c));
         let z = vmath::sigmoid(s, pre(s, az, xp, hidden + u, n, c));
         store(s, s.mul(r, load(s, self.h, at, n)), self.rh, at, n);
@@ -236,7 +250,10 @@ impl<S: VecMath> GateMath<S, 1> for GruCandidateMath<'_> {
     #[inline(always)]
     fn units(&mut self, s: S, m: usize, u: usize, n: usize, [an]: [S::V; 1]) {
         let hidden = self.hidden;
-        let (xp, at) = (&self.xp[m * 3 * hidden..], m * hidden + u);
+        let (xp, at) = (
+            self.xp.get(m * 3 * hidden..).unwrap_or_default(),
+            m * hidden + u,
+        );
         let hn = s.add(an, load(s, self.b_hn, u, n));
         let cand = vmath::tanh(s, pre(s, hn, xp, 2 * hidden + u, n, self.clip));
         let (z, h) = (load(s, self.z, at, n), load(s, self.h, at, n));
@@ -259,7 +276,10 @@ impl<S: VecMath> GateMath<S, 4> for LstmMath<'_> {
     #[inline(always)]
     fn units(&mut self, s: S, m: usize, u: usize, n: usize, [ai, af, ag, ao]: [S::V; 4]) {
         let (hidden, c) = (self.hidden, self.clip);
-        let (xp, at) = (&self.xp[m * 4 * hidden..], m * hidden + u);
+        let (xp, at) = (
+            self.xp.get(m * 4 * hidden..).unwrap_or_default(),
+            m * hidden + u,
+        );
         let i = vmath::sigmoid(s, pre(s, ai, xp, u, n, c));
         let f = vmath::sigmoid(s, pre(s, af, xp, hidden + u, n, c));
         let g = vmath::tanh(s, pre(s, ag, xp, 2 * hidden + u, n, c));
@@ -321,7 +341,9 @@ fn gru_step<S: RecurrentBlocking>(s: S, cell: CellRef<'_>, step: Step<'_>) {
         return;
     }
     // r is needed for every unit before the candidate's product: two passes.
-    let (rh, z) = extra.split_at_mut(batch * hidden);
+    let Some((rh, z)) = extra.split_at_mut_checked(batch * hidden) else {
+        return;
+    };
     let mut reset = GruResetMath {
         xp,
         h,

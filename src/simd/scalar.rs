@@ -22,7 +22,8 @@ impl Simd for Scalar {
     }
     #[inline(always)]
     fn load(self, src: &[f32]) -> f32 {
-        src[0]
+        // (An empty slice, which no kernel passes, reads 0: a firmware has no panic path.)
+        src.first().copied().unwrap_or_default()
     }
     #[inline(always)]
     fn load_partial(self, src: &[f32], fill: f32) -> f32 {
@@ -30,7 +31,9 @@ impl Simd for Scalar {
     }
     #[inline(always)]
     fn store(self, v: f32, dst: &mut [f32]) {
-        dst[0] = v;
+        if let Some(d) = dst.first_mut() {
+            *d = v;
+        }
     }
     #[inline(always)]
     fn store_partial(self, v: f32, dst: &mut [f32]) {
