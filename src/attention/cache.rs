@@ -99,7 +99,7 @@ impl<'a> KvCache<'a> {
                 of: per_token,
             });
         }
-        let n = k_new.len() / per_token;
+        let n = k_new.len().checked_div(per_token).unwrap_or(0);
         check_len("v_new", v_new.len(), n * self.kv_heads * self.value_dim)?;
         if n > self.capacity - self.len {
             return Err(Error::InvalidShape {
@@ -108,9 +108,8 @@ impl<'a> KvCache<'a> {
         }
         let (d, dv, cap, len) = (self.head_dim, self.value_dim, self.capacity, self.len);
         for h in 0..self.kv_heads {
-            self.k[(h * cap + len) * d..][..n * d].copy_from_slice(&k_new[h * n * d..][..n * d]);
-            self.v[(h * cap + len) * dv..][..n * dv]
-                .copy_from_slice(&v_new[h * n * dv..][..n * dv]);
+            copy_rows(self.k, (h * cap + len) * d, k_new, h * n * d, n * d);
+            copy_rows(self.v, (h * cap + len) * dv, v_new, h * n * dv, n * dv);
         }
         self.len += n;
         Ok(())
@@ -118,5 +117,15 @@ impl<'a> KvCache<'a> {
 
     pub(crate) fn parts(&self) -> (&[f32], &[f32], usize, usize, usize) {
         (self.k, self.v, self.capacity, self.head_dim, self.value_dim)
+    }
+}
+
+/// `dst[at..at + len] = src[from..from + len]` (nothing if out of range, which `append`'s
+/// checks exclude).
+fn copy_rows(dst: &mut [f32], at: usize, src: &[f32], from: usize, len: usize) {
+    let src = src.get(from..).and_then(|s| s.get(..len));
+    let dst = dst.get_mut(at..).and_then(|d| d.get_mut(..len));
+    if let (Some(d), Some(s)) = (dst, src) {
+        d.copy_from_slice(s);
     }
 }

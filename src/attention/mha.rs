@@ -5,7 +5,7 @@
 use super::cache::KvCache;
 use super::shape::AttentionShape;
 use crate::error::{check_len, checked_mul};
-use crate::gemm::driver::gemm_packed_kernel;
+use crate::gemm::driver::{gemm_packed_kernel, row_at};
 use crate::gemm::{Layer, PANEL, pack_into, packed_len, put, zero};
 use crate::ops::Activation;
 use crate::{Engine, Error};
@@ -251,13 +251,15 @@ impl<'a> PackedMha<'a> {
     fn layers(&self) -> Layers<'a> {
         let s = &self.shape;
         let (q, kv, e) = (s.q_out(), s.kv_out(), s.embed);
-        let (wq, rest) = self.data.split_at(packed_len(q, e));
-        let (wk, rest) = rest.split_at(packed_len(kv, e));
-        let (wv, rest) = rest.split_at(packed_len(kv, e));
-        let (wo, rest) = rest.split_at(packed_len(e, q));
-        let (bq, rest) = rest.split_at(q);
-        let (bk, rest) = rest.split_at(kv);
-        let (bv, bo) = rest.split_at(kv);
+        // (The length was checked on wrapping; short, the parts come out empty.)
+        let split = |data: &'a [f32], n| data.split_at_checked(n).unwrap_or_default();
+        let (wq, rest) = split(self.data, packed_len(q, e));
+        let (wk, rest) = split(rest, packed_len(kv, e));
+        let (wv, rest) = split(rest, packed_len(kv, e));
+        let (wo, rest) = split(rest, packed_len(e, q));
+        let (bq, rest) = split(rest, q);
+        let (bk, rest) = split(rest, kv);
+        let (bv, bo) = split(rest, kv);
         let layer = |packed, out, inp, bias| Layer {
             packed,
             out,
@@ -300,21 +302,36 @@ pub(crate) const fn pack_mha_into(shape: &MhaShape, weights: &MhaWeights<'_>, ds
 
 /// `[tokens][heads][d]` to `[heads][tokens][d]`.
 fn to_heads(src: &[f32], heads: usize, d: usize, dst: &mut [f32]) {
-    let tokens = src.len() / (heads * d).max(1);
-    for (t, token) in src.chunks_exact(heads * d).enumerate() {
-        for (h, row) in token.chunks_exact(d).enumerate() {
-            dst[(h * tokens + t) * d..][..d].copy_from_slice(row);
+    let tokens = src.len().checked_div(heads * d).unwrap_or(0);
+    for t in 0..tokens {
+        for h in 0..heads {
+            copy_to(
+                dst,
+                (h * tokens + t) * d,
+                row_at(src, (t * heads + h) * d, d),
+            );
         }
     }
 }
 
 /// `[heads][tokens][d]` to `[tokens][heads][d]`.
 fn from_heads(src: &[f32], heads: usize, d: usize, dst: &mut [f32]) {
-    let tokens = src.len() / (heads * d).max(1);
-    for (h, head) in src.chunks_exact(tokens * d).enumerate() {
-        for (t, row) in head.chunks_exact(d).enumerate() {
-            dst[(t * heads + h) * d..][..d].copy_from_slice(row);
+    let tokens = src.len().checked_div(heads * d).unwrap_or(0);
+    for h in 0..heads {
+        for t in 0..tokens {
+            copy_to(
+                dst,
+                (t * heads + h) * d,
+                row_at(src, (h * tokens + t) * d, d),
+            );
         }
+    }
+}
+
+/// `dst[at..at + src.len()] = src` (nothing if out of range, which the callers exclude).
+fn copy_to(dst: &mut [f32], at: usize, src: &[f32]) {
+    if let Some(d) = dst.get_mut(at..).and_then(|d| d.get_mut(..src.len())) {
+        d.copy_from_slice(src);
     }
 }
 
@@ -340,15 +357,16 @@ impl Engine {
         scratch: &'s mut [f32],
     ) -> Projected<'s> {
         let shape = &layer.shape;
-        let tokens = x.len() / shape.embed;
+        let tokens = x.len().checked_div(shape.embed).unwrap_or(0);
         let (q, kv) = (tokens * shape.q_out(), tokens * shape.kv_out());
-        let (rows, rest) = scratch.split_at_mut(q);
-        let (qh, rest) = rest.split_at_mut(q);
-        let (ah, rest) = rest.split_at_mut(q);
-        let (kp, rest) = rest.split_at_mut(kv);
-        let (vp, rest) = rest.split_at_mut(kv);
-        let (kh, rest) = rest.split_at_mut(kv);
-        let (vh, tiles) = rest.split_at_mut(kv);
+        // (The caller checked the scratch's length; short, the parts come out empty.)
+        let (rows, rest) = scratch.split_at_mut_checked(q).unwrap_or_default();
+        let (qh, rest) = rest.split_at_mut_checked(q).unwrap_or_default();
+        let (ah, rest) = rest.split_at_mut_checked(q).unwrap_or_default();
+        let (kp, rest) = rest.split_at_mut_checked(kv).unwrap_or_default();
+        let (vp, rest) = rest.split_at_mut_checked(kv).unwrap_or_default();
+        let (kh, rest) = rest.split_at_mut_checked(kv).unwrap_or_default();
+        let (vh, tiles) = rest.split_at_mut_checked(kv).unwrap_or_default();
         let layers = layer.layers();
         gemm_packed_kernel::run(self, layers.q, x, rows);
         gemm_packed_kernel::run(self, layers.k, x, kp);

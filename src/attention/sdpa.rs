@@ -13,11 +13,12 @@
 
 use super::shape::{AttentionShape, KEY_TILE, QUERY_TILE};
 use crate::engine::kernel_entry;
-use crate::gemm::driver::{gemm_nn, gemm_nt, packed_rows};
+use crate::gemm::driver::{gemm_nn, gemm_nt, packed_rows, row_at};
 use crate::gemm::{Blocking, Layer, Mat, MatMut, PANEL};
 use crate::ops::{Activation, Scale, Unchanged, map, map_in_place, online_softmax_block};
 use crate::simd::{MAX_LANES, Simd};
 use crate::vmath::{VecMath, exp, exp_nonpositive};
+use core::num::NonZeroUsize;
 
 /// Query tiles of at most this many rows take dot products on the keys in place (no
 /// packing): decoding a few new tokens over a long cache streams the keys once.
@@ -93,18 +94,25 @@ struct Tiles<'a> {
 
 impl<'a> Tiles<'a> {
     fn split(scratch: &'a mut [f32], d: usize, dv: usize) -> Self {
-        let (q, rest) = scratch.split_at_mut(QUERY_TILE * d);
-        let (scores, rest) = rest.split_at_mut(KEY_TILE * QUERY_TILE);
-        let (acc, rest) = rest.split_at_mut(QUERY_TILE * dv);
-        let (max, rest) = rest.split_at_mut(QUERY_TILE);
-        let (sum, rest) = rest.split_at_mut(QUERY_TILE);
+        // (The caller checked the scratch's length; short, the parts come out empty.)
+        let (q, rest) = scratch
+            .split_at_mut_checked(QUERY_TILE * d)
+            .unwrap_or_default();
+        let (scores, rest) = rest
+            .split_at_mut_checked(KEY_TILE * QUERY_TILE)
+            .unwrap_or_default();
+        let (acc, rest) = rest
+            .split_at_mut_checked(QUERY_TILE * dv)
+            .unwrap_or_default();
+        let (max, rest) = rest.split_at_mut_checked(QUERY_TILE).unwrap_or_default();
+        let (sum, rest) = rest.split_at_mut_checked(QUERY_TILE).unwrap_or_default();
         Tiles {
             q,
             scores,
             acc,
             max,
             sum,
-            alpha: &mut rest[..QUERY_TILE],
+            alpha: rest.get_mut(..QUERY_TILE).unwrap_or_default(),
         }
     }
 }
@@ -117,10 +125,12 @@ impl<'a> Tiles<'a> {
 fn pack_rows<S: Simd>(s: S, rows: &[f32], n: usize, d: usize, scale: f32, dst: &mut [f32]) {
     let lanes = S::LANES;
     let scale = s.splat(scale);
-    for (p, panel) in dst[..QUERY_TILE * d]
-        .chunks_exact_mut(PANEL * d)
-        .enumerate()
-    {
+    let (Some(dst), Some(panel_len)) =
+        (dst.get_mut(..QUERY_TILE * d), NonZeroUsize::new(PANEL * d))
+    else {
+        return;
+    };
+    for (p, panel) in dst.chunks_exact_mut(panel_len.get()).enumerate() {
         for col in (0..PANEL).step_by(lanes) {
             let first = p * PANEL + col;
             for k0 in (0..d).step_by(lanes) {
@@ -128,7 +138,7 @@ fn pack_rows<S: Simd>(s: S, rows: &[f32], n: usize, d: usize, scale: f32, dst: &
                 let mut block = [s.zero(); MAX_LANES];
                 for (i, v) in block.iter_mut().enumerate().take(lanes) {
                     if first + i < n {
-                        let src = &rows[(first + i) * d + k0..][..w];
+                        let src = row_at(rows, (first + i) * d + k0, w);
                         let x = if w == lanes {
                             s.load(src)
                         } else {
@@ -139,7 +149,10 @@ fn pack_rows<S: Simd>(s: S, rows: &[f32], n: usize, d: usize, scale: f32, dst: &
                 }
                 transpose(s, &mut block);
                 for (k, v) in block.iter().enumerate().take(w) {
-                    s.store(*v, &mut panel[(k0 + k) * PANEL + col..][..lanes]);
+                    let at = (k0 + k) * PANEL + col;
+                    if let Some(dst) = panel.get_mut(at..).and_then(|p| p.get_mut(..lanes)) {
+                        s.store(*v, dst);
+                    }
                 }
             }
         }
@@ -197,9 +210,8 @@ fn transpose<S: Simd>(s: S, block: &mut [S::V; MAX_LANES]) {
 #[inline(always)]
 fn all_masked(mask: &[f32], at: usize, stride: usize, rows: usize, cols: usize) -> bool {
     (0..rows).all(|i| {
-        mask[at + i * stride..][..cols]
-            .iter()
-            .all(|&m| m == f32::NEG_INFINITY)
+        let row = mask.get(at + i * stride..).and_then(|m| m.get(..cols));
+        row.is_some_and(|r| r.iter().all(|&m| m == f32::NEG_INFINITY))
     })
 }
 
@@ -218,21 +230,32 @@ pub(crate) fn sdpa_kernel<S: Blocking + VecMath>(
     let shape = job.shape;
     let (d, dv) = (shape.head_dim, shape.value_dim);
     let (q_len, kv_len) = (shape.q_len, shape.kv_len);
-    let group = shape.heads / shape.kv_heads;
+    let Some(group) = shape
+        .heads
+        .checked_div(shape.kv_heads)
+        .and_then(NonZeroUsize::new)
+    else {
+        return;
+    };
     let mut t = Tiles::split(scratch, d, dv);
     for h in 0..shape.heads {
         let g = h / group;
-        let q = &job.q[h * q_len * d..][..q_len * d];
-        let k = &job.k[g * job.k_head_stride..][..kv_len * d];
-        let v = &job.v[g * job.v_head_stride..][..kv_len * dv];
-        let o = &mut out[h * q_len * dv..][..q_len * dv];
+        let q = row_at(job.q, h * q_len * d, q_len * d);
+        let k = row_at(job.k, g * job.k_head_stride, kv_len * d);
+        let v = row_at(job.v, g * job.v_head_stride, kv_len * dv);
+        let Some(o) = out
+            .get_mut(h * q_len * dv..)
+            .and_then(|o| o.get_mut(..q_len * dv))
+        else {
+            return;
+        };
         let mask = job.mask.map(|m| {
             let at = if job.mask_per_head {
                 h * q_len * kv_len
             } else {
                 0
             };
-            &m[at..at + q_len * kv_len]
+            row_at(m, at, q_len * kv_len)
         });
         for q0 in (0..q_len).step_by(QUERY_TILE) {
             let rows = QUERY_TILE.min(q_len - q0);
@@ -242,21 +265,24 @@ pub(crate) fn sdpa_kernel<S: Blocking + VecMath>(
             } else {
                 query_rows(s, &job, &mut t, q0, rows, q, k, v, mask);
             }
-            for i in 0..rows {
-                let sum = t.sum[i];
+            for (i, (&sum, &max_i)) in t.sum.iter().zip(t.max.iter()).enumerate().take(rows) {
                 // out = acc / sum (a row that saw nothing gives zeros); a partial result
                 // keeps acc and hands on its maximum and sum.
                 let scale = match partial.as_mut() {
                     None if sum > 0.0 => 1.0 / sum,
                     None => 0.0,
                     Some((max, sums)) => {
-                        max[h * q_len + q0 + i] = t.max[i];
-                        sums[h * q_len + q0 + i] = sum;
+                        let at = h * q_len + q0 + i;
+                        if let (Some(m), Some(l)) = (max.get_mut(at), sums.get_mut(at)) {
+                            (*m, *l) = (max_i, sum);
+                        }
                         1.0
                     }
                 };
-                let dst = &mut o[(q0 + i) * dv..][..dv];
-                map(s, &t.acc[i * dv..][..dv], dst, Scale(scale));
+                let Some(dst) = o.get_mut((q0 + i) * dv..).and_then(|o| o.get_mut(..dv)) else {
+                    return;
+                };
+                map(s, row_at(t.acc, i * dv, dv), dst, Scale(scale));
             }
         }
     }
@@ -280,11 +306,19 @@ fn query_rows<S: Blocking + VecMath>(
 ) {
     let shape = &job.shape;
     let (d, dv, kv_len) = (shape.head_dim, shape.value_dim, shape.kv_len);
-    let qs = &mut t.q[..rows * d];
-    map(s, &q[q0 * d..][..rows * d], qs, Scale(job.scale));
-    t.max[..rows].fill(f32::NEG_INFINITY);
-    t.sum[..rows].fill(0.0);
-    t.acc[..rows * dv].fill(0.0);
+    let Some(dv_nz) = NonZeroUsize::new(dv) else {
+        return;
+    };
+    let qs = t.q.get_mut(..rows * d).unwrap_or_default();
+    map(s, row_at(q, q0 * d, rows * d), qs, Scale(job.scale));
+    let clear = |part: &mut [f32], n: usize, value: f32| {
+        if let Some(p) = part.get_mut(..n) {
+            p.fill(value);
+        }
+    };
+    clear(t.max, rows, f32::NEG_INFINITY);
+    clear(t.sum, rows, 0.0);
+    clear(t.acc, rows * dv, 0.0);
     // The keys some row of the tile sees: tiles outside are never computed.
     let lo = shape.visible(q0).0.max(job.keys.0);
     let hi = shape.visible(q0 + rows - 1).1.min(job.keys.1);
@@ -293,8 +327,8 @@ fn query_rows<S: Blocking + VecMath>(
         if mask.is_some_and(|m| all_masked(m, q0 * kv_len + k0, kv_len, rows, cols)) {
             continue;
         }
-        let scores = &mut t.scores[..rows * cols];
-        let keys = Mat::dense(&k[k0 * d..(k0 + cols) * d], cols, d);
+        let scores = t.scores.get_mut(..rows * cols).unwrap_or_default();
+        let keys = Mat::dense(row_at(k, k0 * d, cols * d), cols, d);
         gemm_nt(
             s,
             Mat::dense(qs, rows, d),
@@ -302,28 +336,38 @@ fn query_rows<S: Blocking + VecMath>(
             None,
             MatMut::dense(scores, cols),
         );
-        for (i, row) in scores.chunks_exact_mut(cols).enumerate() {
+        let Some(cols_nz) = NonZeroUsize::new(cols) else {
+            continue;
+        };
+        let states = t.max.iter_mut().zip(t.sum.iter_mut());
+        let accs = t.acc.chunks_exact_mut(dv_nz.get());
+        for (i, ((row, (max, sum)), acc)) in scores
+            .chunks_exact_mut(cols_nz.get())
+            .zip(states)
+            .zip(accs)
+            .enumerate()
+        {
             // The causal and window bounds of this row, then the mask.
             let (a, b) = shape.visible(q0 + i);
-            let (a, b) = (a.clamp(k0, k0 + cols) - k0, b.clamp(k0, k0 + cols) - k0);
-            row[..a].fill(f32::NEG_INFINITY);
-            row[b..].fill(f32::NEG_INFINITY);
+            let (a, b) = (a.max(k0).min(k0 + cols) - k0, b.max(k0).min(k0 + cols) - k0);
+            fill_outside(row, a, b);
             if let Some(m) = mask {
-                let m = &m[(q0 + i) * kv_len + k0..][..cols];
+                let m = row_at(m, (q0 + i) * kv_len + k0, cols);
                 for (x, &mv) in row.iter_mut().zip(m) {
                     *x += mv;
                 }
             }
-            let alpha = online_softmax_block(s, row, &mut t.max[i], &mut t.sum[i]);
+            let alpha = online_softmax_block(s, row, max, sum);
             if alpha != 1.0 {
-                map_in_place(s, &mut t.acc[i * dv..][..dv], Scale(alpha));
+                map_in_place(s, acc, Scale(alpha));
             }
         }
         // acc += P V with one-row tiles (the backend's GEMM tile would repeat the 1 to 4
         // rows to fill its height): 4 vectors of accumulators per row, the values streamed.
         let p = Mat::dense(scores, rows, cols);
-        let vt = Mat::dense(&v[k0 * dv..(k0 + cols) * dv], cols, dv);
-        gemm_nn::<S, 1, 4>(s, p, vt, MatMut::dense(&mut t.acc[..rows * dv], dv), true);
+        let vt = Mat::dense(row_at(v, k0 * dv, cols * dv), cols, dv);
+        let acc = t.acc.get_mut(..rows * dv).unwrap_or_default();
+        gemm_nn::<S, 1, 4>(s, p, vt, MatMut::dense(acc, dv), true);
     }
 }
 
@@ -344,10 +388,13 @@ fn query_tile<S: Blocking + VecMath>(
 ) {
     let shape = &job.shape;
     let (d, dv, kv_len) = (shape.head_dim, shape.value_dim, shape.kv_len);
-    pack_rows(s, &q[q0 * d..][..rows * d], rows, d, job.scale, t.q);
+    let Some(dv_nz) = NonZeroUsize::new(dv) else {
+        return;
+    };
+    pack_rows(s, row_at(q, q0 * d, rows * d), rows, d, job.scale, t.q);
     t.max.fill(f32::NEG_INFINITY);
     t.sum.fill(0.0);
-    t.acc[..dv * QUERY_TILE].fill(0.0);
+    t.acc.fill(0.0);
     let lo = shape.visible(q0).0.max(job.keys.0);
     let hi = shape.visible(q0 + rows - 1).1.min(job.keys.1);
     let mut k0 = lo;
@@ -369,38 +416,46 @@ fn query_tile<S: Blocking + VecMath>(
             continue;
         }
         // S^T = K Q^T: row j holds key k0 + j's score against each query of the panels.
-        let st = &mut t.scores[..cols * width];
+        let Some(width_nz) = NonZeroUsize::new(width) else {
+            k0 = end;
+            continue;
+        };
+        let st = t.scores.get_mut(..cols * width).unwrap_or_default();
         let queries = Layer {
-            packed: &t.q[c0 * d..(c0 + width) * d],
+            packed: row_at(t.q, c0 * d, width * d),
             out: width,
             inp: d,
             bias: None,
             act: Activation::Identity,
         };
-        packed_rows(s, queries, Unchanged, &k[k0 * d..end * d], st);
-        for (j, row) in st.chunks_exact_mut(width).enumerate() {
+        packed_rows(s, queries, Unchanged, row_at(k, k0 * d, cols * d), st);
+        for (j, row) in st.chunks_exact_mut(width_nz.get()).enumerate() {
             // The queries that see this key (causal bound and window), then the mask.
             let (a, b) = visible_queries(shape, k0 + j, q0, rows);
             let (a, b) = (a.max(c0) - c0, b.max(c0) - c0);
             if a > 0 || b < width {
-                row[..a].fill(f32::NEG_INFINITY);
-                row[b..].fill(f32::NEG_INFINITY);
+                fill_outside(row, a, b);
             }
             if let Some(m) = mask {
-                let m = &m[(q0 + c0) * kv_len + k0 + j..];
-                for (i, x) in row.iter_mut().enumerate().take(b).skip(a) {
-                    *x += m[i * kv_len];
+                let m = m.get((q0 + c0) * kv_len + k0 + j..).unwrap_or_default();
+                let column = m.iter().step_by(kv_len.max(1));
+                for (x, &mv) in row.iter_mut().zip(column).take(b).skip(a) {
+                    *x += mv;
                 }
             }
         }
         // Rescale the accumulators of the queries whose maximum grew (after the first
         // tiles, rarely any).
         let lanes = c0..c0 + width;
-        let (max, sum) = (&mut t.max[lanes.clone()], &mut t.sum[lanes.clone()]);
-        let alpha = &mut t.alpha[lanes.clone()];
-        let acc = &mut t.acc[c0 * dv..(c0 + width) * dv];
+        let max = t.max.get_mut(lanes.clone()).unwrap_or_default();
+        let sum = t.sum.get_mut(lanes.clone()).unwrap_or_default();
+        let alpha = t.alpha.get_mut(lanes).unwrap_or_default();
+        let acc = t
+            .acc
+            .get_mut(c0 * dv..(c0 + width) * dv)
+            .unwrap_or_default();
         if online_softmax_columns(s, st, max, sum, alpha) {
-            for (acc_row, &a) in acc.chunks_exact_mut(dv).zip(alpha.iter()) {
+            for (acc_row, &a) in acc.chunks_exact_mut(dv_nz.get()).zip(alpha.iter()) {
                 if a != 1.0 {
                     map_in_place(s, acc_row, Scale(a));
                 }
@@ -408,7 +463,7 @@ fn query_tile<S: Blocking + VecMath>(
         }
         // O += P V: P^T (as computed) is P given transposed, V as stored.
         let p_t = Mat::dense(st, cols, width);
-        let vt = Mat::dense(&v[k0 * dv..end * dv], cols, dv);
+        let vt = Mat::dense(row_at(v, k0 * dv, cols * dv), cols, dv);
         s.gemm_tn(p_t, vt, MatMut::dense(acc, dv), true);
         k0 = end;
     }
@@ -448,13 +503,27 @@ fn online_softmax_columns<S: VecMath>(
 ) -> bool {
     let neg_inf = s.splat(f32::NEG_INFINITY);
     let mut grew = false;
-    let width = max.len();
+    let Some(width) = NonZeroUsize::new(max.len()) else {
+        return false;
+    };
+    let width = width.get();
+    // (Every slice below is whole: `width` is a multiple of the lanes and the parts are
+    // `width` long. Out of range, a lane block is skipped rather than a panic.)
     for c in (0..width).step_by(S::LANES) {
         let lanes = c..c + S::LANES;
-        let mut m = s.load(&max[lanes.clone()]);
+        let (Some(max), Some(sum), Some(alpha)) = (
+            max.get_mut(lanes.clone()),
+            sum.get_mut(lanes.clone()),
+            alpha.get_mut(lanes.clone()),
+        ) else {
+            break;
+        };
+        let mut m = s.load(max);
         let old = m;
         for row in st.chunks_exact(width) {
-            m = s.max(m, s.load(&row[lanes.clone()]));
+            if let Some(x) = row.get(lanes.clone()) {
+                m = s.max(m, s.load(x));
+            }
         }
         // Queries that have seen a key subtract their maximum; the others subtract 0 from
         // scores that are all -inf.
@@ -462,17 +531,29 @@ fn online_softmax_columns<S: VecMath>(
         let m_safe = s.select(seen, m, s.zero());
         let mut total = s.zero();
         for row in st.chunks_exact_mut(width) {
-            let p = exp_nonpositive(s, s.sub(s.load(&row[lanes.clone()]), m_safe));
-            s.store(p, &mut row[lanes.clone()]);
-            total = s.add(total, p);
+            if let Some(x) = row.get_mut(lanes.clone()) {
+                let p = exp_nonpositive(s, s.sub(s.load(x), m_safe));
+                s.store(p, x);
+                total = s.add(total, p);
+            }
         }
         let a = s.select(seen, exp(s, s.sub(old, m_safe)), s.splat(1.0));
         // The maximum grew somewhere in these lanes (the old one was smaller).
         grew |= s.reduce_max(s.sub(m, old)) != 0.0;
-        let l = s.mul_add(s.load(&sum[lanes.clone()]), a, total);
-        s.store(l, &mut sum[lanes.clone()]);
-        s.store(m, &mut max[lanes.clone()]);
-        s.store(a, &mut alpha[lanes]);
+        s.store(s.mul_add(s.load(sum), a, total), sum);
+        s.store(m, max);
+        s.store(a, alpha);
     }
     grew
+}
+
+/// `-inf` before `a` and from `b` on (`a <= b <= row.len()`).
+#[inline(always)]
+fn fill_outside(row: &mut [f32], a: usize, b: usize) {
+    if let Some(head) = row.get_mut(..a) {
+        head.fill(f32::NEG_INFINITY);
+    }
+    if let Some(tail) = row.get_mut(b..) {
+        tail.fill(f32::NEG_INFINITY);
+    }
 }

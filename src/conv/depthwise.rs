@@ -108,7 +108,7 @@ pub(super) fn load_n<S: Simd>(s: S, src: &[f32], n: usize) -> S::V {
     if n == S::LANES {
         s.load(src)
     } else {
-        s.load_partial(&src[..n], 0.0)
+        s.load_partial(src.get(..n).unwrap_or(src), 0.0)
     }
 }
 

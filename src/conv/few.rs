@@ -4,9 +4,11 @@ use super::ConvCall;
 use super::mono::MONO_TILE_MAX;
 use super::rows::{PADDED_ROWS, fill_zero, store_tile};
 use crate::gemm::PANEL;
+use crate::gemm::driver::{row as row_of, row_at};
 use crate::gemm::tile::tile_packed_windows;
 use crate::ops::{Unchanged, VecOp, map};
 use crate::simd::Simd;
+use core::num::NonZeroUsize;
 
 /// Input channels of the layers [`conv_few`] takes.
 pub(super) const FEW_CHANNELS: usize = 4;
@@ -30,24 +32,40 @@ pub(super) fn conv_few<S: Simd, const MR: usize, const NV: usize>(
     let (c, kh, kw) = (g.in_c, g.kernel_h, g.kernel_w);
     // The distance between neighbouring pixels' runs of `kw * c` floats in a padded row.
     let step = g.stride_w * c;
-    let pitch = PADDED_ROWS / kh;
+    let pitch = PADDED_ROWS.checked_div(kh).unwrap_or(0);
     // Output pixels per chunk: whole tiles whose windows fit a padded row (at least one,
-    // see `Geometry::is_few_channels`).
-    let chunk = ((pitch / c - kw) / g.stride_w + 1) / MR * MR;
+    // see `Geometry::is_few_channels`; the kernel stops rather than panics otherwise).
+    let chunk = pitch
+        .checked_div(c)
+        .and_then(|n| n.checked_sub(kw))
+        .and_then(|n| n.checked_div(g.stride_w))
+        .map_or(0, |n| (n + 1) / MR * MR);
     let row_len = g.in_w * c;
+    let (Some(chunk), Some(kh_nz), Some(out_row_len)) = (
+        NonZeroUsize::new(chunk),
+        NonZeroUsize::new(kh),
+        NonZeroUsize::new(g.out_w * g.out_c),
+    ) else {
+        return;
+    };
+    let chunk = chunk.get();
     let mut rows = [0.0; PADDED_ROWS];
     // Where a chunk is the whole output row and the tap rows are consecutive, the padded
     // rows form a ring (input row `iy` in slot `iy % kh`) and each is copied once, not
     // `kh` times; otherwise tap row `ky` is copied to slot `ky` for every chunk.
     let ring = chunk >= g.out_w && g.dilation_h == 1;
-    for (xn, yn) in x
-        .chunks_exact(g.in_h * row_len)
-        .zip(y.chunks_exact_mut(g.out_h * g.out_w * g.out_c))
-        .take(g.batch)
-    {
+    let (image, out_image) = (g.in_h * row_len, g.out_h * g.out_w * g.out_c);
+    for n in 0..g.batch {
+        let xn = row_of(x, n, image);
+        let Some(yn) = y
+            .get_mut(n * out_image..)
+            .and_then(|y| y.get_mut(..out_image))
+        else {
+            return;
+        };
         // Input rows `..next` are in the ring already.
         let mut next = 0;
-        for (oy, out_row) in yn.chunks_exact_mut(g.out_w * g.out_c).enumerate() {
+        for (oy, out_row) in yn.chunks_exact_mut(out_row_len.get()).enumerate() {
             // The tap rows inside the image (a range: `in_row` is monotonic in `ky`).
             let inside = |ky: &usize| g.in_row(oy, *ky).is_some();
             let taps = match ((0..kh).find(inside), (0..kh).rev().find(inside)) {
@@ -55,7 +73,7 @@ pub(super) fn conv_few<S: Simd, const MR: usize, const NV: usize>(
                 _ => 0..0,
             };
             let slot = |ky: usize| match (ring, g.in_row(oy, ky)) {
-                (true, Some(iy)) => iy % kh,
+                (true, Some(iy)) => iy % kh_nz,
                 _ => ky,
             };
             for ox0 in (0..g.out_w).step_by(chunk) {
@@ -70,14 +88,21 @@ pub(super) fn conv_few<S: Simd, const MR: usize, const NV: usize>(
                     if ring && iy < next {
                         continue;
                     }
-                    let dst = &mut rows[slot(ky) * pitch..][..cols * c];
+                    let Some(dst) = rows
+                        .get_mut(slot(ky) * pitch..)
+                        .and_then(|r| r.get_mut(..cols * c))
+                    else {
+                        continue;
+                    };
                     // (No image columns: a chunk wholly inside a wide padding.)
                     let src = match body - lead {
                         0 => &[][..],
-                        n => &xn[iy * row_len + (first + lead - g.left) * c..][..n * c],
+                        n => row_at(xn, iy * row_len + (first + lead - g.left) * c, n * c),
                     };
-                    let (head, rest) = dst.split_at_mut(lead * c);
-                    let (mid, tail) = rest.split_at_mut((body - lead) * c);
+                    let (head, rest) = dst.split_at_mut_checked(lead * c).unwrap_or_default();
+                    let (mid, tail) = rest
+                        .split_at_mut_checked((body - lead) * c)
+                        .unwrap_or_default();
                     // Vector moves: no library call for these short rows.
                     fill_zero(s, head);
                     map(s, src, mid, Unchanged);
@@ -122,7 +147,10 @@ fn few_chunk<S: Simd, const MR: usize, const NV: usize>(
     let g = &call.g;
     let (run, k) = (g.kernel_w * g.in_c, g.k());
     let block_cols = NV * S::LANES;
-    for (p, panel) in call.packed.chunks_exact(PANEL * k).enumerate() {
+    let Some(panel_len) = NonZeroUsize::new(PANEL * k) else {
+        return;
+    };
+    for (p, panel) in call.packed.chunks_exact(panel_len.get()).enumerate() {
         for col in (0..PANEL).step_by(block_cols) {
             let o = p * PANEL + col;
             if o >= g.out_c {
@@ -165,8 +193,12 @@ fn few_tile<S: Simd, const MR: usize, const NV: usize>(
     let mut acc = [[s.zero(); NV]; MR];
     let mut slot = tap_rows.first;
     for ky in tap_rows.taps {
-        let xs = &tap_rows.rows[slot * tap_rows.pitch + at..][..(MR - 1) * step + run];
-        let w = &panel[ky * run * PANEL..(ky + 1) * run * PANEL];
+        let xs = row_at(
+            tap_rows.rows,
+            slot * tap_rows.pitch + at,
+            (MR - 1) * step + run,
+        );
+        let w = row_of(panel, ky, run * PANEL);
         tile_packed_windows::<S, MR, NV>(s, &mut acc, xs, step, run, w, col);
         slot = if slot + 1 == tap_rows.slots {
             0

@@ -7,10 +7,12 @@ use super::few::conv_few;
 use super::mono::conv_mono;
 use super::shape::Geometry;
 use crate::gemm::PANEL;
+use crate::gemm::driver::{row as row_of, row_at};
 use crate::gemm::store::{store_block, store_whole_tile, whole_bias};
 use crate::gemm::tile::{slices, tile_packed};
 use crate::ops::{VecOp, with_epilogue};
 use crate::simd::Simd;
+use core::num::NonZeroUsize;
 
 /// Stack floats for zero-padded copies of the tap rows of one output row (4 KiB).
 pub(super) const PADDED_ROWS: usize = 1024;
@@ -143,27 +145,45 @@ fn conv_rows<S: Simd, const MR: usize, const NV: usize, const MRT: usize>(
         && (g.left > 0 || right > 0)
         && g.kernel_h * row_len <= PADDED_ROWS;
     let mut padded = [0.0; PADDED_ROWS];
-    for (xn, yn) in x
-        .chunks_exact(image_in)
-        .zip(y.chunks_exact_mut(image_out))
-        .take(g.batch)
-    {
+    // (Out of range, which the shape's checks exclude, the kernel stops: no panic path.)
+    let Some(panel_len) = NonZeroUsize::new(PANEL * k) else {
+        return;
+    };
+    for n in 0..g.batch {
+        let xn = row_of(x, n, image_in);
+        let Some(yn) = y
+            .get_mut(n * image_out..)
+            .and_then(|y| y.get_mut(..image_out))
+        else {
+            return;
+        };
         for grp in 0..g.groups {
-            let weights = &packed[grp * group_len..(grp + 1) * group_len];
+            let weights = row_of(packed, grp, group_len);
             let c0 = grp * g.in_per_group;
             for oy in 0..g.out_h {
                 if pad_rows {
                     for ky in 0..g.kernel_h {
-                        if let Some(iy) = g.in_row(oy, ky) {
-                            let dst = &mut padded[ky * row_len..(ky + 1) * row_len];
-                            let (lead, rest) = dst.split_at_mut(g.left * g.in_c);
-                            let (body, tail) = rest.split_at_mut(g.in_w * g.in_c);
-                            lead.fill(0.0);
-                            body.copy_from_slice(
-                                &xn[iy * g.in_w * g.in_c..(iy + 1) * g.in_w * g.in_c],
-                            );
-                            tail.fill(0.0);
+                        let Some(iy) = g.in_row(oy, ky) else {
+                            continue;
+                        };
+                        let Some(dst) = padded
+                            .get_mut(ky * row_len..)
+                            .and_then(|p| p.get_mut(..row_len))
+                        else {
+                            break;
+                        };
+                        let (lead, rest) = dst
+                            .split_at_mut_checked(g.left * g.in_c)
+                            .unwrap_or_default();
+                        let (body, tail) = rest
+                            .split_at_mut_checked(g.in_w * g.in_c)
+                            .unwrap_or_default();
+                        lead.fill(0.0);
+                        let src = row_of(xn, iy, g.in_w * g.in_c);
+                        for (b, &x) in body.iter_mut().zip(src) {
+                            *b = x;
                         }
+                        tail.fill(0.0);
                     }
                 }
                 let rows = if pad_rows {
@@ -177,7 +197,7 @@ fn conv_rows<S: Simd, const MR: usize, const NV: usize, const MRT: usize>(
                     let inside = pad_rows
                         || (g.in_col(ox0, 0).is_some()
                             && g.in_col(ox0 + pixels - 1, g.kernel_w - 1).is_some());
-                    for (p, panel) in weights.chunks_exact(PANEL * k).enumerate() {
+                    for (p, panel) in weights.chunks_exact(panel_len.get()).enumerate() {
                         for col in (0..PANEL).step_by(block_cols) {
                             let o = p * PANEL + col;
                             if o >= g.out_per_group {
@@ -281,20 +301,17 @@ fn conv_tile<S: Simd, const MR: usize, const NV: usize>(job: TileJob<'_, S, impl
         };
         // The input row, or its zero-padded copy (which starts `left` columns earlier).
         let (row, left) = match padded {
-            Some((buf, len)) => (&buf[ky * len..(ky + 1) * len], 0),
-            None => (
-                &xn[iy * g.in_w * g.in_c..(iy + 1) * g.in_w * g.in_c],
-                g.left,
-            ),
+            Some((buf, len)) => (row_of(buf, ky, len), 0),
+            None => (row_of(xn, iy, g.in_w * g.in_c), g.left),
         };
         let tap0 = ky * g.kernel_w;
         if runs && t.inside {
             // One contiguous `KW * C` run per pixel and tap row.
             let len = g.kernel_w * g.in_c;
-            let w = &panel[tap0 * g.in_c * PANEL..(tap0 * g.in_c + len) * PANEL];
+            let w = row_at(panel, tap0 * g.in_c * PANEL, len * PANEL);
             let rows: [&[f32]; MR] = slices(|m| {
                 let ix = ox(m) * g.stride_w - left;
-                &row[ix * g.in_c..ix * g.in_c + len]
+                row_at(row, ix * g.in_c, len)
             });
             tile_packed::<S, MR, NV>(s, &mut acc, rows, w, col);
             continue;
@@ -304,14 +321,11 @@ fn conv_tile<S: Simd, const MR: usize, const NV: usize>(job: TileJob<'_, S, impl
             for ch in (0..g.in_per_group).step_by(ZEROS.len()) {
                 let len = ZEROS.len().min(g.in_per_group - ch);
                 let rows: [&[f32]; MR] = slices(|m| match g.in_col(ox(m), kx) {
-                    Some(ix) => {
-                        let at = ix * g.in_c + t.c0 + ch;
-                        &row[at..at + len]
-                    }
-                    None => &ZEROS[..len],
+                    Some(ix) => row_at(row, ix * g.in_c + t.c0 + ch, len),
+                    None => ZEROS.get(..len).unwrap_or_default(),
                 });
                 let kk = tap * g.in_per_group + ch;
-                let w = &panel[kk * PANEL..(kk + len) * PANEL];
+                let w = row_at(panel, kk * PANEL, len * PANEL);
                 tile_packed::<S, MR, NV>(s, &mut acc, rows, w, col);
             }
         }
@@ -319,12 +333,16 @@ fn conv_tile<S: Simd, const MR: usize, const NV: usize>(job: TileJob<'_, S, impl
     let at = (t.oy * g.out_w + t.ox0) * g.out_c + t.oc;
     if t.pixels == MR && t.width == NV * S::LANES {
         let b = whole_bias::<S, NV>(s, bias, t.oc);
-        store_whole_tile::<S, MR, NV>(s, &acc, b, op, &mut yn[at..], g.out_c);
+        let dst = yn.get_mut(at..).unwrap_or_default();
+        store_whole_tile::<S, MR, NV>(s, &acc, b, op, dst, g.out_c);
         return;
     }
-    let add = bias.map(|b| &b[t.oc..t.oc + t.width]);
+    let add = bias.and_then(|b| b.get(t.oc..t.oc + t.width));
     for (m, acc_row) in acc.into_iter().enumerate().take(t.pixels) {
         let at = ((t.oy * g.out_w) + t.ox0 + m) * g.out_c + t.oc;
-        store_block::<S, NV>(s, acc_row, add, op, &mut yn[at..at + t.width]);
+        let Some(dst) = yn.get_mut(at..at + t.width) else {
+            return;
+        };
+        store_block::<S, NV>(s, acc_row, add, op, dst);
     }
 }

@@ -498,13 +498,13 @@ impl Conv2dShape {
             "padded input",
         )?;
         let taps = checked_mul(s.kernel_h, s.kernel_w, "weights length")?;
-        let in_per_group = s.in_c / s.groups;
+        let in_per_group = s.in_c.checked_div(s.groups).unwrap_or(0);
         let weights_len = checked_mul(
             checked_mul(taps, in_per_group, "weights length")?,
             s.out_c,
             "weights length",
         )?;
-        let out_per_group = s.out_c / s.groups;
+        let out_per_group = s.out_c.checked_div(s.groups).unwrap_or(0);
         // The packed length is the same product with outputs rounded up to panels.
         let panels = checked_mul(out_per_group.div_ceil(PANEL), PANEL, "packed length")?;
         checked_mul(

@@ -23,9 +23,11 @@
 use super::ConvCall;
 use super::depthwise::load_n;
 use crate::gemm::PANEL;
+use crate::gemm::driver::row as row_of;
 use crate::gemm::tile::{slices, tile_packed};
 use crate::ops::{VecOp, with_epilogue};
 use crate::simd::Simd;
+use core::num::NonZeroUsize;
 
 /// The fewest input channels that take this path: below, the transforms cost more than
 /// the multiply-adds they save (conv_tiny, 3 channels, stays direct).
@@ -168,13 +170,22 @@ fn winograd_tiles<
     // V[position][tile][channel] and M[position][tile][vector]: rows of the 16 GEMMs.
     let mut v = [0.0f32; VBUF];
     let mut m = [0.0f32; MBUF];
-    let v = &mut v[..POSITIONS * T * in_c];
-    let m = &mut m[..POSITIONS * T * block_cols];
-    for (xn, yn) in x
-        .chunks_exact(image_in)
-        .zip(y.chunks_exact_mut(image_out))
-        .take(g.batch)
-    {
+    // (The shape's checks bound these; out of range, the kernel stops: no panic path.)
+    let (Some(v), Some(m), Some(tiles_w)) = (
+        v.get_mut(..POSITIONS * T * in_c),
+        m.get_mut(..POSITIONS * T * block_cols),
+        NonZeroUsize::new(tiles_w),
+    ) else {
+        return;
+    };
+    for n in 0..g.batch {
+        let xn = row_of(x, n, image_in);
+        let Some(yn) = y
+            .get_mut(n * image_out..)
+            .and_then(|y| y.get_mut(..image_out))
+        else {
+            return;
+        };
         for t0 in (0..tiles).step_by(T) {
             let n_tiles = T.min(tiles - t0);
             for t in 0..n_tiles {
@@ -184,11 +195,11 @@ fn winograd_tiles<
                     let d = load_patch(s, &g, xn, ty, tx, c0, n);
                     let u = transform_input(s, d);
                     for (p, up) in u.as_flattened().iter().enumerate() {
-                        let dst = &mut v[(p * T + t) * in_c + c0..][..n];
-                        if n == S::LANES {
-                            s.store(*up, dst);
-                        } else {
-                            s.store_partial(*up, dst);
+                        let at = (p * T + t) * in_c + c0;
+                        match v.get_mut(at..).and_then(|v| v.get_mut(..n)) {
+                            Some(dst) if n == S::LANES => s.store(*up, dst),
+                            Some(dst) => s.store_partial(*up, dst),
+                            None => {}
                         }
                     }
                 }
@@ -198,11 +209,15 @@ fn winograd_tiles<
                 for p in 0..POSITIONS {
                     // Rows past `n_tiles` hold an earlier block's data; their results are
                     // discarded.
-                    let x_rows: [&[f32]; T] = slices(|t| &v[(p * T + t) * in_c..][..in_c]);
-                    let weights = &packed[(p * panels + panel) * in_c * PANEL..][..in_c * PANEL];
+                    let x_rows: [&[f32]; T] = slices(|t| row_of(v, p * T + t, in_c));
+                    let weights = row_of(packed, p * panels + panel, in_c * PANEL);
                     let mut acc = [[s.zero(); NV]; T];
                     tile_packed::<S, T, NV>(s, &mut acc, x_rows, weights, col);
-                    let dst = &mut m[p * T * block_cols..][..T * block_cols];
+                    let at = p * T * block_cols;
+                    let Some(dst) = m.get_mut(at..).and_then(|m| m.get_mut(..T * block_cols))
+                    else {
+                        return;
+                    };
                     for (row, dst) in acc.iter().zip(dst.chunks_exact_mut(block_cols)) {
                         for (a, d) in row.iter().zip(dst.chunks_exact_mut(S::LANES)) {
                             s.store(*a, d);
@@ -217,13 +232,16 @@ fn winograd_tiles<
                     }
                     let n = S::LANES.min(width - lo);
                     let b = match bias {
-                        Some(b) => load_n(s, &b[o + lo..], n),
+                        Some(b) => load_n(s, b.get(o + lo..).unwrap_or_default(), n),
                         None => s.zero(),
                     };
                     for t in 0..n_tiles {
                         let mut mp = [[s.zero(); 4]; 4];
                         for (p, mv) in mp.as_flattened_mut().iter_mut().enumerate() {
-                            *mv = s.load(&m[(p * T + t) * block_cols + lo..][..S::LANES]);
+                            let at = (p * T + t) * block_cols + lo;
+                            if let Some(x) = m.get(at..).and_then(|m| m.get(..S::LANES)) {
+                                *mv = s.load(x);
+                            }
                         }
                         let out = transform_output(s, mp);
                         let (ty, tx) = ((t0 + t) / tiles_w, (t0 + t) % tiles_w);
@@ -260,10 +278,20 @@ fn load_patch<S: Simd>(
     if row_ok == [true; 4] && col_ok == [true; 4] {
         // Inside the image: constant offsets from one base, no per-pixel checks.
         let row_len = g.in_w * in_c;
-        let patch = &xn[row_at[0] + col_at[0] + c0..][..3 * row_len + 3 * in_c + n];
+        let at = row_at[0] + col_at[0] + c0;
+        let Some(patch) = xn
+            .get(at..)
+            .and_then(|x| x.get(..3 * row_len + 3 * in_c + n))
+        else {
+            return d;
+        };
         for (r, dr) in d.iter_mut().enumerate() {
             for (q, dq) in dr.iter_mut().enumerate() {
-                *dq = load_n(s, &patch[r * row_len + q * in_c..], n);
+                *dq = load_n(
+                    s,
+                    patch.get(r * row_len + q * in_c..).unwrap_or_default(),
+                    n,
+                );
             }
         }
         return d;
@@ -271,7 +299,11 @@ fn load_patch<S: Simd>(
     for (r, dr) in d.iter_mut().enumerate() {
         for (q, dq) in dr.iter_mut().enumerate() {
             if row_ok[r] && col_ok[q] {
-                *dq = load_n(s, &xn[row_at[r] + col_at[q] + c0..], n);
+                *dq = load_n(
+                    s,
+                    xn.get(row_at[r] + col_at[q] + c0..).unwrap_or_default(),
+                    n,
+                );
             }
         }
     }
@@ -301,11 +333,11 @@ fn store_tile<S: Simd>(
                 break;
             }
             let val = op.apply(s, s.add(*val, b));
-            let dst = &mut yn[(oy * g.out_w + ox) * g.out_c + o..][..n];
-            if n == S::LANES {
-                s.store(val, dst);
-            } else {
-                s.store_partial(val, dst);
+            let at = (oy * g.out_w + ox) * g.out_c + o;
+            match yn.get_mut(at..).and_then(|y| y.get_mut(..n)) {
+                Some(dst) if n == S::LANES => s.store(val, dst),
+                Some(dst) => s.store_partial(val, dst),
+                None => {}
             }
         }
     }

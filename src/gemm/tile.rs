@@ -9,6 +9,7 @@
 
 use super::PANEL;
 use crate::simd::Simd;
+use core::num::NonZeroUsize;
 
 /// `[f(0), .., f(N - 1)]`. `core::array::from_fn` stays an out-of-line call in the tile
 /// loops (19% of conv1d_kws's time); this plain loop is inlined.
@@ -143,9 +144,10 @@ pub(crate) fn tile_packed_windows<S: Simd, const MR: usize, const NV: usize>(
 ) {
     // Tap `k` reads the window `xs[k..]` (one slice per tap from the iterator: no offset
     // arithmetic or bounds check per tap beyond the iterator's own length test).
-    let taps = xs
-        .windows((MR - 1) * step + 1)
-        .zip(panel.chunks_exact(PANEL));
+    let Some(window) = NonZeroUsize::new((MR - 1) * step + 1) else {
+        return;
+    };
+    let taps = xs.windows(window.get()).zip(panel.chunks_exact(PANEL));
     debug_assert!(taps.len() >= kc, "a window per tap");
     for (xk, wk) in taps.take(kc) {
         let w = panel_vectors::<S, NV>(s, wk, col);
@@ -186,26 +188,26 @@ pub(crate) fn tile_transposed_a<
     width: usize,
 ) -> [[S::V; NV]; MR] {
     for k in 0..kc {
-        let row = &b[k * ldb..][..width];
-        let mut w = [s.zero(); NV];
-        for (v, wv) in w.iter_mut().enumerate() {
-            *wv = if EDGE {
-                let lo = (v * S::LANES).min(width);
-                s.load_partial(&row[lo..((v + 1) * S::LANES).min(width)], 0.0)
-            } else {
-                s.load(&row[v * S::LANES..])
-            };
-        }
+        // (Out of range, which the callers exclude, the tile stops: no panic path.)
+        let Some(row) = b.get(k * ldb..).and_then(|r| r.get(..width)) else {
+            break;
+        };
+        let w = row_vectors::<S, NV, EDGE>(s, row);
         if A_EDGE {
-            let a = &a_t[k * lda..][..rows];
+            let Some(a) = a_t.get(k * lda..).and_then(|a| a.get(..rows)) else {
+                break;
+            };
+            let last = a.last().copied().unwrap_or_default();
             for (m, acc_row) in acc.iter_mut().enumerate() {
-                let x = s.splat(a[m.min(rows - 1)]);
+                let x = s.splat(a.get(m).copied().unwrap_or(last));
                 for (c, wv) in acc_row.iter_mut().zip(w) {
                     *c = s.mul_add(wv, x, *c);
                 }
             }
         } else {
-            let a = &a_t[k * lda..][..MR];
+            let Some(a) = a_t.get(k * lda..).and_then(|a| a.get(..MR)) else {
+                break;
+            };
             for (acc_row, &am) in acc.iter_mut().zip(a) {
                 let x = s.splat(am);
                 for (c, wv) in acc_row.iter_mut().zip(w) {
@@ -230,26 +232,45 @@ pub(crate) fn tile_row_major<S: Simd, const MR: usize, const NV: usize, const ED
     width: usize,
 ) -> [[S::V; NV]; MR] {
     let kc = a_rows[0].len();
-    let a_rows: [&[f32]; MR] = slices(|m| &a_rows[m][..kc]);
+    let mut rows = a_rows;
+    for (r, a) in rows.iter_mut().zip(a_rows) {
+        let Some(a) = a.get(..kc) else {
+            return acc;
+        };
+        *r = a;
+    }
     for k in 0..kc {
-        let row = &b[k * ldb..][..width];
-        let mut w = [s.zero(); NV];
-        for (v, wv) in w.iter_mut().enumerate() {
-            *wv = if EDGE {
-                let lo = (v * S::LANES).min(width);
-                s.load_partial(&row[lo..((v + 1) * S::LANES).min(width)], 0.0)
-            } else {
-                s.load(&row[v * S::LANES..])
-            };
-        }
-        for (acc_row, a_row) in acc.iter_mut().zip(a_rows) {
-            let a = s.splat(a_row[k]);
+        // (Out of range, which the callers exclude, the tile stops: no panic path.)
+        let Some(row) = b.get(k * ldb..).and_then(|r| r.get(..width)) else {
+            break;
+        };
+        let w = row_vectors::<S, NV, EDGE>(s, row);
+        for (acc_row, a_row) in acc.iter_mut().zip(rows) {
+            let a = s.splat(a_row.get(k).copied().unwrap_or_default());
             for (c, wv) in acc_row.iter_mut().zip(w) {
                 *c = s.mul_add(wv, a, *c);
             }
         }
     }
     acc
+}
+
+/// The `NV` vectors of a `B` row (`width` floats): whole, or with `EDGE` partial ones (the
+/// lanes past `width` 0).
+#[inline(always)]
+fn row_vectors<S: Simd, const NV: usize, const EDGE: bool>(s: S, row: &[f32]) -> [S::V; NV] {
+    let mut w = [s.zero(); NV];
+    if EDGE {
+        for (wv, chunk) in w.iter_mut().zip(row.chunks(S::LANES)) {
+            *wv = s.load_partial(chunk, 0.0);
+        }
+    } else if let Some(row) = row.get(..NV * S::LANES) {
+        // A constant length: whole vectors at constant offsets, no check per load.
+        for (wv, chunk) in w.iter_mut().zip(row.chunks_exact(S::LANES)) {
+            *wv = s.load(chunk);
+        }
+    }
+    w
 }
 
 /// `x . r[j]` for four rows `r[j]` of any stride, each exactly `x.len()` long: one row of

@@ -116,7 +116,7 @@ fn run(
     scratch: &mut [f32],
     kernel: impl FnOnce(&Engine, super::kernel::CellRef<'_>, super::kernel::Steps<'_>),
 ) {
-    let steps = io.xs.len() / cell.input;
+    let steps = io.xs.len().checked_div(cell.input).unwrap_or(0);
     // The scratch array may be longer than this cell's options need (a GRU's is sized for
     // either convention).
     if let Some(scratch) = scratch.get_mut(..cell.scratch_len(steps)) {

@@ -386,7 +386,10 @@ fn lstm_step<S: RecurrentBlocking>(s: S, cell: CellRef<'_>, step: Step<'_>) {
     let projected = cell.cell.projected();
     // Without a projection the cell's output is the new state itself.
     let out = if projected {
-        &mut extra[..batch * hidden]
+        let Some(out) = extra.get_mut(..batch * hidden) else {
+            return;
+        };
+        out
     } else {
         &mut *h_new
     };
@@ -407,6 +410,12 @@ fn lstm_step<S: RecurrentBlocking>(s: S, cell: CellRef<'_>, step: Step<'_>) {
             bias: None,
             act: Activation::Identity,
         };
-        packed_rows(s, layer, Unchanged, &extra[..batch * hidden], h_new);
+        packed_rows(
+            s,
+            layer,
+            Unchanged,
+            extra.get(..batch * hidden).unwrap_or_default(),
+            h_new,
+        );
     }
 }

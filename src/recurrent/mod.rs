@@ -204,10 +204,12 @@ struct Packed<'a> {
 impl<'a> Packed<'a> {
     fn new(cell: Cell, data: &'a [f32]) -> Self {
         let parts = cell.parts();
-        let (w_ih, rest) = data.split_at(parts.w_ih);
-        let (w_hh, rest) = rest.split_at(parts.w_hh);
-        let (bias, rest) = rest.split_at(parts.bias);
-        let (b_hn, w_hr) = rest.split_at(parts.b_hn);
+        // (The length was checked on wrapping; short, the parts come out empty.)
+        let split = |data: &'a [f32], n| data.split_at_checked(n).unwrap_or_default();
+        let (w_ih, rest) = split(data, parts.w_ih);
+        let (w_hh, rest) = split(rest, parts.w_hh);
+        let (bias, rest) = split(rest, parts.bias);
+        let (b_hn, w_hr) = split(rest, parts.b_hn);
         Packed {
             cell,
             w_ih,
@@ -247,7 +249,7 @@ impl<'a> Packed<'a> {
                 of: cell.state,
             });
         }
-        let batch = h.len() / cell.state;
+        let batch = h.len().checked_div(cell.state).unwrap_or(0);
         let row = checked_mul(batch, cell.input, "xs row length")?;
         if batch == 0 || !xs.len().is_multiple_of(row) {
             // An empty batch takes no input either.
@@ -266,7 +268,7 @@ impl<'a> Packed<'a> {
                 });
             }
         }
-        let steps = if batch == 0 { 0 } else { xs.len() / row };
+        let steps = xs.len().checked_div(row).unwrap_or(0);
         if matches!(cell.kind, Kind::Lstm { .. }) {
             check_len("c", c.len(), checked_mul(batch, cell.hidden, "c length")?)?;
         }
@@ -284,7 +286,11 @@ impl<'a> Packed<'a> {
         if steps == 0 {
             return Ok(());
         }
-        let (xproj, work) = scratch.split_at_mut(projections);
+        let Some((xproj, work)) = scratch.split_at_mut_checked(projections) else {
+            return Err(Error::SizeOverflow {
+                what: "scratch length",
+            });
+        };
         let inputs = Layer {
             packed: self.w_ih,
             out: cell.rows(),

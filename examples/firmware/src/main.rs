@@ -8,6 +8,8 @@
 #![no_std]
 #![no_main]
 
+#[cfg(feature = "every-family")]
+mod families;
 mod kws;
 mod probe;
 mod stack;
@@ -98,6 +100,18 @@ fn main() -> ! {
     ok &= worst <= kws::TOLERANCE;
     // The size probes compiled in, if any.
     ok &= probe::run(&nn);
+    #[cfg(feature = "every-family")]
+    {
+        hprintln!("every family's fixed-size API:");
+        ok &= families::run(&nn);
+    }
+    // A panic the optimiser cannot remove (an index it cannot bound): with `panic-check`
+    // this build must fail to link, which .ci/run checks.
+    #[cfg(feature = "reachable-panic")]
+    {
+        let table = [1u32; 4];
+        ok &= table[core::hint::black_box(4)] == 1;
+    }
 
     hprintln!(
         "simdnn on Cortex-M4F, backend {}: keyword spotting",
