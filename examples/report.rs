@@ -4,7 +4,8 @@
 //! to each backend's measured peak FMA throughput and ONNX Runtime's time where recorded.
 //!
 //! `cargo run --release --example report [-- --json] [--only NAME[,NAME]]
-//! [--backend NAME[,NAME]] [--quick]`
+//! [--backend NAME[,NAME]] [--quick] [--ftz]` (`--ftz`: flush subnormals to zero, as a
+//! caller may; compare the `_subnormal` rows with and without it)
 //!
 //! Adding a workload is one line in `WORKLOADS`.
 use simdnn::{
@@ -63,7 +64,7 @@ macro_rules! conv_workload {
         Workload {
             name: $name,
             work: Conv($shape),
-            make: |nn| conv(nn, $shape),
+            make: |nn| conv(nn, $shape, 1.0),
         }
     };
 }
@@ -120,12 +121,12 @@ const WORKLOADS: &[Workload] = &[
     Workload {
         name: "dense_gemv_256x256",
         work: Flops(2.0 * 256.0 * 256.0),
-        make: |nn| dense(nn, 1, 256, 256),
+        make: |nn| dense(nn, 1, 256, 256, 1.0),
     },
     Workload {
         name: "dense_gemm_64x256x256",
         work: Flops(2.0 * 64.0 * 256.0 * 256.0),
-        make: |nn| dense(nn, 64, 256, 256),
+        make: |nn| dense(nn, 64, 256, 256, 1.0),
     },
     Workload {
         name: "dense_rowmajor_gemv_256x256",
@@ -136,49 +137,55 @@ const WORKLOADS: &[Workload] = &[
     Workload {
         name: "rnn_64x128",
         work: Flops(100.0 * 2.0 * 128.0 * (64.0 + 128.0)),
-        make: |nn| recurrent(nn, Cell::Rnn, 64, 128, 100),
+        make: |nn| recurrent(nn, Cell::Rnn, 64, 128, 100, 1.0),
     },
     Workload {
         name: "gru_64x128",
         work: Flops(100.0 * 2.0 * 3.0 * 128.0 * (64.0 + 128.0)),
-        make: |nn| recurrent(nn, Cell::Gru, 64, 128, 100),
+        make: |nn| recurrent(nn, Cell::Gru, 64, 128, 100, 1.0),
     },
     Workload {
         name: "lstm_128x256",
         work: Flops(100.0 * 2.0 * 4.0 * 256.0 * (128.0 + 256.0)),
-        make: |nn| recurrent(nn, Cell::Lstm, 128, 256, 100),
+        make: |nn| recurrent(nn, Cell::Lstm, 128, 256, 100, 1.0),
     },
     Workload {
         name: "gru_64x128_step",
         work: Flops(2.0 * 3.0 * 128.0 * (64.0 + 128.0)),
-        make: |nn| recurrent(nn, Cell::Gru, 64, 128, 1),
+        make: |nn| recurrent(nn, Cell::Gru, 64, 128, 1, 1.0),
     },
     Workload {
         name: "lstm_128x256_step",
         work: Flops(2.0 * 4.0 * 256.0 * (128.0 + 256.0)),
-        make: |nn| recurrent(nn, Cell::Lstm, 128, 256, 1),
+        make: |nn| recurrent(nn, Cell::Lstm, 128, 256, 1, 1.0),
     },
     // Scaled dot-product attention, head dim 64 (the causal row counts the useful work: the
     // scores on or below the diagonal).
     Workload {
         name: "sdpa_256",
         work: Flops(8.0 * 4.0 * 256.0 * 256.0 * 64.0),
-        make: |nn| attention(nn, AttentionShape::new(8, 256, 256, 64)),
+        make: |nn| attention(nn, AttentionShape::new(8, 256, 256, 64), 1.0),
     },
     Workload {
         name: "sdpa_256_causal",
         work: Flops(8.0 * 4.0 * (256.0 * 257.0 / 2.0) * 64.0),
-        make: |nn| attention(nn, AttentionShape::new(8, 256, 256, 64).with_causal(0)),
+        make: |nn| attention(nn, AttentionShape::new(8, 256, 256, 64).with_causal(0), 1.0),
     },
     Workload {
         name: "sdpa_1024",
         work: Flops(4.0 * 4.0 * 1024.0 * 1024.0 * 64.0),
-        make: |nn| attention(nn, AttentionShape::new(4, 1024, 1024, 64)),
+        make: |nn| attention(nn, AttentionShape::new(4, 1024, 1024, 64), 1.0),
     },
     Workload {
         name: "decode_1024",
         work: Flops(8.0 * 4.0 * 1024.0 * 64.0),
-        make: |nn| attention(nn, AttentionShape::new(8, 1, 1024, 64).with_causal(1023)),
+        make: |nn| {
+            attention(
+                nn,
+                AttentionShape::new(8, 1, 1024, 64).with_causal(1023),
+                1.0,
+            )
+        },
     },
     // Additive (Bahdanau) pooling: 128 keys of 64 projected to 64 in the call, a query of
     // 64, the keys as values.
@@ -232,6 +239,29 @@ const WORKLOADS: &[Workload] = &[
         work: Elements(8.0 * 1024.0),
         make: |nn| softmax(nn, 8, 1024, false, SUBNORMAL),
     },
+    // Layers on subnormal inputs (weights ordinary): their products are subnormal, which
+    // costs a microcode assist per operation on x86 unless the caller sets flush-to-zero
+    // (`--ftz` sets FTZ and DAZ for the whole run: compare with and without it).
+    Workload {
+        name: "dense_gemm_64x256x256_subnormal",
+        work: Flops(2.0 * 64.0 * 256.0 * 256.0),
+        make: |nn| dense(nn, 64, 256, 256, SUBNORMAL),
+    },
+    Workload {
+        name: "conv_pw_subnormal",
+        work: Conv(Conv2dShape::new(28, 28, 64, 128, 1, 1)),
+        make: |nn| conv(nn, Conv2dShape::new(28, 28, 64, 128, 1, 1), SUBNORMAL),
+    },
+    Workload {
+        name: "gru_64x128_subnormal",
+        work: Flops(100.0 * 2.0 * 3.0 * 128.0 * (64.0 + 128.0)),
+        make: |nn| recurrent(nn, Cell::Gru, 64, 128, 100, SUBNORMAL),
+    },
+    Workload {
+        name: "sdpa_256_subnormal",
+        work: Flops(8.0 * 4.0 * 256.0 * 256.0 * 64.0),
+        make: |nn| attention(nn, AttentionShape::new(8, 256, 256, 64), SUBNORMAL),
+    },
 ];
 
 /// Input scales of the element-wise rows: data in [-1, 1) times these.
@@ -279,11 +309,17 @@ fn data(n: usize, seed: u32) -> Vec<f32> {
         .collect()
 }
 
-fn dense(nn: Engine, batch: usize, out: usize, inp: usize) -> Box<dyn FnMut()> {
+/// `data` times `scale` (the `_subnormal` rows: every input subnormal).
+fn scaled(n: usize, seed: u32, scale: f32) -> Vec<f32> {
+    data(n, seed).iter().map(|x| x * scale).collect()
+}
+
+fn dense(nn: Engine, batch: usize, out: usize, inp: usize, x_scale: f32) -> Box<dyn FnMut()> {
     let w = data(out * inp, 1);
     let mut storage = Aligned::from(&vec![0.0; dense_packed_len(out, inp)]);
     PackedDense::pack(&w, out, inp, storage.get_mut()).unwrap();
-    let (b, x, mut y) = (data(out, 2), data(batch * inp, 3), vec![0.0; batch * out]);
+    let (b, x) = (data(out, 2), scaled(batch * inp, 3, x_scale));
+    let mut y = vec![0.0; batch * out];
     Box::new(move || {
         let packed = PackedDense::from_packed(storage.get(), out, inp).unwrap();
         nn.dense(
@@ -298,12 +334,12 @@ fn dense(nn: Engine, batch: usize, out: usize, inp: usize) -> Box<dyn FnMut()> {
     })
 }
 
-fn conv(nn: Engine, shape: Conv2dShape) -> Box<dyn FnMut()> {
+fn conv(nn: Engine, shape: Conv2dShape, x_scale: f32) -> Box<dyn FnMut()> {
     let w = data(shape.weights_len().unwrap(), 6);
     let mut storage = Aligned::from(&vec![0.0; shape.packed_weights_len()]);
     PackedConv2d::pack(&shape, WeightLayout::Oihw, &w, storage.get_mut()).unwrap();
     let b = data(shape.out_c, 7);
-    let x = Aligned::from(&data(shape.input_len().unwrap(), 8));
+    let x = Aligned::from(&scaled(shape.input_len().unwrap(), 8, x_scale));
     let mut y = Aligned::from(&vec![0.0; shape.output_len().unwrap()]);
     Box::new(move || {
         let packed = PackedConv2d::from_packed(&shape, storage.get()).unwrap();
@@ -342,10 +378,10 @@ fn dense_row_major(nn: Engine, out: usize, inp: usize) -> Box<dyn FnMut()> {
 }
 
 /// Scaled dot-product attention over `data` (in [-1, 1)), no mask beyond the shape's.
-fn attention(nn: Engine, shape: AttentionShape) -> Box<dyn FnMut()> {
-    let q = Aligned::from(&data(shape.q_size(), 21));
-    let k = Aligned::from(&data(shape.k_size(), 22));
-    let v = Aligned::from(&data(shape.v_size(), 23));
+fn attention(nn: Engine, shape: AttentionShape, scale: f32) -> Box<dyn FnMut()> {
+    let q = Aligned::from(&scaled(shape.q_size(), 21, scale));
+    let k = Aligned::from(&scaled(shape.k_size(), 22, scale));
+    let v = Aligned::from(&scaled(shape.v_size(), 23, scale));
     let mut out = Aligned::from(&vec![0.0; shape.out_size()]);
     let mut scratch = Aligned::from(&vec![0.0; shape.scratch_len()]);
     Box::new(move || {
@@ -442,6 +478,7 @@ fn recurrent(
     input: usize,
     hidden: usize,
     steps: usize,
+    x_scale: f32,
 ) -> Box<dyn FnMut()> {
     let gates = match cell {
         Cell::Rnn => 1,
@@ -456,7 +493,7 @@ fn recurrent(
     );
     let (b_ih, b_hh) = (data(gates * hidden, 13), data(gates * hidden, 14));
     let weights = TorchWeights::new(&w_ih, &w_hh).with_biases(Some(&b_ih), Some(&b_hh));
-    let xs = data(steps * input, 15);
+    let xs = scaled(steps * input, 15, x_scale);
     let (mut h, mut c, mut out) = (
         vec![0.0; hidden],
         vec![0.0; hidden],
@@ -638,6 +675,25 @@ const LEGEND: &str = "
   path       the convolution kernel the shape takes (simdnn::ConvPath)
 ";
 
+/// Sets flush-to-zero and denormals-are-zero for this thread, as a caller might before
+/// calling simdnn (which never reads or changes them): `--ftz`.
+fn set_flush_to_zero() {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: MXCSR's FTZ (bit 15) and DAZ (bit 6) change only how subnormals round.
+    #[allow(deprecated)] // the intrinsics are deprecated in favour of inline assembly
+    unsafe {
+        use std::arch::x86_64::{_mm_getcsr, _mm_setcsr};
+        _mm_setcsr(_mm_getcsr() | 0x8040);
+    }
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: FPCR.FZ (bit 24) changes only how subnormals round.
+    unsafe {
+        let fpcr: u64;
+        std::arch::asm!("mrs {}, fpcr", out(reg) fpcr);
+        std::arch::asm!("msr fpcr, {}", in(reg) fpcr | 1 << 24);
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let json = args.iter().any(|a| a == "--json");
@@ -649,6 +705,9 @@ fn main() {
             .map(|s| s.split(',').map(str::to_owned).collect())
     };
     let only = list("--only");
+    if args.iter().any(|a| a == "--ftz") {
+        set_flush_to_zero();
+    }
     let backends = list("--backend");
     if let Some(only) = &only {
         for name in only {
