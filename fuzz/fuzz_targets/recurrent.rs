@@ -1,11 +1,12 @@
 //! Arbitrary recurrent cells, options, batches, sequences and buffer lengths through the
-//! runtime-shaped API (PyTorch, ONNX and Keras weights): never panics, an `Err` exactly when
+//! runtime-shaped API (PyTorch, ONNX, Keras and TensorFlow Lite weights): never panics, an `Err` exactly when
 //! a length is inconsistent, and the best backend agrees with scalar.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use simdnn::{
     Backend, Direction, Engine, Error, GruReset, GruShape, KerasWeights, LstmShape, OnnxWeights,
-    PackedGru, PackedLstm, PackedRnn, RnnActivation, RnnShape, TorchWeights, Weights,
+    PackedGru, PackedLstm, PackedRnn, RnnActivation, RnnShape, TfliteLstmWeights, TorchWeights,
+    Weights,
 };
 
 #[derive(Clone, Copy, Debug)]
@@ -98,6 +99,37 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(shape.pack(onnx.into(), &mut other).is_ok(), wrong & 4 == 0);
         let keras = KerasWeights { kernel: &w_ih, recurrent_kernel: &r_t, bias: Some(&b[..rows]) };
         assert_eq!(shape.pack(keras.into(), &mut other).is_ok(), wrong & 4 == 0);
+    }
+    // TensorFlow Lite's per-gate tensors: an LSTM's only (an error for the other cells), a
+    // gate tensor one too long is an error, and they pack as PyTorch's with one bias.
+    {
+        let (h_in, h_st) = (hidden * input, hidden * state);
+        let gate = |w: &[f32], g: usize, n: usize| w.get(g * n..).and_then(|w| w.get(..n)).unwrap_or(&[]).to_vec();
+        let mut input_to: Vec<Vec<f32>> = (0..4).map(|g| gate(&w_ih, g, h_in)).collect();
+        let bad = opts & 0x80 != 0;
+        if bad {
+            input_to[data[7] as usize % 4].push(0.0);
+        }
+        let recurrent_to: Vec<Vec<f32>> = (0..4).map(|g| gate(&w_hh, g, h_st)).collect();
+        let bias: Vec<Vec<f32>> = (0..4).map(|g| gate(&b, g, hidden)).collect();
+        let four = |v: &[Vec<f32>]| -> [Vec<f32>; 4] { [v[0].clone(), v[1].clone(), v[2].clone(), v[3].clone()] };
+        let (input_to, recurrent_to, bias) = (four(&input_to), four(&recurrent_to), four(&bias));
+        let tflite = TfliteLstmWeights {
+            input_to: input_to.each_ref().map(|v| &v[..]),
+            recurrent_to: recurrent_to.each_ref().map(|v| &v[..]),
+            bias: Some(bias.each_ref().map(|v| &v[..])),
+            projection: proj.then_some(&w_hr[..]),
+        };
+        let lstm = matches!(shape, Shape::Lstm(_));
+        let mut other = vec![0.0; shape.packed_len()];
+        let r_tfl = shape.pack(tflite.into(), &mut other);
+        assert_eq!(r_tfl.is_ok(), lstm && !bad, "TFLite weights for {shape:?}: {r_tfl:?}");
+        if r_tfl.is_ok() {
+            let torch = TorchWeights { w_ih: &w_ih, w_hh: &w_hh, b_ih: Some(&b[..rows]), b_hh: None, w_hr: proj.then_some(&w_hr[..]) };
+            let mut same = vec![0.0; shape.packed_len()];
+            shape.pack(torch.into(), &mut same).unwrap();
+            assert!(other.iter().zip(&same).all(|(a, b)| a.to_bits() == b.to_bits()), "TFLite != PyTorch");
+        }
     }
     if r.is_err() {
         return;
