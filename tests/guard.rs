@@ -11,7 +11,7 @@ mod common;
 
 use simdnn::{
     Activation, AdditiveShape, AttentionPartial, AttentionShape, Conv2dShape, Direction, GruShape,
-    LstmShape, MhaShape, MhaWeights, PackedAdditive, PackedConv2d, PackedDense, PackedGru,
+    KvCache, LstmShape, MhaShape, MhaWeights, PackedAdditive, PackedConv2d, PackedDense, PackedGru,
     PackedLstm, PackedMha, PackedRnn, Padding, RnnShape, TorchWeights, WeightLayout,
     dense_packed_len,
 };
@@ -287,6 +287,34 @@ fn recurrent_cells() {
                 scratch.get_mut(),
             )
             .unwrap();
+            // One step of each cell (the batch's inputs of the first step).
+            let x = g(&vals(batch * input, 37));
+            let mut scratch = Guarded::zeros(shape.batch_scratch_len(1, batch), end);
+            e.lstm_step(&cell, x.get(), h.get_mut(), c.get_mut(), scratch.get_mut())
+                .unwrap();
+            let shape = GruShape::new(input, hidden);
+            let (w_ih, w_hh) = (
+                vals(shape.weights_ih_len(), 38),
+                vals(shape.weights_hh_len(), 39),
+            );
+            let mut storage = Guarded::zeros(shape.packed_len(), end);
+            let cell = PackedGru::pack(&shape, TorchWeights::new(&w_ih, &w_hh), storage.get_mut())
+                .unwrap();
+            let mut h = Guarded::zeros(batch * hidden, end);
+            let mut scratch = Guarded::zeros(shape.batch_scratch_len(1, batch), end);
+            e.gru_step(&cell, x.get(), h.get_mut(), scratch.get_mut())
+                .unwrap();
+            let shape = RnnShape::new(input, hidden);
+            let (w_ih, w_hh) = (
+                vals(shape.weights_ih_len(), 40),
+                vals(shape.weights_hh_len(), 41),
+            );
+            let mut storage = Guarded::zeros(shape.packed_len(), end);
+            let cell = PackedRnn::pack(&shape, TorchWeights::new(&w_ih, &w_hh), storage.get_mut())
+                .unwrap();
+            let mut scratch = Guarded::zeros(shape.batch_scratch_len(1, batch), end);
+            e.rnn_step(&cell, x.get(), h.get_mut(), scratch.get_mut())
+                .unwrap();
         });
     }
 }
@@ -433,6 +461,35 @@ fn attention() {
             let mut scratch = Guarded::zeros(shape.scratch_len(tokens), end);
             e.mha_forward(&mha, x.get(), t % 2 == 0, out.get_mut(), scratch.get_mut())
                 .unwrap();
+            // Decoding the same tokens one by one over a cache whose storage ends (or starts)
+            // at a guard page: appends write its last rows.
+            let d = shape.head_dim;
+            let mut k = Guarded::zeros(tokens * d, end);
+            let mut v = Guarded::zeros(tokens * d, end);
+            let mut cache = KvCache::new(k.get_mut(), v.get_mut(), 1, tokens, d, d).unwrap();
+            let mut scratch = Guarded::zeros(shape.scratch_len(1), end);
+            for token in 0..tokens {
+                let x = g(&vals(4, 42 + token));
+                let mut out = Guarded::zeros(4, end);
+                e.mha_decode(&mha, x.get(), &mut cache, out.get_mut(), scratch.get_mut())
+                    .unwrap();
+            }
+            // The cache read by attention_cached, two query heads over its one head.
+            let shape = AttentionShape::new(2, 1, tokens, d)
+                .with_kv_heads(1)
+                .with_causal(tokens - 1);
+            let q = g(&vals(shape.q_size(), 43));
+            let mut out = Guarded::zeros(shape.out_size(), end);
+            let mut scratch = Guarded::zeros(shape.scratch_len(), end);
+            e.attention_cached(
+                &shape,
+                q.get(),
+                &cache,
+                None,
+                out.get_mut(),
+                scratch.get_mut(),
+            )
+            .unwrap();
         });
     }
 }
