@@ -669,7 +669,9 @@ const LEGEND: &str = "
              LLVM vectorises its kernels to SSE2 while the probe times one-lane chains)
   el/cycle   elements per core clock cycle (the clock from the dependent-add chain above),
              for element-wise and row-wise kernels; _tiny, _subnormal and _wide rows take
-             inputs near 1e-20, below 1.2e-38 and in [-200, 200]
+             inputs near 1e-20, below 1.2e-38 and in [-200, 200]; the layers' _subnormal
+             rows take subnormal inputs (ordinary weights); with --ftz the whole run has
+             flush-to-zero and denormals-are-zero set, as a caller may
   ORT us     ONNX Runtime 1.32, one thread, recorded on an Intel Sapphire Rapids-class core
              (2026-12), not measured now: `bash .ci/compare` runs both on this machine
   path       the convolution kernel the shape takes (simdnn::ConvPath)
