@@ -6,6 +6,7 @@ use super::winograd;
 use crate::Error;
 use crate::error::check_len;
 use crate::gemm::PANEL;
+use core::num::NonZeroUsize;
 
 /// The memory order of convolution weights as a framework stores them. `I` is the input
 /// channels per group (`in_c / groups`).
@@ -102,13 +103,17 @@ impl<'a> PackedConv2d<'a> {
         let g = shape.kernel_geometry()?;
         check_len("w", w.len(), g.weights_len)?;
         check_len("storage", storage.len(), shape.packed_weights_len())?;
+        // (The lengths are checked above; reads and writes out of range, which they exclude,
+        // are skipped: no panic path in a firmware's packing.)
+        let at = |i: usize| w.get(i).copied().unwrap_or_default();
         if g.depthwise {
             // [KH][KW][out_c]
             for ky in 0..g.kernel_h {
                 for kx in 0..g.kernel_w {
                     for o in 0..g.out_c {
-                        storage[(ky * g.kernel_w + kx) * g.out_c + o] =
-                            w[layout.index(&g, o, ky, kx, 0)];
+                        if let Some(d) = storage.get_mut((ky * g.kernel_w + kx) * g.out_c + o) {
+                            *d = at(layout.index(&g, o, ky, kx, 0));
+                        }
                     }
                 }
             }
@@ -119,11 +124,15 @@ impl<'a> PackedConv2d<'a> {
             for o in 0..g.out_c {
                 for c in 0..g.in_c {
                     let kernel: [[f32; 3]; 3] = core::array::from_fn(|ky| {
-                        core::array::from_fn(|kx| w[layout.index(&g, o, ky, kx, c)])
+                        core::array::from_fn(|kx| at(layout.index(&g, o, ky, kx, c)))
                     });
                     let u = winograd::transform_kernel(kernel);
                     for (p, &up) in u.as_flattened().iter().enumerate() {
-                        storage[winograd::packed_index(g.in_c, panels, p, o, c)] = up;
+                        if let Some(d) =
+                            storage.get_mut(winograd::packed_index(g.in_c, panels, p, o, c))
+                        {
+                            *d = up;
+                        }
                     }
                 }
             }
@@ -131,19 +140,31 @@ impl<'a> PackedConv2d<'a> {
             // Per group, panels of PANEL outputs, k = (ky, kx, c) major, zero-padded.
             let k = g.k();
             let group_len = g.out_per_group.div_ceil(PANEL) * PANEL * k;
+            let (Some(panel_len), Some(in_per_group), Some(kernel_w), Some(group_len)) = (
+                NonZeroUsize::new(PANEL * k),
+                NonZeroUsize::new(g.in_per_group),
+                NonZeroUsize::new(g.kernel_w),
+                NonZeroUsize::new(group_len),
+            ) else {
+                // Nothing to pack (an empty kernel or no outputs per group).
+                return Ok(PackedConv2d {
+                    data: storage,
+                    key: KernelKey::of(shape),
+                });
+            };
             for (grp, dst) in storage
-                .chunks_exact_mut(group_len.max(1))
+                .chunks_exact_mut(group_len.get())
                 .enumerate()
                 .take(g.groups)
             {
                 for (i, d) in dst.iter_mut().enumerate() {
-                    let (panel, rest) = (i / (PANEL * k), i % (PANEL * k));
+                    let (panel, rest) = (i / panel_len, i % panel_len);
                     let (kk, j) = (rest / PANEL, rest % PANEL);
                     let o = panel * PANEL + j;
-                    let (tap, c) = (kk / g.in_per_group, kk % g.in_per_group);
-                    let (ky, kx) = (tap / g.kernel_w, tap % g.kernel_w);
+                    let (tap, c) = (kk / in_per_group, kk % in_per_group);
+                    let (ky, kx) = (tap / kernel_w, tap % kernel_w);
                     *d = if o < g.out_per_group {
-                        w[layout.index(&g, grp * g.out_per_group + o, ky, kx, c)]
+                        at(layout.index(&g, grp * g.out_per_group + o, ky, kx, c))
                     } else {
                         0.0
                     };
