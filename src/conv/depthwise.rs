@@ -3,9 +3,11 @@
 use super::ConvCall;
 use super::shape::Geometry;
 use crate::engine::kernel_entry;
+use crate::gemm::driver::{row, row_at};
 use crate::gemm::store::store_whole_tile;
 use crate::ops::{VecOp, with_epilogue};
 use crate::simd::{MAX_LANES, Simd};
+use core::num::NonZeroUsize;
 
 /// Output pixels per depthwise block: each weight vector loaded once serves this many.
 pub(super) const DW_PIXELS: usize = 8;
@@ -45,19 +47,26 @@ fn depthwise_images<S: Simd>(
     let reach_w = (g.kernel_w - 1) * g.dilation_w + 1;
     // Output columns per strip: whole blocks, so that `span_h` window rows of the strip
     // fit the buffer.
-    let cols = DW_WINDOW / span_h;
-    let strip = match cols.checked_sub(reach_w) {
-        Some(spare) => (spare / g.stride_w + 1) / DW_PIXELS * DW_PIXELS,
+    let cols = DW_WINDOW.checked_div(span_h).unwrap_or(0);
+    let strip = match cols
+        .checked_sub(reach_w)
+        .and_then(|n| n.checked_div(g.stride_w))
+    {
+        Some(spare) => (spare + 1) / DW_PIXELS * DW_PIXELS,
         None => 0,
     };
-    let images = x
-        .chunks_exact(image_in)
-        .zip(y.chunks_exact_mut(image_out))
+    // (Indexed, not a zip of chunks, and out of range the kernel stops: no panic path.)
+    let Some(image_out) = NonZeroUsize::new(image_out) else {
+        return;
+    };
+    let images = y
+        .chunks_exact_mut(image_out.get())
         .take(g.batch)
-        .map(|(xn, yn)| {
+        .enumerate()
+        .map(|(n, yn)| {
             let dw = Depthwise {
                 g,
-                x: xn,
+                x: row(x, n, image_in),
                 packed: call.packed,
                 bias: call.bias,
             };
@@ -125,22 +134,31 @@ fn load_expanded<S: Simd>(
     idx: &[u32; MAX_LANES],
 ) -> S::V {
     if multiplier == 1 {
-        return load_n(s, &px[c0..], n);
+        return load_n(s, px.get(c0..).unwrap_or_default(), n);
     }
-    let first = c0 / multiplier;
-    let len = S::LANES.min(px.len() - first);
-    s.permute(load_n(s, &px[first..], len), idx)
+    let first = c0.checked_div(multiplier).unwrap_or(0);
+    let len = S::LANES.min(px.len().saturating_sub(first));
+    s.permute(load_n(s, px.get(first..).unwrap_or_default(), len), idx)
 }
 
 /// Lane `l` of the vector of output channels from `c0` reads lane `(c0 + l) / multiplier -
 /// c0 / multiplier` of the input vector from channel `c0 / multiplier`.
 fn expand_index(c0: usize, multiplier: usize) -> [u32; MAX_LANES] {
     let mut idx = [0; MAX_LANES];
+    let Some(multiplier) = NonZeroUsize::new(multiplier) else {
+        return idx;
+    };
     for (l, i) in idx.iter_mut().enumerate() {
         // At most `l < MAX_LANES`: fits in u32.
         *i = ((c0 + l) / multiplier - c0 / multiplier) as u32;
     }
     idx
+}
+
+/// Output channels per input channel (1 if the shape's checks were bypassed).
+#[inline(always)]
+fn multiplier_of(g: &Geometry) -> usize {
+    g.out_c.checked_div(g.in_c).filter(|&m| m > 0).unwrap_or(1)
 }
 
 /// Output columns `ox0..ox0 + width` of every row, channels `c0..c0 + n`.
@@ -156,8 +174,13 @@ fn depthwise_strip<S: Simd>(
 ) {
     let g = dw.g;
     let c = g.in_c;
-    let span_h = (g.kernel_h - 1) * g.dilation_h + 1;
-    let multiplier = g.out_c / g.in_c;
+    let (Some(span_h), Some(c_nz)) = (
+        NonZeroUsize::new((g.kernel_h - 1) * g.dilation_h + 1),
+        NonZeroUsize::new(c),
+    ) else {
+        return;
+    };
+    let multiplier = multiplier_of(g);
     let expand = expand_index(c0, multiplier);
     // Enough columns for whole blocks; those past the strip's last window are zeros.
     let blocks = width.div_ceil(DW_PIXELS);
@@ -167,39 +190,47 @@ fn depthwise_strip<S: Simd>(
     let lead = g.left.saturating_sub(first).min(cols);
     let body = (g.left + g.in_w).saturating_sub(first).min(cols);
     let bias = match dw.bias {
-        Some(b) => load_n(s, &b[c0..], n),
+        Some(b) => load_n(s, b.get(c0..).unwrap_or_default(), n),
         None => s.zero(),
     };
     // Input rows `..next` are in the window already; row `iy` lives in slot `iy % span_h`.
     let mut next = 0;
     for oy in 0..g.out_h {
         let lo = (oy * g.stride_h).saturating_sub(g.top).max(next);
-        let hi = (oy * g.stride_h + span_h).saturating_sub(g.top).min(g.in_h);
+        let hi = (oy * g.stride_h + span_h.get())
+            .saturating_sub(g.top)
+            .min(g.in_h);
         for iy in lo..hi {
-            let row = &dw.x[iy * g.in_w * c..(iy + 1) * g.in_w * c];
-            let slot = &mut window[(iy % span_h) * cols..(iy % span_h + 1) * cols];
-            slot[..lead].fill(s.zero());
-            if body > lead && multiplier > 1 {
-                let pixels = row[(lead + first - g.left) * c..].chunks(c);
-                for (v, px) in slot[lead..body].iter_mut().zip(pixels) {
+            let row = row(dw.x, iy, g.in_w * c);
+            let at_slot = (iy % span_h) * cols;
+            let Some(slot) = window.get_mut(at_slot..).and_then(|w| w.get_mut(..cols)) else {
+                return;
+            };
+            let (head, rest) = slot.split_at_mut(lead.min(cols));
+            head.fill(s.zero());
+            let (inside, tail) = rest.split_at_mut(body.saturating_sub(lead).min(rest.len()));
+            if !inside.is_empty() && multiplier > 1 {
+                let from = (lead + first - g.left) * c;
+                let pixels = row.get(from..).unwrap_or_default().chunks(c_nz.get());
+                for (v, px) in inside.iter_mut().zip(pixels) {
                     *v = load_expanded(s, px, (c0, n), multiplier, &expand);
                 }
-            } else if body > lead {
+            } else if !inside.is_empty() {
                 // Channel `c0` of each pixel: offsets `c` apart (plain offsets rather than
                 // `chunks`, whose length arithmetic doubled this loop's instructions).
                 let at = (lead + first - g.left) * c + c0;
-                let inside = slot[lead..body].iter_mut().zip((at..).step_by(c));
+                let inside = inside.iter_mut().zip((at..).step_by(c));
                 if n == S::LANES {
                     for (v, at) in inside {
-                        *v = s.load(&row[at..]);
+                        *v = s.load(row.get(at..).unwrap_or_default());
                     }
                 } else {
                     for (v, at) in inside {
-                        *v = s.load_partial(&row[at..at + n], 0.0);
+                        *v = s.load_partial(row.get(at..at + n).unwrap_or_default(), 0.0);
                     }
                 }
             }
-            slot[body.max(lead)..].fill(s.zero());
+            tail.fill(s.zero());
         }
         next = next.max(hi);
         for m0 in (0..blocks * DW_PIXELS).step_by(DW_PIXELS) {
@@ -253,17 +284,26 @@ fn depthwise_block<S: Simd, const M: usize>(
     (kernel_w, stride, dilation): (usize, usize, usize),
 ) -> [S::V; M] {
     let g = dw.g;
-    let span_h = (g.kernel_h - 1) * g.dilation_h + 1;
     let mut acc = [bias; M];
+    let Some(span_h) = NonZeroUsize::new((g.kernel_h - 1) * g.dilation_h + 1) else {
+        return acc;
+    };
     for ky in 0..g.kernel_h {
         let Some(iy) = g.in_row(oy, ky) else { continue };
-        let row = &window[(iy % span_h) * cols..(iy % span_h + 1) * cols];
-        let taps =
-            &row[m0 * stride..m0 * stride + (M - 1) * stride + (kernel_w - 1) * dilation + 1];
+        let from = (iy % span_h) * cols + m0 * stride;
+        let len = (M - 1) * stride + (kernel_w - 1) * dilation + 1;
+        let Some(taps) = window.get(from..).and_then(|w| w.get(..len)) else {
+            return acc;
+        };
         for kx in 0..kernel_w {
-            let w = load_n(s, &dw.packed[(ky * kernel_w + kx) * g.out_c + c0..], n);
+            let at = (ky * kernel_w + kx) * g.out_c + c0;
+            let w = load_n(s, dw.packed.get(at..).unwrap_or_default(), n);
             for (m, a) in acc.iter_mut().enumerate() {
-                *a = s.mul_add(taps[m * stride + kx * dilation], w, *a);
+                let x = taps
+                    .get(m * stride + kx * dilation)
+                    .copied()
+                    .unwrap_or(s.zero());
+                *a = s.mul_add(x, w, *a);
             }
         }
     }
@@ -283,7 +323,7 @@ fn depthwise_stream_3x3<S: Simd>(
     c0: usize,
     n: usize,
 ) {
-    let multiplier = dw.g.out_c / dw.g.in_c;
+    let multiplier = multiplier_of(dw.g);
     if multiplier == 1 && n == S::LANES {
         stream_passes::<S, true>(s, dw, op, yn, (c0, n), (c0, n), Whole);
     } else if multiplier == 1 {
@@ -291,7 +331,7 @@ fn depthwise_stream_3x3<S: Simd>(
     } else {
         // As `load_expanded`: one vector from input channel `c0 / multiplier`, spread.
         let first = c0 / multiplier;
-        let len = S::LANES.min(dw.g.in_c - first);
+        let len = S::LANES.min(dw.g.in_c.saturating_sub(first));
         let spread = Spread(len, expand_index(c0, multiplier));
         stream_passes::<S, false>(s, dw, op, yn, (c0, n), (first, len), spread);
     }
@@ -327,7 +367,7 @@ impl<S: Simd> PixelLoad<S> for Whole {
 impl<S: Simd> PixelLoad<S> for Part {
     #[inline(always)]
     fn load(self, s: S, px: &[f32]) -> S::V {
-        s.load_partial(&px[..self.0], 0.0)
+        s.load_partial(px.get(..self.0).unwrap_or(px), 0.0)
     }
 }
 
@@ -352,9 +392,12 @@ fn stream_passes<S: Simd, const FULL: bool>(
 ) {
     let g = dw.g;
     let c = g.in_c;
-    let w: [S::V; 9] = core::array::from_fn(|t| load_n(s, &dw.packed[t * g.out_c + c0..], n));
+    let mut w = [s.zero(); 9];
+    for (t, wt) in w.iter_mut().enumerate() {
+        *wt = load_n(s, dw.packed.get(t * g.out_c + c0..).unwrap_or_default(), n);
+    }
     let bias = match dw.bias {
-        Some(b) => load_n(s, &b[c0..], n),
+        Some(b) => load_n(s, b.get(c0..).unwrap_or_default(), n),
         None => s.zero(),
     };
     let (rw, ow) = (g.in_w * c, g.out_w * g.out_c);
@@ -364,24 +407,33 @@ fn stream_passes<S: Simd, const FULL: bool>(
     let inside = |oy: usize| oy >= g.top && oy - g.top + 3 <= g.in_h;
     let mut oy = 0;
     while oy < g.out_h {
-        let from_oy = &mut yn[oy * ow + c0..];
+        // (Out of range, which the shape's checks exclude, the kernel stops: no panic path.)
+        let from_oy = yn.get_mut(oy * ow + c0..).unwrap_or_default();
         let (top, rest) = from_oy.split_at_mut(ow.min(from_oy.len()));
+        let Some(top) = top.get_mut(..last_out) else {
+            return;
+        };
         if oy + 1 < g.out_h && inside(oy) && inside(oy + 1) {
-            let src = &dw.x[(oy - g.top) * rw + first..];
-            let rows = [
-                &src[..last_in],
-                &src[rw..][..last_in],
-                &src[2 * rw..][..last_in],
-                &src[3 * rw..][..last_in],
-            ];
-            let outs = [&mut top[..last_out], &mut rest[..last_out]];
-            stream_rows::<S, FULL, 2, 4>(s, &w, bias, (g, op, outs, n), (rows, [c; 4], px));
+            let src = dw.x.get((oy - g.top) * rw + first..).unwrap_or_default();
+            let in_row = |r: usize| src.get(r * rw..).and_then(|x| x.get(..last_in));
+            let (Some(r0), Some(r1), Some(r2), Some(r3), Some(next)) = (
+                in_row(0),
+                in_row(1),
+                in_row(2),
+                in_row(3),
+                rest.get_mut(..last_out),
+            ) else {
+                return;
+            };
+            let outs = [top, next];
+            let rows = ([r0, r1, r2, r3], [c; 4], px);
+            stream_rows::<S, FULL, 2, 4>(s, &w, bias, (g, op, outs, n), rows);
             oy += 2;
         } else {
             let (r0, s0) = tap_row(dw, oy, 0, first, last_in);
             let (r1, s1) = tap_row(dw, oy, 1, first, last_in);
             let (r2, s2) = tap_row(dw, oy, 2, first, last_in);
-            let outs = [&mut top[..last_out]];
+            let outs = [top];
             let rows = ([r0, r1, r2], [s0, s1, s2], px);
             stream_rows::<S, FULL, 1, 3>(s, &w, bias, (g, op, outs, n), rows);
             oy += 1;
@@ -402,7 +454,7 @@ fn tap_row<'a>(
 ) -> (&'a [f32], usize) {
     let g = dw.g;
     match g.in_row(oy, ky) {
-        Some(iy) => (&dw.x[iy * g.in_w * g.in_c + first..][..len], g.in_c),
+        Some(iy) => (row_at(dw.x, iy * g.in_w * g.in_c + first, len), g.in_c),
         None => (&ZERO_PIXEL[..], 0),
     }
 }
@@ -427,7 +479,7 @@ fn stream_rows<S: Simd, const FULL: bool, const OUT: usize, const IN: usize>(
         let mut v = [s.zero(); IN];
         if ix < g.in_w {
             for r in 0..IN {
-                v[r] = px.load(s, &rows[r][ix * steps[r]..]);
+                v[r] = px.load(s, rows[r].get(ix * steps[r]..).unwrap_or_default());
             }
         }
         let mut fresh = [bias; OUT];
@@ -443,9 +495,9 @@ fn stream_rows<S: Simd, const FULL: bool, const OUT: usize, const IN: usize>(
             for (a, out) in acc.iter().zip(outs.iter_mut()) {
                 let v = op.apply(s, a[0]);
                 if FULL {
-                    s.store(v, &mut out[at..]);
-                } else {
-                    s.store_partial(v, &mut out[at..at + n]);
+                    s.store(v, out.get_mut(at..).unwrap_or_default());
+                } else if let Some(out) = out.get_mut(at..at + n) {
+                    s.store_partial(v, out);
                 }
             }
         }
@@ -472,15 +524,16 @@ fn depthwise_store<S: Simd, const M: usize>(
     let at = (oy * g.out_w + ox) * g.out_c + c0;
     if keep == M && n == S::LANES {
         let acc = acc.map(|a| [a]);
-        return store_whole_tile::<S, M, 1>(s, &acc, None, op, &mut yn[at..], g.out_c);
+        let dst = yn.get_mut(at..).unwrap_or_default();
+        return store_whole_tile::<S, M, 1>(s, &acc, None, op, dst, g.out_c);
     }
     for (m, a) in acc.into_iter().enumerate().take(keep) {
         let at = (oy * g.out_w + ox + m) * g.out_c + c0;
         let v = op.apply(s, a);
-        if n == S::LANES {
-            s.store(v, &mut yn[at..at + n]);
-        } else {
-            s.store_partial(v, &mut yn[at..at + n]);
+        match yn.get_mut(at..at + n) {
+            Some(dst) if n == S::LANES => s.store(v, dst),
+            Some(dst) => s.store_partial(v, dst),
+            None => return,
         }
     }
 }
@@ -497,19 +550,20 @@ fn depthwise_pixel<S: Simd>(
 ) {
     let g = dw.g;
     let c = g.in_c;
-    let multiplier = g.out_c / g.in_c;
+    let multiplier = multiplier_of(g);
     let expand = expand_index(c0, multiplier);
     let mut acc = match dw.bias {
-        Some(b) => load_n(s, &b[c0..], n),
+        Some(b) => load_n(s, b.get(c0..).unwrap_or_default(), n),
         None => s.zero(),
     };
     for ky in 0..g.kernel_h {
         let Some(iy) = g.in_row(oy, ky) else { continue };
         for kx in 0..g.kernel_w {
             let Some(ix) = g.in_col(ox, kx) else { continue };
-            let px = &dw.x[(iy * g.in_w + ix) * c..(iy * g.in_w + ix + 1) * c];
+            let px = row(dw.x, iy * g.in_w + ix, c);
             let xv = load_expanded(s, px, (c0, n), multiplier, &expand);
-            let wv = load_n(s, &dw.packed[(ky * g.kernel_w + kx) * g.out_c + c0..], n);
+            let at = (ky * g.kernel_w + kx) * g.out_c + c0;
+            let wv = load_n(s, dw.packed.get(at..).unwrap_or_default(), n);
             acc = s.mul_add(xv, wv, acc);
         }
     }
