@@ -13,7 +13,7 @@
 
 use super::shape::{AttentionShape, KEY_TILE, QUERY_TILE};
 use crate::engine::kernel_entry;
-use crate::gemm::driver::{gemm_nn, gemm_nt, packed_rows, row_at};
+use crate::gemm::driver::{gemm_nn, gemm_nt, packed_rows, part};
 use crate::gemm::{Blocking, Layer, Mat, MatMut, PANEL};
 use crate::ops::{Activation, Scale, Unchanged, map, map_in_place, online_softmax_block};
 use crate::simd::{MAX_LANES, Simd};
@@ -138,7 +138,7 @@ fn pack_rows<S: Simd>(s: S, rows: &[f32], n: usize, d: usize, scale: f32, dst: &
                 let mut block = [s.zero(); MAX_LANES];
                 for (i, v) in block.iter_mut().enumerate().take(lanes) {
                     if first + i < n {
-                        let src = row_at(rows, (first + i) * d + k0, w);
+                        let src = part::<S>(rows, (first + i) * d + k0, w);
                         let x = if w == lanes {
                             s.load(src)
                         } else {
@@ -240,9 +240,9 @@ pub(crate) fn sdpa_kernel<S: Blocking + VecMath>(
     let mut t = Tiles::split(scratch, d, dv);
     for h in 0..shape.heads {
         let g = h / group;
-        let q = row_at(job.q, h * q_len * d, q_len * d);
-        let k = row_at(job.k, g * job.k_head_stride, kv_len * d);
-        let v = row_at(job.v, g * job.v_head_stride, kv_len * dv);
+        let q = part::<S>(job.q, h * q_len * d, q_len * d);
+        let k = part::<S>(job.k, g * job.k_head_stride, kv_len * d);
+        let v = part::<S>(job.v, g * job.v_head_stride, kv_len * dv);
         let Some(o) = out
             .get_mut(h * q_len * dv..)
             .and_then(|o| o.get_mut(..q_len * dv))
@@ -255,7 +255,7 @@ pub(crate) fn sdpa_kernel<S: Blocking + VecMath>(
             } else {
                 0
             };
-            row_at(m, at, q_len * kv_len)
+            part::<S>(m, at, q_len * kv_len)
         });
         for q0 in (0..q_len).step_by(QUERY_TILE) {
             let rows = QUERY_TILE.min(q_len - q0);
@@ -282,7 +282,7 @@ pub(crate) fn sdpa_kernel<S: Blocking + VecMath>(
                 let Some(dst) = o.get_mut((q0 + i) * dv..).and_then(|o| o.get_mut(..dv)) else {
                     return;
                 };
-                map(s, row_at(t.acc, i * dv, dv), dst, Scale(scale));
+                map(s, part::<S>(t.acc, i * dv, dv), dst, Scale(scale));
             }
         }
     }
@@ -310,7 +310,7 @@ fn query_rows<S: Blocking + VecMath>(
         return;
     };
     let qs = t.q.get_mut(..rows * d).unwrap_or_default();
-    map(s, row_at(q, q0 * d, rows * d), qs, Scale(job.scale));
+    map(s, part::<S>(q, q0 * d, rows * d), qs, Scale(job.scale));
     let clear = |part: &mut [f32], n: usize, value: f32| {
         if let Some(p) = part.get_mut(..n) {
             p.fill(value);
@@ -328,7 +328,7 @@ fn query_rows<S: Blocking + VecMath>(
             continue;
         }
         let scores = t.scores.get_mut(..rows * cols).unwrap_or_default();
-        let keys = Mat::dense(row_at(k, k0 * d, cols * d), cols, d);
+        let keys = Mat::dense(part::<S>(k, k0 * d, cols * d), cols, d);
         gemm_nt(
             s,
             Mat::dense(qs, rows, d),
@@ -352,7 +352,7 @@ fn query_rows<S: Blocking + VecMath>(
             let (a, b) = (a.max(k0).min(k0 + cols) - k0, b.max(k0).min(k0 + cols) - k0);
             fill_outside(row, a, b);
             if let Some(m) = mask {
-                let m = row_at(m, (q0 + i) * kv_len + k0, cols);
+                let m = part::<S>(m, (q0 + i) * kv_len + k0, cols);
                 for (x, &mv) in row.iter_mut().zip(m) {
                     *x += mv;
                 }
@@ -365,7 +365,7 @@ fn query_rows<S: Blocking + VecMath>(
         // acc += P V with one-row tiles (the backend's GEMM tile would repeat the 1 to 4
         // rows to fill its height): 4 vectors of accumulators per row, the values streamed.
         let p = Mat::dense(scores, rows, cols);
-        let vt = Mat::dense(row_at(v, k0 * dv, cols * dv), cols, dv);
+        let vt = Mat::dense(part::<S>(v, k0 * dv, cols * dv), cols, dv);
         let acc = t.acc.get_mut(..rows * dv).unwrap_or_default();
         gemm_nn::<S, 1, 4>(s, p, vt, MatMut::dense(acc, dv), true);
     }
@@ -391,7 +391,7 @@ fn query_tile<S: Blocking + VecMath>(
     let Some(dv_nz) = NonZeroUsize::new(dv) else {
         return;
     };
-    pack_rows(s, row_at(q, q0 * d, rows * d), rows, d, job.scale, t.q);
+    pack_rows(s, part::<S>(q, q0 * d, rows * d), rows, d, job.scale, t.q);
     t.max.fill(f32::NEG_INFINITY);
     t.sum.fill(0.0);
     t.acc.fill(0.0);
@@ -422,13 +422,13 @@ fn query_tile<S: Blocking + VecMath>(
         };
         let st = t.scores.get_mut(..cols * width).unwrap_or_default();
         let queries = Layer {
-            packed: row_at(t.q, c0 * d, width * d),
+            packed: part::<S>(t.q, c0 * d, width * d),
             out: width,
             inp: d,
             bias: None,
             act: Activation::Identity,
         };
-        packed_rows(s, queries, Unchanged, row_at(k, k0 * d, cols * d), st);
+        packed_rows(s, queries, Unchanged, part::<S>(k, k0 * d, cols * d), st);
         for (j, row) in st.chunks_exact_mut(width_nz.get()).enumerate() {
             // The queries that see this key (causal bound and window), then the mask.
             let (a, b) = visible_queries(shape, k0 + j, q0, rows);
@@ -463,7 +463,7 @@ fn query_tile<S: Blocking + VecMath>(
         }
         // O += P V: P^T (as computed) is P given transposed, V as stored.
         let p_t = Mat::dense(st, cols, width);
-        let vt = Mat::dense(row_at(v, k0 * dv, cols * dv), cols, dv);
+        let vt = Mat::dense(part::<S>(v, k0 * dv, cols * dv), cols, dv);
         s.gemm_tn(p_t, vt, MatMut::dense(acc, dv), true);
         k0 = end;
     }

@@ -3,7 +3,7 @@
 use super::ConvCall;
 use super::shape::Geometry;
 use crate::engine::kernel_entry;
-use crate::gemm::driver::{row, row_at};
+use crate::gemm::driver::{part, row_at};
 use crate::gemm::store::store_whole_tile;
 use crate::ops::{VecOp, with_epilogue};
 use crate::simd::{MAX_LANES, Simd};
@@ -66,7 +66,7 @@ fn depthwise_images<S: Simd>(
         .map(|(n, yn)| {
             let dw = Depthwise {
                 g,
-                x: row(x, n, image_in),
+                x: part::<S>(x, n * image_in, image_in),
                 packed: call.packed,
                 bias: call.bias,
             };
@@ -201,7 +201,7 @@ fn depthwise_strip<S: Simd>(
             .saturating_sub(g.top)
             .min(g.in_h);
         for iy in lo..hi {
-            let row = row(dw.x, iy, g.in_w * c);
+            let row = part::<S>(dw.x, (iy) * (g.in_w * c), g.in_w * c);
             let at_slot = (iy % span_h) * cols;
             let Some(slot) = window.get_mut(at_slot..).and_then(|w| w.get_mut(..cols)) else {
                 return;
@@ -560,7 +560,7 @@ fn depthwise_pixel<S: Simd>(
         let Some(iy) = g.in_row(oy, ky) else { continue };
         for kx in 0..g.kernel_w {
             let Some(ix) = g.in_col(ox, kx) else { continue };
-            let px = row(dw.x, iy * g.in_w + ix, c);
+            let px = part::<S>(dw.x, (iy * g.in_w + ix) * (c), c);
             let xv = load_expanded(s, px, (c0, n), multiplier, &expand);
             let at = (ky * g.kernel_w + kx) * g.out_c + c0;
             let wv = load_n(s, dw.packed.get(at..).unwrap_or_default(), n);

@@ -4,7 +4,7 @@ use super::ConvCall;
 use super::mono::MONO_TILE_MAX;
 use super::rows::{PADDED_ROWS, fill_zero, store_tile};
 use crate::gemm::PANEL;
-use crate::gemm::driver::{row as row_of, row_at};
+use crate::gemm::driver::part;
 use crate::gemm::tile::tile_packed_windows;
 use crate::ops::{Unchanged, VecOp, map};
 use crate::simd::Simd;
@@ -56,7 +56,7 @@ pub(super) fn conv_few<S: Simd, const MR: usize, const NV: usize>(
     let ring = chunk >= g.out_w && g.dilation_h == 1;
     let (image, out_image) = (g.in_h * row_len, g.out_h * g.out_w * g.out_c);
     for n in 0..g.batch {
-        let xn = row_of(x, n, image);
+        let xn = part::<S>(x, n * image, image);
         let Some(yn) = y
             .get_mut(n * out_image..)
             .and_then(|y| y.get_mut(..out_image))
@@ -97,7 +97,7 @@ pub(super) fn conv_few<S: Simd, const MR: usize, const NV: usize>(
                     // (No image columns: a chunk wholly inside a wide padding.)
                     let src = match body - lead {
                         0 => &[][..],
-                        n => row_at(xn, iy * row_len + (first + lead - g.left) * c, n * c),
+                        n => part::<S>(xn, iy * row_len + (first + lead - g.left) * c, n * c),
                     };
                     let (head, rest) = dst.split_at_mut_checked(lead * c).unwrap_or_default();
                     let (mid, tail) = rest
@@ -193,12 +193,12 @@ fn few_tile<S: Simd, const MR: usize, const NV: usize>(
     let mut acc = [[s.zero(); NV]; MR];
     let mut slot = tap_rows.first;
     for ky in tap_rows.taps {
-        let xs = row_at(
+        let xs = part::<S>(
             tap_rows.rows,
             slot * tap_rows.pitch + at,
             (MR - 1) * step + run,
         );
-        let w = row_of(panel, ky, run * PANEL);
+        let w = part::<S>(panel, (ky) * (run * PANEL), run * PANEL);
         tile_packed_windows::<S, MR, NV>(s, &mut acc, xs, step, run, w, col);
         slot = if slot + 1 == tap_rows.slots {
             0

@@ -4,7 +4,7 @@ use super::ConvCall;
 use super::rows::store_tile;
 use super::shape::Geometry;
 use crate::gemm::PANEL;
-use crate::gemm::driver::{row as row_of, row_at};
+use crate::gemm::driver::part;
 use crate::gemm::store::{store_dense_tile, store_whole_tile, whole_bias};
 use crate::gemm::tile::tile_packed_windows;
 use crate::ops::VecOp;
@@ -56,7 +56,7 @@ pub(super) fn conv_mono<S: Simd, const MR: usize, const NV: usize>(
     for n in 0..g.batch {
         // (Indexed, not a zip of chunks: the zip's length division stays out of line at
         // opt-level "s", with a division-by-zero panic.)
-        let xn = row_of(x, n, image);
+        let xn = part::<S>(x, n * image, image);
         let Some(yn) = y
             .get_mut(n * out_image..)
             .and_then(|y| y.get_mut(..out_image))
@@ -143,8 +143,8 @@ impl MonoTile<'_> {
             let Some(iy) = g.in_row(self.oy, ky) else {
                 continue;
             };
-            let row = row_of(self.xn, iy, g.in_w);
-            let w = row_of(self.panel, ky, g.kernel_w * PANEL);
+            let row = part::<S>(self.xn, iy * g.in_w, g.in_w);
+            let w = part::<S>(self.panel, (ky) * (g.kernel_w * PANEL), g.kernel_w * PANEL);
             let mut window = [0.0; MONO_WINDOW];
             for (j, v) in window.iter_mut().enumerate().take(span) {
                 if let Some(ix) = (ox0 + j).checked_sub(g.left) {
@@ -179,7 +179,7 @@ fn mono_inner<S: Simd, const MR: usize, const NV: usize>(
     if let (1, Some(iy)) = (g.kernel_h, g.in_row(tile.oy, 0)) {
         // One tap row (1-D layers): each tile's window comes from one iterator over the
         // row, no per-tile slicing (the scalar path's 2-pixel tiles: 234 -> 168 us).
-        let row = row_of(tile.xn, iy, g.in_w);
+        let row = part::<S>(tile.xn, iy * g.in_w, g.in_w);
         let Some(span) = NonZeroUsize::new(tile.span) else {
             return;
         };
@@ -201,9 +201,9 @@ fn mono_inner<S: Simd, const MR: usize, const NV: usize>(
             let Some(iy) = g.in_row(tile.oy, ky) else {
                 continue;
             };
-            let row = row_of(tile.xn, iy, g.in_w);
-            let w = row_of(tile.panel, ky, kw * PANEL);
-            let xs = row_at(row, first + t * MR, tile.span);
+            let row = part::<S>(tile.xn, iy * g.in_w, g.in_w);
+            let w = part::<S>(tile.panel, (ky) * (kw * PANEL), kw * PANEL);
+            let xs = part::<S>(row, first + t * MR, tile.span);
             tile_packed_windows::<S, MR, NV>(s, &mut acc, xs, 1, kw, w, tile.col);
         }
         store_mono_tile::<S, MR, NV>(s, &acc, bias, op, out, pitch);

@@ -7,7 +7,7 @@ use super::few::conv_few;
 use super::mono::conv_mono;
 use super::shape::Geometry;
 use crate::gemm::PANEL;
-use crate::gemm::driver::{row as row_of, row_at};
+use crate::gemm::driver::part;
 use crate::gemm::store::{store_block, store_whole_tile, whole_bias};
 use crate::gemm::tile::{slices, tile_packed};
 use crate::ops::{VecOp, with_epilogue};
@@ -150,7 +150,7 @@ fn conv_rows<S: Simd, const MR: usize, const NV: usize, const MRT: usize>(
         return;
     };
     for n in 0..g.batch {
-        let xn = row_of(x, n, image_in);
+        let xn = part::<S>(x, n * image_in, image_in);
         let Some(yn) = y
             .get_mut(n * image_out..)
             .and_then(|y| y.get_mut(..image_out))
@@ -158,7 +158,7 @@ fn conv_rows<S: Simd, const MR: usize, const NV: usize, const MRT: usize>(
             return;
         };
         for grp in 0..g.groups {
-            let weights = row_of(packed, grp, group_len);
+            let weights = part::<S>(packed, grp * group_len, group_len);
             let c0 = grp * g.in_per_group;
             for oy in 0..g.out_h {
                 if pad_rows {
@@ -179,7 +179,7 @@ fn conv_rows<S: Simd, const MR: usize, const NV: usize, const MRT: usize>(
                             .split_at_mut_checked(g.in_w * g.in_c)
                             .unwrap_or_default();
                         lead.fill(0.0);
-                        let src = row_of(xn, iy, g.in_w * g.in_c);
+                        let src = part::<S>(xn, (iy) * (g.in_w * g.in_c), g.in_w * g.in_c);
                         for (b, &x) in body.iter_mut().zip(src) {
                             *b = x;
                         }
@@ -301,17 +301,20 @@ fn conv_tile<S: Simd, const MR: usize, const NV: usize>(job: TileJob<'_, S, impl
         };
         // The input row, or its zero-padded copy (which starts `left` columns earlier).
         let (row, left) = match padded {
-            Some((buf, len)) => (row_of(buf, ky, len), 0),
-            None => (row_of(xn, iy, g.in_w * g.in_c), g.left),
+            Some((buf, len)) => (part::<S>(buf, ky * len, len), 0),
+            None => (
+                part::<S>(xn, (iy) * (g.in_w * g.in_c), g.in_w * g.in_c),
+                g.left,
+            ),
         };
         let tap0 = ky * g.kernel_w;
         if runs && t.inside {
             // One contiguous `KW * C` run per pixel and tap row.
             let len = g.kernel_w * g.in_c;
-            let w = row_at(panel, tap0 * g.in_c * PANEL, len * PANEL);
+            let w = part::<S>(panel, tap0 * g.in_c * PANEL, len * PANEL);
             let rows: [&[f32]; MR] = slices(|m| {
                 let ix = ox(m) * g.stride_w - left;
-                row_at(row, ix * g.in_c, len)
+                part::<S>(row, ix * g.in_c, len)
             });
             tile_packed::<S, MR, NV>(s, &mut acc, rows, w, col);
             continue;
@@ -321,11 +324,11 @@ fn conv_tile<S: Simd, const MR: usize, const NV: usize>(job: TileJob<'_, S, impl
             for ch in (0..g.in_per_group).step_by(ZEROS.len()) {
                 let len = ZEROS.len().min(g.in_per_group - ch);
                 let rows: [&[f32]; MR] = slices(|m| match g.in_col(ox(m), kx) {
-                    Some(ix) => row_at(row, ix * g.in_c + t.c0 + ch, len),
+                    Some(ix) => part::<S>(row, ix * g.in_c + t.c0 + ch, len),
                     None => ZEROS.get(..len).unwrap_or_default(),
                 });
                 let kk = tap * g.in_per_group + ch;
-                let w = row_at(panel, kk * PANEL, len * PANEL);
+                let w = part::<S>(panel, kk * PANEL, len * PANEL);
                 tile_packed::<S, MR, NV>(s, &mut acc, rows, w, col);
             }
         }

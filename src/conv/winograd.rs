@@ -23,7 +23,7 @@
 use super::ConvCall;
 use super::depthwise::load_n;
 use crate::gemm::PANEL;
-use crate::gemm::driver::row as row_of;
+use crate::gemm::driver::part;
 use crate::gemm::tile::{slices, tile_packed};
 use crate::ops::{VecOp, with_epilogue};
 use crate::simd::Simd;
@@ -179,7 +179,7 @@ fn winograd_tiles<
         return;
     };
     for n in 0..g.batch {
-        let xn = row_of(x, n, image_in);
+        let xn = part::<S>(x, n * image_in, image_in);
         let Some(yn) = y
             .get_mut(n * image_out..)
             .and_then(|y| y.get_mut(..image_out))
@@ -209,8 +209,9 @@ fn winograd_tiles<
                 for p in 0..POSITIONS {
                     // Rows past `n_tiles` hold an earlier block's data; their results are
                     // discarded.
-                    let x_rows: [&[f32]; T] = slices(|t| row_of(v, p * T + t, in_c));
-                    let weights = row_of(packed, p * panels + panel, in_c * PANEL);
+                    let x_rows: [&[f32]; T] = slices(|t| part::<S>(v, (p * T + t) * (in_c), in_c));
+                    let weights =
+                        part::<S>(packed, (p * panels + panel) * (in_c * PANEL), in_c * PANEL);
                     let mut acc = [[s.zero(); NV]; T];
                     tile_packed::<S, T, NV>(s, &mut acc, x_rows, weights, col);
                     let at = p * T * block_cols;

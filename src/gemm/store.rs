@@ -46,6 +46,9 @@ pub(crate) fn store_whole_tile<S: Simd, const MR: usize, const NV: usize>(
     pitch: usize,
 ) {
     let block_cols = NV * S::LANES;
+    let Some(dst) = dst.get_mut(..(MR - 1) * pitch + block_cols) else {
+        return;
+    };
     for (m, acc_row) in acc.iter().enumerate() {
         let Some(px) = dst
             .get_mut(m * pitch..)
@@ -79,6 +82,10 @@ pub(crate) fn store_dense_tile<S: Simd, const MR: usize, const NV: usize>(
     op: impl VecOp<S>,
     dst: &mut [f32],
 ) {
+    // One check for the tile (then no bounds check per pixel).
+    let Some(dst) = dst.get_mut(..MR * S::LANES) else {
+        return;
+    };
     let pixels = dst.chunks_exact_mut(S::LANES);
     match bias {
         Some(b) => {

@@ -8,6 +8,7 @@
 //! - [`dot_1x4`]: one row of `A` against four rows of `B` (`A B^T`).
 
 use super::PANEL;
+use super::driver::part;
 use crate::simd::Simd;
 use core::num::NonZeroUsize;
 
@@ -26,9 +27,7 @@ pub(crate) fn slices<'a, const N: usize>(f: impl Fn(usize) -> &'a [f32]) -> [&'a
 #[inline(always)]
 fn panel_vectors<S: Simd, const NV: usize>(s: S, row: &[f32], col: usize) -> [S::V; NV] {
     let mut w = [s.zero(); NV];
-    let Some(row) = row.get(col..col + NV * S::LANES) else {
-        return w;
-    };
+    let row = part::<S>(row, col, NV * S::LANES);
     if S::SMALL_CODE && NV <= 8 {
         // Written out for opt-level "s", as in `small_code_step`: a loop here leaves `w` in
         // memory (a memclr call and a copy loop per k step).
@@ -36,7 +35,7 @@ fn panel_vectors<S: Simd, const NV: usize>(s: S, row: &[f32], col: usize) -> [S:
             ($($v:literal)*) => {
                 $(
                     if $v < NV {
-                        w[$v] = s.load(&row[$v * S::LANES..]);
+                        w[$v] = s.load(row.get($v * S::LANES..).unwrap_or_default());
                     }
                 )*
             };
@@ -103,22 +102,22 @@ pub(crate) fn tile_packed<S: Simd, const MR: usize, const NV: usize>(
     col: usize,
 ) {
     let kc = x_rows[0].len();
-    // Every row exactly `kc` long, so `x_row[k]` below needs no bounds check.
-    let mut rows = x_rows;
-    for (r, x) in rows.iter_mut().zip(x_rows) {
-        let Some(x) = x.get(..kc) else { return };
-        *r = x;
-    }
-    let x_rows = rows;
-    for (k, wk) in (0..kc).zip(panel.chunks_exact(PANEL)) {
-        let w = panel_vectors::<S, NV>(s, wk, col);
-        if S::SMALL_CODE {
-            // (`get`: LLVM does not carry the rows' lengths through the array here.)
+    if S::SMALL_CODE {
+        for (k, wk) in (0..kc).zip(panel.chunks_exact(PANEL)) {
+            let w = panel_vectors::<S, NV>(s, wk, col);
+            // (`get`: at opt-level "s" LLVM does not carry the check above this far, and a
+            // firmware keeps no panic path.)
             small_code_step(s, acc, w, |m| {
                 s.splat(x_rows[m].get(k).copied().unwrap_or_default())
             });
-            continue;
         }
+        return;
+    }
+    // Every row exactly `kc` long (the callers' rows are), so `x_row[k]` below needs no
+    // bounds check.
+    let x_rows: [&[f32]; MR] = slices(|m| &x_rows[m][..kc]);
+    for (k, wk) in (0..kc).zip(panel.chunks_exact(PANEL)) {
+        let w = panel_vectors::<S, NV>(s, wk, col);
         for (acc_row, x_row) in acc.iter_mut().zip(x_rows) {
             let a = s.splat(x_row[k]);
             for (c, wv) in acc_row.iter_mut().zip(w) {
@@ -232,13 +231,16 @@ pub(crate) fn tile_row_major<S: Simd, const MR: usize, const NV: usize, const ED
     width: usize,
 ) -> [[S::V; NV]; MR] {
     let kc = a_rows[0].len();
-    let mut rows = a_rows;
-    for (r, a) in rows.iter_mut().zip(a_rows) {
-        let Some(a) = a.get(..kc) else {
-            return acc;
-        };
-        *r = a;
+    // As in `tile_packed`: one check, then slicing that cannot fail (or, where code size
+    // comes first, a checked read per element).
+    if a_rows.iter().any(|r| r.len() < kc) {
+        return acc;
     }
+    let rows: [&[f32]; MR] = if S::SMALL_CODE {
+        a_rows
+    } else {
+        slices(|m| &a_rows[m][..kc])
+    };
     for k in 0..kc {
         // (Out of range, which the callers exclude, the tile stops: no panic path.)
         let Some(row) = b.get(k * ldb..).and_then(|r| r.get(..width)) else {
@@ -246,7 +248,12 @@ pub(crate) fn tile_row_major<S: Simd, const MR: usize, const NV: usize, const ED
         };
         let w = row_vectors::<S, NV, EDGE>(s, row);
         for (acc_row, a_row) in acc.iter_mut().zip(rows) {
-            let a = s.splat(a_row.get(k).copied().unwrap_or_default());
+            let a = if S::SMALL_CODE {
+                a_row.get(k).copied().unwrap_or_default()
+            } else {
+                a_row[k]
+            };
+            let a = s.splat(a);
             for (c, wv) in acc_row.iter_mut().zip(w) {
                 *c = s.mul_add(wv, a, *c);
             }

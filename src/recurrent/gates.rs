@@ -5,7 +5,7 @@
 
 use super::shape::UNITS;
 use crate::gemm::Blocking;
-use crate::gemm::driver::row as row_of;
+use crate::gemm::driver::part;
 use crate::gemm::tile::slices;
 use crate::simd::Simd;
 use crate::vmath::VecMath;
@@ -43,16 +43,11 @@ fn gate_tile<S: Simd, const MB: usize, const PG: usize, const GT: usize, const N
     hs: [&[f32]; MB],
 ) -> [[[[S::V; NV]; GT]; PG]; MB] {
     let k_len = hs[0].len();
-    // Every row exactly `k_len` long, so `hs[m][k]` needs no bounds check.
     let mut acc = [[[[s.zero(); NV]; GT]; PG]; MB];
-    let mut rows = hs;
-    for (r, h) in rows.iter_mut().zip(hs) {
-        let Some(h) = h.get(..k_len) else {
-            return acc;
-        };
-        *r = h;
+    // Every row at least `k_len` long, checked once.
+    if hs.iter().any(|h| h.len() < k_len) {
+        return acc;
     }
-    let hs = rows;
     let span = (GT - 1) * UNITS + NV * S::LANES;
     if S::SMALL_CODE && MB == 1 && PG <= 2 && GT <= 4 && NV <= 2 {
         // Written out for opt-level "s", which unrolls no loop: with the indices constants
@@ -92,10 +87,12 @@ fn gate_tile<S: Simd, const MB: usize, const PG: usize, const GT: usize, const N
         }
         return acc;
     }
+    // Rows of exactly `k_len` (the slicing cannot fail after the check above).
+    let hs: [&[f32]; MB] = slices(|m| &hs[m][..k_len]);
     for k in 0..k_len {
         let mut a = [s.zero(); MB];
         for (a, h) in a.iter_mut().zip(hs) {
-            *a = s.splat(h.get(k).copied().unwrap_or_default());
+            *a = s.splat(h[k]);
         }
         for (p, panel) in panels.iter().enumerate() {
             // One bounds check per row: the span's length is a constant, so the offsets
@@ -141,10 +138,10 @@ pub(crate) fn gate_gemm<
     for r0 in (0..rows).step_by(MB) {
         // The last row block repeats the final row, the last panel group the final
         // block; their duplicates are not handed on.
-        let hs: [&[f32]; MB] = slices(|m| row_of(h, (r0 + m).min(rows - 1), k));
+        let hs: [&[f32]; MB] = slices(|m| part::<S>(h, (r0 + m).min(rows - 1) * k, k));
         for b0 in (0..blocks).step_by(PG) {
             let panels: [&[f32]; PG] =
-                slices(|i| row_of(w.panels, (b0 + i).min(blocks - 1), panel_len));
+                slices(|i| part::<S>(w.panels, (b0 + i).min(blocks - 1) * panel_len, panel_len));
             for u0 in (0..UNITS).step_by(NV * S::LANES) {
                 let acc = gate_tile::<S, MB, PG, GT, NV>(s, panels, row, g0 * UNITS + u0, hs);
                 for (m, acc_m) in acc.iter().enumerate().take(rows - r0) {

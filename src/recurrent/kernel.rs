@@ -8,7 +8,7 @@ use super::gates::{GateMath, GateWeights, RecurrentBlocking};
 use super::shape::{Cell, Kind};
 use crate::engine::kernel_entry;
 use crate::gemm::Layer;
-use crate::gemm::driver::{packed_rows, row};
+use crate::gemm::driver::{packed_rows, part};
 use crate::ops::{Activation, Unchanged};
 use crate::simd::Simd;
 use crate::vmath::{self, VecMath, clamp};
@@ -25,21 +25,27 @@ fn clip<S: Simd>(s: S, v: S::V, clip: Option<f32>) -> S::V {
 /// `n` floats of `src` from `at` as a vector (zeros after them).
 #[inline(always)]
 fn load<S: Simd>(s: S, src: &[f32], at: usize, n: usize) -> S::V {
-    // (Out of range, which the callers exclude, reads zeros: no panic path.)
-    match src.get(at..at + n) {
-        Some(src) if n == S::LANES => s.load(src),
-        Some(src) => s.load_partial(src, 0.0),
-        None => s.zero(),
+    // (Out of range, which the callers exclude, a firmware reads zeros: no panic path.)
+    if n == S::LANES {
+        s.load(part::<S>(src, at, S::LANES))
+    } else {
+        s.load_partial(part::<S>(src, at, n), 0.0)
     }
 }
 
 /// The first `n` lanes of `v` to `dst[at..at + n]`.
 #[inline(always)]
 fn store<S: Simd>(s: S, v: S::V, dst: &mut [f32], at: usize, n: usize) {
-    match dst.get_mut(at..at + n) {
-        Some(dst) if n == S::LANES => s.store(v, dst),
-        Some(dst) => s.store_partial(v, dst),
-        None => {}
+    if S::SMALL_CODE {
+        match dst.get_mut(at..at + n) {
+            Some(dst) if n == S::LANES => s.store(v, dst),
+            Some(dst) => s.store_partial(v, dst),
+            None => {}
+        }
+    } else if n == S::LANES {
+        s.store(v, &mut dst[at..at + S::LANES]);
+    } else {
+        s.store_partial(v, &mut dst[at..at + n]);
     }
 }
 
@@ -108,7 +114,7 @@ fn recurrent_steps<S: RecurrentBlocking>(s: S, cell: CellRef<'_>, run: Steps<'_>
     }
     for i in 0..steps {
         let t = if reverse { steps - 1 - i } else { i };
-        let xp = row(xproj, t, rows);
+        let xp = part::<S>(xproj, t * rows, rows);
         let buffers = Step {
             xp,
             h,
