@@ -5,7 +5,7 @@
 use crate::Error;
 use crate::engine::kernel_entry;
 use crate::error::{check_len, checked_mul};
-use crate::gemm::driver::{gemm_nt, packed_rows};
+use crate::gemm::driver::{gemm_nt, packed_rows, part};
 use crate::gemm::{Blocking, Layer, Mat, MatMut, PANEL, pack_into, packed_len, put, zero};
 use crate::ops::{
     Activation, Scale, Unchanged, add_mask_and_max, add_scaled, exp_sum, map_in_place,
@@ -279,20 +279,27 @@ pub(crate) fn additive_kernel<S: Blocking + VecMath>(
     let Some(a) = NonZeroUsize::new(qp.len()) else {
         return;
     };
+    let qp = &*qp;
     for (e, kp) in weights.iter_mut().zip(projected.chunks_exact(a.get())) {
         let mut acc = s.zero();
-        let lanes = qp.chunks(S::LANES).zip(kp.chunks(S::LANES));
-        for ((x, k), wv) in lanes.zip(w.chunks(S::LANES)) {
-            let (x, k, wv) = if x.len() == S::LANES && k.len() == S::LANES && wv.len() == S::LANES {
-                (s.load(x), s.load(k), s.load(wv))
+        let mut at = 0;
+        while at < a.get() {
+            let n = S::LANES.min(a.get() - at);
+            let (x, k, wv) = if n == S::LANES {
+                (
+                    s.load(part::<S>(qp, at, n)),
+                    s.load(part::<S>(kp, at, n)),
+                    s.load(part::<S>(w, at, n)),
+                )
             } else {
                 (
-                    s.load_partial(x, 0.0),
-                    s.load_partial(k, 0.0),
-                    s.load_partial(wv, 0.0),
+                    s.load_partial(part::<S>(qp, at, n), 0.0),
+                    s.load_partial(part::<S>(kp, at, n), 0.0),
+                    s.load_partial(part::<S>(w, at, n), 0.0),
                 )
             };
             acc = s.mul_add(wv, vmath::tanh(s, s.add(x, k)), acc);
+            at += n;
         }
         *e = s.reduce_add(acc);
     }

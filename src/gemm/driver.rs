@@ -32,6 +32,38 @@ pub(crate) fn part<S: Simd>(data: &[f32], at: usize, len: usize) -> &[f32] {
     }
 }
 
+/// `data[at..]` as [`part`] takes it.
+#[inline(always)]
+pub(crate) fn tail<S: Simd>(data: &[f32], at: usize) -> &[f32] {
+    if S::SMALL_CODE {
+        data.get(at..).unwrap_or_default()
+    } else {
+        &data[at..]
+    }
+}
+
+/// [`part`] of a mutable slice.
+#[inline(always)]
+pub(crate) fn part_mut<S: Simd>(data: &mut [f32], at: usize, len: usize) -> &mut [f32] {
+    if S::SMALL_CODE {
+        data.get_mut(at..)
+            .and_then(|d| d.get_mut(..len))
+            .unwrap_or_default()
+    } else {
+        &mut data[at..][..len]
+    }
+}
+
+/// `data[at..]` as [`part_mut`] takes it.
+#[inline(always)]
+pub(crate) fn tail_mut<S: Simd>(data: &mut [f32], at: usize) -> &mut [f32] {
+    if S::SMALL_CODE {
+        data.get_mut(at..).unwrap_or_default()
+    } else {
+        &mut data[at..]
+    }
+}
+
 /// `rows` rows of `x` times the packed layer, `MR` rows at a time (the last block computes
 /// duplicate rows and discards them). Each output is `bias + sum_k` with `k` ascending in
 /// one accumulator, exactly as in [`gemv_packed`] and the convolutions, so results do not depend
@@ -71,7 +103,7 @@ pub(crate) fn gemm_packed<S: Simd, const MR: usize, const NV: usize>(
                 let width = block_cols.min(out - o);
                 if width == block_cols && r0 + MR <= rows {
                     let b = whole_bias::<S, NV>(s, bias, o);
-                    let dst = y.get_mut(r0 * out + o..).unwrap_or_default();
+                    let dst = tail_mut::<S>(y, r0 * out + o);
                     store_whole_tile::<S, MR, NV>(s, &acc, b, op, dst, out);
                     continue;
                 }
@@ -123,7 +155,8 @@ pub(crate) fn gemv_packed<S: Simd, const NV: usize, const PG: usize>(
                 let a = s.splat(xk);
                 for (acc_p, panel) in acc.iter_mut().zip(group) {
                     let wk = part::<S>(panel, k * PANEL + col, block_cols);
-                    for (c, w) in acc_p.iter_mut().zip(wk.chunks_exact(S::LANES)) {
+                    for (v, c) in acc_p.iter_mut().enumerate() {
+                        let w = wk.get(v * S::LANES..).unwrap_or_default();
                         *c = s.mul_add(s.load(w), a, *c);
                     }
                 }

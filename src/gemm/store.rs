@@ -1,5 +1,6 @@
 //! Tile stores: bias, the epilogue [`VecOp`], whole or partial vectors.
 
+use super::driver::{part, part_mut};
 use crate::ops::VecOp;
 use crate::simd::Simd;
 
@@ -13,22 +14,19 @@ pub(crate) fn store_block<S: Simd, const NV: usize>(
     act: impl VecOp<S>,
     dst: &mut [f32],
 ) {
-    let mut bias = bias.unwrap_or(&[]);
-    let has_bias = !bias.is_empty();
-    for (a, d) in acc.iter_mut().zip(dst.chunks_mut(S::LANES)) {
-        // This vector's bias (`dst` and `bias` are equally long).
-        let (b, rest) = bias.split_at_checked(d.len()).unwrap_or((&[], &[]));
-        bias = rest;
-        if d.len() == S::LANES {
-            if has_bias && b.len() == S::LANES {
-                *a = s.add(*a, s.load(b));
+    for (v, a) in acc.iter_mut().enumerate() {
+        let lo = (v * S::LANES).min(dst.len());
+        let hi = ((v + 1) * S::LANES).min(dst.len());
+        if hi - lo == S::LANES {
+            if let Some(b) = bias {
+                *a = s.add(*a, s.load(part::<S>(b, lo, S::LANES)));
             }
-            s.store(act.apply(s, *a), d);
-        } else {
-            if has_bias {
-                *a = s.add(*a, s.load_partial(b, 0.0));
+            s.store(act.apply(s, *a), &mut dst[lo..hi]);
+        } else if hi > lo {
+            if let Some(b) = bias {
+                *a = s.add(*a, s.load_partial(part::<S>(b, lo, hi - lo), 0.0));
             }
-            s.store_partial(act.apply(s, *a), d);
+            s.store_partial(act.apply(s, *a), &mut dst[lo..hi]);
         }
     }
 }
@@ -46,16 +44,9 @@ pub(crate) fn store_whole_tile<S: Simd, const MR: usize, const NV: usize>(
     pitch: usize,
 ) {
     let block_cols = NV * S::LANES;
-    let Some(dst) = dst.get_mut(..(MR - 1) * pitch + block_cols) else {
-        return;
-    };
+    let dst = part_mut::<S>(dst, 0, (MR - 1) * pitch + block_cols);
     for (m, acc_row) in acc.iter().enumerate() {
-        let Some(px) = dst
-            .get_mut(m * pitch..)
-            .and_then(|d| d.get_mut(..block_cols))
-        else {
-            return;
-        };
+        let px = part_mut::<S>(dst, m * pitch, block_cols);
         for (v, (a, d)) in acc_row
             .iter()
             .zip(px.chunks_exact_mut(S::LANES))
@@ -82,11 +73,7 @@ pub(crate) fn store_dense_tile<S: Simd, const MR: usize, const NV: usize>(
     op: impl VecOp<S>,
     dst: &mut [f32],
 ) {
-    // One check for the tile (then no bounds check per pixel).
-    let Some(dst) = dst.get_mut(..MR * S::LANES) else {
-        return;
-    };
-    let pixels = dst.chunks_exact_mut(S::LANES);
+    let pixels = part_mut::<S>(dst, 0, MR * S::LANES).chunks_exact_mut(S::LANES);
     match bias {
         Some(b) => {
             for (a, d) in acc.iter().zip(pixels) {
@@ -108,10 +95,10 @@ pub(crate) fn whole_bias<S: Simd, const NV: usize>(
     bias: Option<&[f32]>,
     o: usize,
 ) -> Option<[S::V; NV]> {
-    let b = bias?.get(o..)?.get(..NV * S::LANES)?;
+    let b = bias?;
     let mut v = [s.zero(); NV];
-    for (bv, chunk) in v.iter_mut().zip(b.chunks_exact(S::LANES)) {
-        *bv = s.load(chunk);
+    for (i, bv) in v.iter_mut().enumerate() {
+        *bv = s.load(part::<S>(b, o + i * S::LANES, S::LANES));
     }
     Some(v)
 }

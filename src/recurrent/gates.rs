@@ -97,9 +97,7 @@ fn gate_tile<S: Simd, const MB: usize, const PG: usize, const GT: usize, const N
         for (p, panel) in panels.iter().enumerate() {
             // One bounds check per row: the span's length is a constant, so the offsets
             // below (constants too) need none.
-            let Some(wk) = panel.get(k * row + first..).and_then(|w| w.get(..span)) else {
-                return acc;
-            };
+            let wk = part::<S>(panel, k * row + first, span);
             for g in 0..GT {
                 for v in 0..NV {
                     let wv = s.load(&wk[g * UNITS + v * S::LANES..][..S::LANES]);

@@ -8,7 +8,7 @@ use super::gates::{GateMath, GateWeights, RecurrentBlocking};
 use super::shape::{Cell, Kind};
 use crate::engine::kernel_entry;
 use crate::gemm::Layer;
-use crate::gemm::driver::{packed_rows, part};
+use crate::gemm::driver::{packed_rows, part, tail};
 use crate::ops::{Activation, Unchanged};
 use crate::simd::Simd;
 use crate::vmath::{self, VecMath, clamp};
@@ -125,10 +125,11 @@ fn recurrent_steps<S: RecurrentBlocking>(s: S, cell: CellRef<'_>, run: Steps<'_>
         };
         step(s, cell, buffers);
         h.copy_from_slice(h_new);
-        if let Some(out) = out.as_deref_mut().and_then(|o| o.get_mut(t * states..)) {
-            for (o, &hn) in out.iter_mut().zip(h_new.iter()) {
-                *o = hn;
-            }
+        let out_t = out
+            .as_deref_mut()
+            .and_then(|o| o.get_mut(t * states..)?.get_mut(..states));
+        if let Some(out_t) = out_t {
+            out_t.copy_from_slice(h_new);
         }
     }
 }
@@ -201,10 +202,7 @@ impl<S: VecMath> GateMath<S, 3> for GruMath<'_> {
     #[inline(always)]
     fn units(&mut self, s: S, m: usize, u: usize, n: usize, [ar, az, an]: [S::V; 3]) {
         let (hidden, c) = (self.hidden, self.clip);
-        let (xp, at) = (
-            self.xp.get(m * 3 * hidden..).unwrap_or_default(),
-            m * hidden + u,
-        );
+        let (xp, at) = (tail::<S>(self.xp, m * 3 * hidden), m * hidden + u);
         let r = vmath::sigmoid(s, pre(s, ar, xp, u, n, c));
         let z = vmath::sigmoid(s, pre(s, az, xp, hidden + u, n, c));
         let hn = s.add(an, load(s, self.b_hn, u, n));
@@ -229,10 +227,7 @@ impl<S: VecMath> GateMath<S, 2> for GruResetMath<'_> {
     #[inline(always)]
     fn units(&mut self, s: S, m: usize, u: usize, n: usize, [ar, az]: [S::V; 2]) {
         let (hidden, c) = (self.hidden, self.clip);
-        let (xp, at) = (
-            self.xp.get(m * 3 * hidden..).unwrap_or_default(),
-            m * hidden + u,
-        );
+        let (xp, at) = (tail::<S>(self.xp, m * 3 * hidden), m * hidden + u);
         let r = vmath::sigmoid(s, pre(s, ar, xp, u, n, c));
         let z = vmath::sigmoid(s, pre(s, az, xp, hidden + u, n, c));
         store(s, s.mul(r, load(s, self.h, at, n)), self.rh, at, n);
@@ -256,10 +251,7 @@ impl<S: VecMath> GateMath<S, 1> for GruCandidateMath<'_> {
     #[inline(always)]
     fn units(&mut self, s: S, m: usize, u: usize, n: usize, [an]: [S::V; 1]) {
         let hidden = self.hidden;
-        let (xp, at) = (
-            self.xp.get(m * 3 * hidden..).unwrap_or_default(),
-            m * hidden + u,
-        );
+        let (xp, at) = (tail::<S>(self.xp, m * 3 * hidden), m * hidden + u);
         let hn = s.add(an, load(s, self.b_hn, u, n));
         let cand = vmath::tanh(s, pre(s, hn, xp, 2 * hidden + u, n, self.clip));
         let (z, h) = (load(s, self.z, at, n), load(s, self.h, at, n));
@@ -282,10 +274,7 @@ impl<S: VecMath> GateMath<S, 4> for LstmMath<'_> {
     #[inline(always)]
     fn units(&mut self, s: S, m: usize, u: usize, n: usize, [ai, af, ag, ao]: [S::V; 4]) {
         let (hidden, c) = (self.hidden, self.clip);
-        let (xp, at) = (
-            self.xp.get(m * 4 * hidden..).unwrap_or_default(),
-            m * hidden + u,
-        );
+        let (xp, at) = (tail::<S>(self.xp, m * 4 * hidden), m * hidden + u);
         let i = vmath::sigmoid(s, pre(s, ai, xp, u, n, c));
         let f = vmath::sigmoid(s, pre(s, af, xp, hidden + u, n, c));
         let g = vmath::tanh(s, pre(s, ag, xp, 2 * hidden + u, n, c));
